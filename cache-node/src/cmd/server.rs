@@ -1,0 +1,269 @@
+//! Server commands: INFO, COMMAND and the HELP of container commands.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::flags::NAMES;
+use super::{COMMANDS, Spec, lookup};
+use crate::cluster::Mode;
+use crate::frame::Reply;
+use crate::server::{Client, Shared};
+
+/// `INFO [section ...]`; no section means the default set, `all`/`everything` all of them.
+pub fn info(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    const SECTIONS: &[&str] = &[
+        "server",
+        "clients",
+        "memory",
+        "stats",
+        "replication",
+        "keyspace",
+        "cluster",
+    ];
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let mut out = String::new();
+    for section in SECTIONS {
+        if all || wanted.iter().any(|w| w == section) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            render_section(shared, section, &mut out);
+        }
+    }
+    Reply::Verbatim(out)
+}
+
+fn render_section(shared: &Shared, section: &str, out: &mut String) {
+    let cfg = &shared.config;
+    let cluster = shared.cluster.read().expect("cluster lock");
+    let (keys, expires, used, stats) = {
+        let db = shared.db.lock().expect("db lock");
+        (db.len(), db.keys_with_deadline(), db.used_bytes(), db.stats)
+    };
+    let mut w = |k: &str, v: &dyn std::fmt::Display| {
+        // A key starting with '#' is a section title.
+        let _ = if k.starts_with('#') {
+            write!(out, "{k}\r\n")
+        } else {
+            write!(out, "{k}:{v}\r\n")
+        };
+    };
+    match section {
+        "server" => {
+            w("# Server", &"");
+            w("redis_version", &crate::REDIS_VERSION);
+            w("tidecache_version", &env!("CARGO_PKG_VERSION"));
+            w(
+                "redis_mode",
+                &if cluster.mode() == Mode::Cluster {
+                    "cluster"
+                } else {
+                    "standalone"
+                },
+            );
+            w("os", &std::env::consts::OS);
+            w("arch_bits", &(usize::BITS));
+            w("process_id", &std::process::id());
+            w("run_id", &shared.run_id);
+            w("tcp_port", &cfg.port);
+            w("uptime_in_seconds", &shared.started.elapsed().as_secs());
+            w(
+                "uptime_in_days",
+                &(shared.started.elapsed().as_secs() / 86400),
+            );
+        }
+        "clients" => {
+            w("# Clients", &"");
+            w(
+                "connected_clients",
+                &shared.stats.connected_clients.load(Ordering::Relaxed),
+            );
+            w("maxclients", &cfg.maxclients);
+        }
+        "memory" => {
+            w("# Memory", &"");
+            w("used_memory", &used);
+            w("used_memory_human", &human_bytes(used as u64));
+            w("used_memory_dataset", &used);
+            w("maxmemory", &cfg.maxmemory);
+            w("maxmemory_human", &human_bytes(cfg.maxmemory));
+            w("maxmemory_policy", &cfg.maxmemory_policy);
+        }
+        "stats" => {
+            w("# Stats", &"");
+            w(
+                "total_connections_received",
+                &shared.stats.connections_received.load(Ordering::Relaxed),
+            );
+            w(
+                "total_commands_processed",
+                &shared.stats.commands_processed.load(Ordering::Relaxed),
+            );
+            w(
+                "rejected_connections",
+                &shared.stats.rejected_connections.load(Ordering::Relaxed),
+            );
+            w("expired_keys", &stats.expired);
+            w("evicted_keys", &0);
+            w("keyspace_hits", &stats.hits);
+            w("keyspace_misses", &stats.misses);
+            w("total_error_replies", &0);
+            w(
+                "protocol_errors",
+                &shared.stats.protocol_errors.load(Ordering::Relaxed),
+            );
+        }
+        "replication" => {
+            w("# Replication", &"");
+            let role = match cluster.role() {
+                Some(tidecache_topology::document::Role::Replica) => "slave",
+                _ => "master",
+            };
+            w("role", &role);
+            w("connected_slaves", &0);
+            w("master_repl_offset", &0);
+        }
+        "keyspace" => {
+            w("# Keyspace", &"");
+            if keys > 0 {
+                w("db0", &format!("keys={keys},expires={expires},avg_ttl=0"));
+            }
+        }
+        "cluster" => {
+            w("# Cluster", &"");
+            w("cluster_enabled", &1);
+            w("tidecache_topology_epoch", &cluster.epoch());
+        }
+        _ => {}
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.2}{}", UNITS[unit])
+}
+
+fn all_specs() -> impl Iterator<Item = &'static Spec> {
+    COMMANDS.iter()
+}
+
+/// The `COMMAND INFO` entry of one command, as Redis 7 shapes it.
+fn info_entry(spec: &Spec) -> Reply {
+    Reply::Array(vec![
+        Reply::text(spec.name),
+        Reply::Integer(spec.arity.into()),
+        Reply::Set(
+            NAMES
+                .iter()
+                .filter(|(f, _)| spec.flags & f != 0)
+                .map(|(_, n)| Reply::Simple(n))
+                .collect(),
+        ),
+        Reply::Integer(spec.keys.0.into()),
+        Reply::Integer(spec.keys.1.into()),
+        Reply::Integer(spec.keys.2.into()),
+        Reply::Set(spec.acl.iter().map(|c| Reply::Simple(c)).collect()),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(spec.subcommands.iter().map(info_entry).collect()),
+    ])
+}
+
+fn docs_entry(spec: &Spec) -> Reply {
+    let mut fields = vec![
+        (Reply::text("summary"), Reply::text(spec.summary)),
+        (Reply::text("since"), Reply::text(spec.since)),
+        (Reply::text("group"), Reply::text(spec.group)),
+    ];
+    if !spec.subcommands.is_empty() {
+        fields.push((
+            Reply::text("subcommands"),
+            Reply::Map(
+                spec.subcommands
+                    .iter()
+                    .map(|s| (Reply::text(s.name), docs_entry(s)))
+                    .collect(),
+            ),
+        ));
+    }
+    Reply::Map(fields)
+}
+
+/// Resolves `name` or `container|sub` to its table entry.
+fn find(name: &[u8]) -> Option<&'static Spec> {
+    match name.iter().position(|&b| b == b'|') {
+        Some(bar) => {
+            lookup(COMMANDS, &name[..bar]).and_then(|top| lookup(top.subcommands, &name[bar + 1..]))
+        }
+        None => lookup(COMMANDS, name),
+    }
+}
+
+pub fn command_count(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+    Reply::Integer(COMMANDS.len() as i64)
+}
+
+pub fn command_info(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    if args.len() == 2 {
+        return Reply::Array(all_specs().map(info_entry).collect());
+    }
+    Reply::Array(
+        args[2..]
+            .iter()
+            .map(|n| find(n).map_or(Reply::NullArray, info_entry))
+            .collect(),
+    )
+}
+
+pub fn command_docs(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let specs: Vec<&Spec> = if args.len() == 2 {
+        all_specs().collect()
+    } else {
+        args[2..].iter().filter_map(|n| find(n)).collect()
+    };
+    Reply::Map(
+        specs
+            .into_iter()
+            .map(|s| (Reply::text(s.name), docs_entry(s)))
+            .collect(),
+    )
+}
+
+pub fn command_list(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+    Reply::Array(all_specs().map(|s| Reply::text(s.name)).collect())
+}
+
+/// `COMMAND` alone lists every command's info; `X HELP` lists X's subcommands.
+pub fn container_help(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let Some(top) = lookup(COMMANDS, &args[0]) else {
+        return Reply::error("ERR unknown command");
+    };
+    if args.len() == 1 {
+        // Only COMMAND has arity -1 semantics here: bare COMMAND.
+        return Reply::Array(all_specs().map(info_entry).collect());
+    }
+    let mut lines = vec![Reply::Status(format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        top.name.to_uppercase()
+    ))];
+    for sub in top.subcommands {
+        lines.push(Reply::Status(sub.short_name().to_uppercase()));
+        lines.push(Reply::Status(format!("    {}", sub.summary)));
+    }
+    Reply::Array(lines)
+}

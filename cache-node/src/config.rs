@@ -1,0 +1,218 @@
+//! Command-line flags, named as Redis names its directives where they
+//! overlap, each also settable from a `TIDECACHE_*` environment variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cache-node",
+    version,
+    about = "Tidecache data node: a Redis-compatible in-memory cache"
+)]
+pub struct Config {
+    /// TCP port for clients.
+    #[arg(long, env = "TIDECACHE_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Address to listen on for clients.
+    #[arg(long, env = "TIDECACHE_BIND", default_value = "0.0.0.0")]
+    pub bind: String,
+
+    /// Password of the `default` user. Without one, only loopback clients are
+    /// accepted (protected mode).
+    #[arg(long, env = "TIDECACHE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+
+    /// File holding the `default` user's password (e.g. a mounted Secret).
+    #[arg(
+        long,
+        env = "TIDECACHE_REQUIREPASS_FILE",
+        conflicts_with = "requirepass"
+    )]
+    pub requirepass_file: Option<PathBuf>,
+
+    /// Password of the `tidecache-admin` user, the only one allowed to run
+    /// `TIDECACHE` admin commands. Without one, admin commands are disabled.
+    #[arg(long, env = "TIDECACHE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// File holding the admin password.
+    #[arg(
+        long,
+        env = "TIDECACHE_ADMIN_PASSWORD_FILE",
+        conflicts_with = "admin_password"
+    )]
+    pub admin_password_file: Option<PathBuf>,
+
+    /// Refuse non-loopback clients while no password is set (Redis's protected mode).
+    #[arg(long, env = "TIDECACHE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+
+    /// Memory limit for data, e.g. `100mb`, `2gb` (0 = no limit).
+    #[arg(long, env = "TIDECACHE_MAXMEMORY", default_value = "0", value_parser = parse_size)]
+    pub maxmemory: u64,
+
+    /// What to do at the memory limit. Only `noeviction` is implemented so far:
+    /// writes that would grow memory are refused with `OOM`.
+    #[arg(long, env = "TIDECACHE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = ["noeviction"])]
+    pub maxmemory_policy: String,
+
+    /// Run under the operator: serve nothing until a topology is installed.
+    #[arg(long, env = "TIDECACHE_CLUSTER_ENABLED", default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub cluster_enabled: bool,
+
+    /// Address other nodes and clients use to reach this node (in MOVED and
+    /// CLUSTER replies). Defaults to the bind address, or 127.0.0.1.
+    #[arg(long, env = "TIDECACHE_CLUSTER_ANNOUNCE_IP")]
+    pub cluster_announce_ip: Option<String>,
+
+    /// Port announced to clients; defaults to `--port`.
+    #[arg(long, env = "TIDECACHE_CLUSTER_ANNOUNCE_PORT")]
+    pub cluster_announce_port: Option<u16>,
+
+    /// A stable name (the pod name under the operator) from which the node id
+    /// is derived. Without it the node picks a random id.
+    #[arg(long, env = "TIDECACHE_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Port of the HTTP endpoints (`/livez`, `/readyz`, `/metrics`); 0 turns them off.
+    #[arg(long, env = "TIDECACHE_HTTP_PORT", default_value_t = 0)]
+    pub http_port: u16,
+
+    /// Address for the HTTP endpoints; defaults to `--bind`.
+    #[arg(long, env = "TIDECACHE_HTTP_BIND")]
+    pub http_bind: Option<String>,
+
+    /// Largest bulk string a client may send.
+    #[arg(long, env = "TIDECACHE_PROTO_MAX_BULK_LEN", default_value = "512mb", value_parser = parse_size)]
+    pub proto_max_bulk_len: u64,
+
+    /// Most unparsed input buffered for one client before it is disconnected.
+    #[arg(long, env = "TIDECACHE_CLIENT_QUERY_BUFFER_LIMIT", default_value = "1gb", value_parser = parse_size)]
+    pub client_query_buffer_limit: u64,
+
+    /// Most simultaneous client connections.
+    #[arg(long, env = "TIDECACHE_MAXCLIENTS", default_value_t = 10000)]
+    pub maxclients: usize,
+
+    /// Seconds to let clients finish on SIGTERM before closing their connections.
+    #[arg(long, env = "TIDECACHE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "TIDECACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Config {
+    /// Reads password files and checks combinations that clap cannot.
+    pub fn resolve(mut self) -> anyhow::Result<Self> {
+        if let Some(path) = self.requirepass_file.take() {
+            self.requirepass = Some(read_secret(&path)?);
+        }
+        if let Some(path) = self.admin_password_file.take() {
+            self.admin_password = Some(read_secret(&path)?);
+        }
+        if self.cluster_enabled && (self.requirepass.is_none() || self.admin_password.is_none()) {
+            anyhow::bail!(
+                "--cluster-enabled yes needs --requirepass(-file) and --admin-password(-file): auth is always on under the operator"
+            );
+        }
+        Ok(self)
+    }
+
+    pub fn announce_ip(&self) -> String {
+        self.cluster_announce_ip
+            .clone()
+            .unwrap_or_else(|| match self.bind.as_str() {
+                "0.0.0.0" | "::" | "*" => "127.0.0.1".into(),
+                other => other.into(),
+            })
+    }
+}
+
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let secret = raw.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+    Ok(secret)
+}
+
+/// Redis's boolean directive values.
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(format!("expected yes or no, got {s:?}")),
+    }
+}
+
+/// Memory sizes as Redis reads them: `1k` = 1000, `1kb` = 1024, and so on
+/// for m/mb and g/gb; a bare number is bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid memory size {s:?}"))?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "invalid memory size {s:?}: unit must be k, kb, m, mb, g or gb"
+            ));
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("memory size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_redis() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("100mb"), Ok(100 * 1024 * 1024));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("2k"), Ok(2000));
+        assert!(parse_size("12xb").is_err());
+        assert!(parse_size("mb").is_err());
+        assert!(parse_size("99999999999999gb").is_err());
+    }
+
+    #[test]
+    fn flags_use_redis_names() {
+        let c = Config::try_parse_from([
+            "cache-node",
+            "--port",
+            "7000",
+            "--maxmemory",
+            "1mb",
+            "--cluster-enabled",
+            "no",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.maxmemory, 1 << 20);
+        assert!(Config::try_parse_from(["cache-node", "--maxmemory-policy", "bogus"]).is_err());
+        let c = Config::try_parse_from(["cache-node", "--cluster-enabled", "yes"]).unwrap();
+        assert!(
+            c.resolve().is_err(),
+            "cluster mode without passwords is refused"
+        );
+    }
+}

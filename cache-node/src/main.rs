@@ -1,0 +1,33 @@
+//! `cache-node`: runs one Tidecache data node until SIGTERM or SIGINT.
+
+use clap::Parser as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = cache_node::config::Config::parse().resolve()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIDECACHE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    if config.log_format == "json" {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let node = cache_node::Node::start(config).await?;
+    let cluster = node.shared.cluster.read().expect("cluster lock").mode();
+    info!(addr = %node.addr, http = ?node.http_addr, mode = ?cluster, version = env!("CARGO_PKG_VERSION"), "cache-node ready to accept connections");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received, shutting down"),
+        _ = int.recv() => info!("SIGINT received, shutting down"),
+    }
+    node.shutdown().await;
+    info!("bye");
+    Ok(())
+}

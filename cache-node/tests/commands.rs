@@ -1,0 +1,253 @@
+//! Commands over real TCP, with exact replies.
+
+mod common;
+
+use cache_node::clock::Clock;
+use common::{Conn, node, node_with_clock};
+
+#[tokio::test]
+async fn strings_and_pipelining() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["PING"], "+PONG\r\n").await;
+    c.call(&["ECHO", "hé"], "$3\r\nhé\r\n").await;
+    // Three commands in one write come back as three replies, in order.
+    let mut batch = common::encode(&["SET", "k", "v"]);
+    batch.extend(common::encode(&["GET", "k"]));
+    batch.extend(common::encode(&["GET", "missing"]));
+    c.send_raw(&batch).await;
+    c.expect("+OK\r\n$1\r\nv\r\n$-1\r\n").await;
+    c.call(&["MSET", "a", "1", "b", "2"], "+OK\r\n").await;
+    c.call(
+        &["MGET", "a", "nope", "b"],
+        "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n",
+    )
+    .await;
+    c.call(
+        &["MSET", "a"],
+        "-ERR wrong number of arguments for 'mset' command\r\n",
+    )
+    .await;
+    c.call(&["EXISTS", "a", "a", "nope"], ":2\r\n").await;
+    c.call(&["DEL", "a", "b", "nope"], ":2\r\n").await;
+    c.call(&["UNLINK", "k"], ":1\r\n").await;
+    c.call(&["DBSIZE"], ":0\r\n").await;
+    // Inline commands work too.
+    c.send_raw(b"SET inline \"a b\"\r\nGET inline\r\n").await;
+    c.expect("+OK\r\n$3\r\na b\r\n").await;
+    c.call(&["FLUSHALL"], "+OK\r\n").await;
+    c.call(&["DBSIZE"], ":0\r\n").await;
+    c.call(&["SELECT", "0"], "+OK\r\n").await;
+    c.call(&["SELECT", "1"], "-ERR DB index is out of range\r\n")
+        .await;
+    c.call(
+        &["NOSUCH", "x"],
+        "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n",
+    )
+    .await;
+    c.call(
+        &["GET"],
+        "-ERR wrong number of arguments for 'get' command\r\n",
+    )
+    .await;
+    c.call(&["QUIT"], "+OK\r\n").await;
+    c.expect_closed().await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn set_options_follow_redis() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["SET", "k", "1", "NX"], "+OK\r\n").await;
+    c.call(&["SET", "k", "2", "NX"], "$-1\r\n").await;
+    c.call(&["SET", "k", "3", "XX", "GET"], "$1\r\n1\r\n").await;
+    c.call(&["SET", "nokey", "3", "XX"], "$-1\r\n").await;
+    c.call(&["SET", "nokey", "3", "NX", "GET"], "$-1\r\n").await;
+    c.call(&["SET", "k", "v", "NX", "XX"], "-ERR syntax error\r\n")
+        .await;
+    c.call(
+        &["SET", "k", "v", "EX", "10", "PX", "5"],
+        "-ERR syntax error\r\n",
+    )
+    .await;
+    c.call(
+        &["SET", "k", "v", "EX", "0"],
+        "-ERR invalid expire time in 'set' command\r\n",
+    )
+    .await;
+    c.call(
+        &["SET", "k", "v", "EX", "x"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    c.call(
+        &["SET", "k", "v", "EX", "9223372036854775807"],
+        "-ERR invalid expire time in 'set' command\r\n",
+    )
+    .await;
+    c.call(&["SET", "k", "v", "EX", "100"], "+OK\r\n").await;
+    c.call(&["TTL", "k"], ":100\r\n").await;
+    c.call(&["SET", "k", "w", "KEEPTTL"], "+OK\r\n").await;
+    c.call(&["TTL", "k"], ":100\r\n").await;
+    c.call(&["SET", "k", "w"], "+OK\r\n").await;
+    c.call(&["TTL", "k"], ":-1\r\n").await;
+    c.call(&["TTL", "missing"], ":-2\r\n").await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn counters() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["INCR", "n"], ":1\r\n").await;
+    c.call(&["INCRBY", "n", "41"], ":42\r\n").await;
+    c.call(&["DECR", "n"], ":41\r\n").await;
+    c.call(&["DECRBY", "n", "50"], ":-9\r\n").await;
+    c.call(&["SET", "s", "abc"], "+OK\r\n").await;
+    c.call(
+        &["INCR", "s"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    c.call(&["SET", "big", "9223372036854775807"], "+OK\r\n")
+        .await;
+    c.call(
+        &["INCR", "big"],
+        "-ERR increment or decrement would overflow\r\n",
+    )
+    .await;
+    c.call(
+        &["INCRBY", "n", "1.5"],
+        "-ERR value is not an integer or out of range\r\n",
+    )
+    .await;
+    c.call(
+        &["DECRBY", "n", "-9223372036854775808"],
+        "-ERR decrement would overflow\r\n",
+    )
+    .await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiry_is_lazy_and_active() {
+    let clock = Clock::manual(1_700_000_000_000);
+    let n = node_with_clock(&[], clock.clone()).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["SET", "a", "1", "PX", "1500"], "+OK\r\n").await;
+    c.call(&["SET", "b", "1"], "+OK\r\n").await;
+    c.call(&["EXPIRE", "b", "10"], ":1\r\n").await;
+    c.call(&["PTTL", "a"], ":1500\r\n").await;
+    c.call(&["TTL", "a"], ":2\r\n").await;
+    c.call(&["EXPIRE", "b", "5", "GT"], ":0\r\n").await;
+    c.call(&["EXPIRE", "b", "5", "LT"], ":1\r\n").await;
+    c.call(&["EXPIRE", "b", "5", "NX"], ":0\r\n").await;
+    c.call(
+        &["EXPIRE", "b", "5", "NX", "XX"],
+        "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+    )
+    .await;
+    c.call(&["PEXPIRE", "missing", "5"], ":0\r\n").await;
+    clock.advance(1600);
+    c.call(&["GET", "a"], "$-1\r\n").await;
+    c.call(&["PERSIST", "b"], ":1\r\n").await;
+    c.call(&["PERSIST", "b"], ":0\r\n").await;
+    c.call(&["SET", "c", "1", "EXAT", "1700000002"], "+OK\r\n")
+        .await;
+    clock.advance(1000);
+    // The active cycle runs every 100 ms of real time; give it a few rounds.
+    for _ in 0..50 {
+        c.send(&["DBSIZE"]).await;
+        let mut buf = [0u8; 4];
+        tokio::io::AsyncReadExt::read_exact(&mut c.0, &mut buf)
+            .await
+            .unwrap();
+        if &buf == b":1\r\n" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    c.call(&["DBSIZE"], ":1\r\n").await;
+    c.call(&["EXPIRE", "b", "-1"], ":1\r\n").await;
+    c.call(&["EXISTS", "b"], ":0\r\n").await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_is_required_when_a_password_is_set() {
+    let n = node(&["--requirepass", "s3cret", "--admin-password", "adm"]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["GET", "k"], "-NOAUTH Authentication required.\r\n")
+        .await;
+    c.call(
+        &["AUTH", "wrong"],
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    )
+    .await;
+    c.call(&["AUTH", "s3cret"], "+OK\r\n").await;
+    c.call(&["GET", "k"], "$-1\r\n").await;
+    c.call(
+        &["TIDECACHE", "TOPOLOGY", "EPOCH"],
+        "-NOPERM User default has no permissions to run the 'tidecache|topology' command\r\n",
+    )
+    .await;
+    c.call(&["AUTH", "tidecache-admin", "adm"], "+OK\r\n").await;
+    c.call(&["TIDECACHE", "TOPOLOGY", "EPOCH"], ":0\r\n").await;
+    c.call(&["AUTH", "default", "s3cret"], "+OK\r\n").await;
+    n.shutdown().await;
+
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["AUTH", "x"], "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n").await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn hello_switches_protocol() {
+    let n = node(&["--requirepass", "pw"]).await;
+    let mut c = Conn::to(&n).await;
+    c.send(&["HELLO", "3"]).await;
+    c.expect("-NOAUTH HELLO must be called").await;
+    let mut rest = String::new();
+    let mut buf = [0u8; 1];
+    while !rest.ends_with("\r\n") {
+        tokio::io::AsyncReadExt::read_exact(&mut c.0, &mut buf)
+            .await
+            .unwrap();
+        rest.push(buf[0] as char);
+    }
+    c.call(
+        &["HELLO", "4"],
+        "-NOPROTO sorry, this protocol version is not supported.\r\n",
+    )
+    .await;
+    c.send(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me"])
+        .await;
+    c.expect("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n").await;
+    c.call(&["GET", "nothing"], "_\r\n").await;
+    c.call(&["CLIENT", "GETNAME"], "$2\r\nme\r\n").await;
+    c.call(&["CLIENT", "ID"], ":1\r\n").await;
+    c.call(
+        &["CLIENT", "SETNAME", "a b"],
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+    )
+    .await;
+    c.call(
+        &["CLIENT", "NOPE"],
+        "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n",
+    )
+    .await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn command_table_is_introspectable() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["COMMAND", "INFO", "get"], "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@read\r\n+@string\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n").await;
+    c.call(&["COMMAND", "INFO", "nosuch"], "*1\r\n*-1\r\n")
+        .await;
+    c.call(&["COMMAND", "DOCS", "echo"], "*2\r\n$4\r\necho\r\n*6\r\n$7\r\nsummary\r\n$25\r\nReturns the given string.\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n").await;
+    n.shutdown().await;
+}

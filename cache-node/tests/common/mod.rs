@@ -1,0 +1,89 @@
+//! Test helpers: a node on a free loopback port and a raw RESP connection
+//! whose replies are compared byte for byte.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use cache_node::Node;
+use cache_node::clock::Clock;
+use cache_node::config::Config;
+use clap::Parser as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Starts a node on 127.0.0.1 with a free port and the given extra flags.
+pub async fn node(flags: &[&str]) -> Node {
+    node_with_clock(flags, Clock::tokio()).await
+}
+
+pub async fn node_with_clock(flags: &[&str], clock: Clock) -> Node {
+    let mut argv = vec![
+        "cache-node",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--shutdown-timeout",
+        "1",
+    ];
+    argv.extend_from_slice(flags);
+    let config = Config::try_parse_from(argv).unwrap().resolve().unwrap();
+    Node::start_with_clock(config, clock).await.unwrap()
+}
+
+pub struct Conn(pub TcpStream);
+
+impl Conn {
+    pub async fn to(node: &Node) -> Conn {
+        Conn(TcpStream::connect(node.addr).await.unwrap())
+    }
+
+    /// Sends one command as a RESP array of bulk strings.
+    pub async fn send(&mut self, args: &[&str]) {
+        self.0.write_all(&encode(args)).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads exactly the expected bytes and compares them.
+    pub async fn expect(&mut self, expected: &str) {
+        let mut buf = vec![0u8; expected.len()];
+        tokio::time::timeout(Duration::from_secs(5), self.0.read_exact(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {expected:?}"))
+            .unwrap_or_else(|e| panic!("connection failed waiting for {expected:?}: {e}"));
+        assert_eq!(String::from_utf8_lossy(&buf), expected);
+    }
+
+    /// Sends a command and checks its exact reply.
+    pub async fn call(&mut self, args: &[&str], expected: &str) {
+        self.send(args).await;
+        self.expect(expected).await;
+    }
+
+    /// Asserts that the server closed the connection.
+    pub async fn expect_closed(&mut self) {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), self.0.read(&mut buf))
+            .await
+            .expect("server did not close")
+            .unwrap_or(0);
+        assert_eq!(
+            n,
+            0,
+            "expected EOF, got {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}
+
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}

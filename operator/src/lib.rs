@@ -1,0 +1,1 @@
+//! The Tidecache Kubernetes operator.

@@ -1,0 +1,256 @@
+//! Hash slots as Redis Cluster defines them: `CRC16(key) mod 16384`, where a
+//! non-empty `{tag}` in the key hashes alone so that related keys share a slot.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The number of hash slots in a cluster.
+pub const SLOT_COUNT: u16 = 16384;
+
+/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum Redis
+/// Cluster uses for key slots. Table-driven: it is on every keyed command's path.
+pub fn crc16(data: &[u8]) -> u16 {
+    data.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ CRC16_TABLE[(((crc >> 8) as u8) ^ b) as usize]
+    })
+}
+
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// The slot of a key. Only the part between the first `{` and the next `}` is
+/// hashed when that part is non-empty (Redis's hash tags).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16(hashed) & (SLOT_COUNT - 1)
+}
+
+/// An inclusive range of slots, written `"start-end"` (or `"slot"` when both
+/// ends are equal) as `CLUSTER NODES` and the topology document write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl SlotRange {
+    /// A range; `None` when `start > end` or `end` is past the last slot.
+    pub fn new(start: u16, end: u16) -> Option<Self> {
+        (start <= end && end < SLOT_COUNT).then_some(Self { start, end })
+    }
+
+    /// The number of slots in the range.
+    pub fn len(&self) -> usize {
+        usize::from(self.end - self.start) + 1
+    }
+
+    /// A range is never empty; this exists for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        (self.start..=self.end).contains(&slot)
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = u16> {
+        self.start..=self.end
+    }
+}
+
+impl fmt::Display for SlotRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+/// Why a slot range did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid slot range {0:?}: expected \"N\" or \"START-END\" with 0 <= START <= END <= 16383"
+)]
+pub struct ParseSlotRangeError(pub String);
+
+impl FromStr for SlotRange {
+    type Err = ParseSlotRangeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseSlotRangeError(s.to_owned());
+        let (start, end) = match s.split_once('-') {
+            Some((a, b)) => (a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?),
+            None => {
+                let n = s.parse().map_err(|_| err())?;
+                (n, n)
+            }
+        };
+        SlotRange::new(start, end).ok_or_else(err)
+    }
+}
+
+impl serde::Serialize for SlotRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SlotRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Splits the 16384 slots into `shards` contiguous ranges whose sizes differ by
+/// at most one, the larger ones first — the same layout `redis-cli --cluster
+/// create` produces, so that users recognise it.
+pub fn even_split(shards: u16) -> Vec<SlotRange> {
+    assert!(
+        (1..=SLOT_COUNT).contains(&shards),
+        "shard count out of range: {shards}"
+    );
+    let base = SLOT_COUNT / shards;
+    let extra = SLOT_COUNT % shards;
+    let mut start = 0u16;
+    (0..shards)
+        .map(|i| {
+            let len = base + u16::from(i < extra);
+            let range = SlotRange {
+                start,
+                end: start + len - 1,
+            };
+            start += len;
+            range
+        })
+        .collect()
+}
+
+/// Merges sorted-or-not ranges into the fewest ranges covering the same slots.
+pub fn coalesce(mut ranges: Vec<SlotRange>) -> Vec<SlotRange> {
+    ranges.sort();
+    let mut out: Vec<SlotRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if u32::from(r.start) <= u32::from(last.end) + 1 => {
+                last.end = last.end.max(r.end);
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn crc16_matches_the_redis_cluster_spec() {
+        // The check value from the Redis Cluster specification.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+    }
+
+    #[test]
+    fn key_slots_match_redis() {
+        // Values as printed by `redis-cli cluster keyslot` on Redis 7.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b""), 0);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(
+            key_slot(b"{user1000}.followers"),
+            key_slot(b"{user1000}.following")
+        );
+        // An empty tag hashes the whole key; only the first tag counts.
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") & 16383);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), crc16(b"{bar") & 16383);
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+    }
+
+    #[test]
+    fn even_split_covers_every_slot_once() {
+        for n in [1u16, 2, 3, 5, 7, 100, 16384] {
+            let ranges = even_split(n);
+            assert_eq!(ranges.len(), usize::from(n));
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges.last().unwrap().end, SLOT_COUNT - 1);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end + 1, w[1].start);
+                assert!(w[0].len() >= w[1].len() && w[0].len() - w[1].len() <= 1);
+            }
+        }
+        assert_eq!(
+            even_split(3),
+            vec![
+                "0-5461".parse().unwrap(),
+                "5462-10922".parse().unwrap(),
+                "10923-16383".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn ranges_parse_and_print() {
+        assert_eq!(
+            "7".parse::<SlotRange>().unwrap(),
+            SlotRange { start: 7, end: 7 }
+        );
+        assert_eq!("0-16383".parse::<SlotRange>().unwrap().len(), 16384);
+        for bad in ["", "-", "5-4", "0-16384", "a-b", "1-2-3", "-1"] {
+            assert!(bad.parse::<SlotRange>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(SlotRange { start: 3, end: 9 }.to_string(), "3-9");
+    }
+
+    proptest! {
+        #[test]
+        fn slots_are_in_range_and_tags_decide(key in proptest::collection::vec(any::<u8>(), 0..64),
+                                              tag in "[a-z]{1,8}", a in "[a-z]{0,8}", b in "[a-z]{0,8}") {
+            prop_assert!(key_slot(&key) < SLOT_COUNT);
+            let k1 = format!("{a}{{{tag}}}{b}");
+            prop_assume!(!a.contains('{'));
+            prop_assert_eq!(key_slot(k1.as_bytes()), key_slot(tag.as_bytes()));
+        }
+
+        #[test]
+        fn even_split_is_a_partition(n in 1u16..=2000) {
+            let ranges = even_split(n);
+            let total: usize = ranges.iter().map(SlotRange::len).sum();
+            prop_assert_eq!(total, usize::from(SLOT_COUNT));
+            prop_assert_eq!(coalesce(ranges), vec![SlotRange { start: 0, end: SLOT_COUNT - 1 }]);
+        }
+
+        #[test]
+        fn ranges_round_trip(a in 0u16..SLOT_COUNT, b in 0u16..SLOT_COUNT) {
+            let r = SlotRange::new(a.min(b), a.max(b)).unwrap();
+            prop_assert_eq!(r.to_string().parse::<SlotRange>().unwrap(), r);
+        }
+    }
+}
