@@ -1,0 +1,143 @@
+//! The operator's own metrics and health endpoints.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    error: &'static str,
+}
+
+/// Reconcile counters and durations.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Counter,
+    errors: Family<ErrorLabels, Counter>,
+    duration: Histogram,
+    pushes: Counter,
+    /// 1 while this replica leads and its controller runs.
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tidecache_operator");
+        let reconciles = Counter::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0]);
+        let pushes = Counter::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        registry.register("reconciles", "Reconcile passes started", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile passes that failed, by error",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconcile passes",
+            duration.clone(),
+        );
+        registry.register(
+            "topology_pushes",
+            "Topology documents installed on nodes",
+            pushes.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            pushes,
+            leader,
+        }
+    }
+}
+
+/// Records a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    start: Instant,
+    metrics: &'a Metrics,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            metrics: self,
+        }
+    }
+
+    pub fn reconcile_error(&self, label: &'static str) {
+        self.errors
+            .get_or_create(&ErrorLabels { error: label })
+            .inc();
+    }
+
+    pub fn topology_pushed(&self) {
+        self.pushes.inc();
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Serves `/healthz`, `/readyz` (ready = leading or standing by) and `/metrics`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(render))
+        .with_state(metrics);
+    axum::serve(listener, app).await
+}
+
+async fn render(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    match m.encode() {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            String::new(),
+        ),
+    }
+}
