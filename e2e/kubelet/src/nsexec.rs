@@ -1,0 +1,186 @@
+//! The container "runtime shim": the agent re-executes itself
+//! (`/proc/self/exe __tidecache-exec SPEC`) to set up a container's
+//! namespaces and then `exec`s the container's binary, so that the pid the
+//! agent spawned *is* the container process.
+//!
+//! Doing it in a fresh single-threaded process avoids `unsafe` `pre_exec`
+//! hooks in the (multi-threaded) agent: `unshare(CLONE_NEWNS)` and `setns`
+//! on a mount namespace require a single-threaded caller anyway.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
+use serde::{Deserialize, Serialize};
+
+pub const SUBCOMMAND: &str = "__tidecache-exec";
+
+/// The exit code when setting up the container fails before `exec` (the
+/// error is on the container's stderr, i.e. in its log), like runc's 128.
+pub const SETUP_FAILED: i32 = 128;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecSpec {
+    pub program: PathBuf,
+    pub argv0: String,
+    pub args: Vec<String>,
+    pub workdir: PathBuf,
+    /// Create new mount and UTS namespaces with these mounts and hostname
+    /// (a container's main process).
+    pub isolate: Option<Isolation>,
+    /// Join the mount and UTS namespaces of this process (exec probes and
+    /// hooks run "inside" the container).
+    pub join_pid: Option<i32>,
+    /// Kill the process if the agent thread that spawned it dies, so that a
+    /// crashed agent leaves no containers behind.
+    pub die_with_parent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Isolation {
+    pub hostname: String,
+    pub mounts: Vec<BindMount>,
+}
+
+/// Entry point of the shim; never returns.
+pub fn main(spec_json: &str) -> ! {
+    let err = match serde_json::from_str::<ExecSpec>(spec_json)
+        .context("parse exec spec")
+        .and_then(|spec| run(&spec))
+    {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    eprintln!("tidecache-kubelet: failed to start container process: {err:#}");
+    std::process::exit(SETUP_FAILED);
+}
+
+enum Never {}
+
+fn run(spec: &ExecSpec) -> anyhow::Result<Never> {
+    if spec.die_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .context("set parent death signal")?;
+    }
+    if let Some(pid) = spec.join_pid {
+        for (ns, flag) in [
+            ("mnt", CloneFlags::CLONE_NEWNS),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+        ] {
+            let f = File::open(format!("/proc/{pid}/ns/{ns}"))
+                .with_context(|| format!("open namespace {ns} of container process {pid}"))?;
+            setns(&f, flag).with_context(|| format!("join {ns} namespace of {pid}"))?;
+        }
+    } else if let Some(iso) = &spec.isolate {
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).context("unshare")?;
+        // Keep our mounts from propagating back to the host namespace.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .context("make / private")?;
+        nix::unistd::sethostname(&iso.hostname).context("sethostname")?;
+        for m in sorted_mounts(&iso.mounts) {
+            bind(m).with_context(|| {
+                format!("mount {} at {}", m.source.display(), m.target.display())
+            })?;
+        }
+    }
+    if spec.isolate.is_some() {
+        // A workingDir the "image" lacks is created, as runtimes do.
+        std::fs::create_dir_all(&spec.workdir)
+            .with_context(|| format!("create working dir {}", spec.workdir.display()))?;
+    }
+    std::env::set_current_dir(&spec.workdir)
+        .with_context(|| format!("chdir to {}", spec.workdir.display()))?;
+    let err = Command::new(&spec.program)
+        .arg0(&spec.argv0)
+        .args(&spec.args)
+        .exec();
+    Err(err).with_context(|| format!("exec {}", spec.program.display()))
+}
+
+/// Parents before children (by path depth), as runtimes order mounts, so a
+/// mount inside another mount's target lands inside it.
+pub fn sorted_mounts(mounts: &[BindMount]) -> Vec<&BindMount> {
+    let mut v: Vec<&BindMount> = mounts.iter().collect();
+    v.sort_by_key(|m| m.target.components().count());
+    v
+}
+
+fn bind(m: &BindMount) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(&m.source).context("stat source")?;
+    ensure_mountpoint(&m.target, meta.is_dir())?;
+    mount(
+        Some(&m.source),
+        &m.target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    if m.read_only {
+        mount(
+            None::<&str>,
+            &m.target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .context("remount read-only")?;
+    }
+    Ok(())
+}
+
+/// Creates the mount point (a directory, or an empty file for a file
+/// mount). This happens on the shared filesystem, as runc does inside a
+/// rootfs; the mount itself stays private to the container.
+fn ensure_mountpoint(target: &Path, dir: bool) -> anyhow::Result<()> {
+    if dir {
+        std::fs::create_dir_all(target).context("create mount point")?;
+    } else if !target.exists() {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).context("create mount point parent")?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(target)
+            .context("create mount point file")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_ordered_parents_first() {
+        let m = |t: &str| BindMount {
+            source: "/s".into(),
+            target: t.into(),
+            read_only: false,
+        };
+        let mounts = vec![m("/data/sub/x"), m("/data"), m("/data/sub")];
+        let order: Vec<_> = sorted_mounts(&mounts)
+            .iter()
+            .map(|m| m.target.to_str().unwrap())
+            .collect();
+        assert_eq!(order, ["/data", "/data/sub", "/data/sub/x"]);
+    }
+}
