@@ -14,6 +14,10 @@
 //!   operator replicas never reconcile at once.
 //! - [`metrics`]: Prometheus metrics and health endpoints.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` per column, which clippy
+// mistakes for a duplicated attribute (it cannot be allowed on the item).
+#![allow(clippy::duplicated_attributes)]
+
 pub mod controller;
 pub mod crd;
 pub mod leader;

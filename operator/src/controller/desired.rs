@@ -476,13 +476,12 @@ spec:
         let client = client_service(&cc);
         assert_eq!(client.metadata.name.as_deref(), Some("sessions"));
         assert!(
-            client
+            !client
                 .spec
                 .unwrap()
                 .selector
                 .unwrap()
-                .get(labels::SHARD)
-                .is_none()
+                .contains_key(labels::SHARD)
         );
         assert_eq!(
             selector_string(&cc),

@@ -1,0 +1,38 @@
+# One entry per job. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+up: ## Run Tidecache here: embedded control plane, operator, a sample CacheCluster
+	e2e/scripts/up.sh
+
+down: ## Stop what `make up` started
+	e2e/scripts/cluster.sh down
+
+test: lint unit chart e2e ## Run every test (what CI runs)
+
+build: ## Build every binary
+	cargo build --locked --workspace
+
+unit: ## Unit and integration tests (no cluster)
+	cargo test --locked --workspace --exclude tidecache-e2e
+
+lint: ## Formatting, clippy, CRD drift
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+chart: ## helm lint and helm template checks
+	e2e/scripts/chart-test.sh
+
+e2e: ## End-to-end tests on the embedded control plane
+	e2e/run.sh
+
+crds: ## Regenerate crds/ from the Rust types
+	cargo run --locked -q -p tidecache-operator --bin crdgen > crds/cachecluster.yaml
+
+tools: ## Build the control plane, etcd and helm into the cache
+	e2e/scripts/tools.sh build
+
+.PHONY: help up down test build unit lint chart e2e crds tools
