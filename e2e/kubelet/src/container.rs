@@ -145,7 +145,11 @@ impl Supervisor {
             .and_then(|s| s.restart_policy.clone())
             .unwrap_or_else(|| "Always".into());
         let mut restart_backoff = Backoff::default();
-        let mut retry = Backoff::default();
+        // Retries of a start that could not happen (missing Secret, unknown
+        // image) are capped lower than crash back-off: the kubelet retries
+        // such pods on its ~10 s resync, and tests often create the missing
+        // object right after the pod.
+        let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
         let mut pull_failures = 0u32;
         let mut prev: Option<Terminated> = None;
         loop {

@@ -129,11 +129,16 @@ impl Proc {
     }
 
     /// SIGTERM, up to `grace` for the process to exit, then SIGKILL.
+    ///
+    /// As a container runtime does, SIGTERM goes to the container's main
+    /// process only (it decides what to tell its children); SIGKILL goes to
+    /// the whole group, and whatever is left of the group dies when the main
+    /// process exits (as processes die with a container's pid namespace).
     pub async fn stop(&mut self, grace: Duration) -> Exit {
         if let Some(e) = self.exited {
             return e;
         }
-        self.signal(Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.pid), Signal::SIGTERM);
         if let Ok(e) = tokio::time::timeout(grace, self.wait()).await {
             return e;
         }

@@ -517,7 +517,17 @@ pub fn build_status(pod: &Pod, rt: &PodRt, prev: &[PodCondition], now: Timestamp
 /// is merged by `type` by the apiserver, so conditions we do not own survive;
 /// container status lists are atomic and replaced whole.
 pub fn status_patch(status: &PodStatus) -> Value {
-    json!({ "status": serde_json::to_value(status).unwrap_or_default() })
+    let mut v = serde_json::to_value(status).unwrap_or_default();
+    // A merge patch keeps fields it does not mention: a condition that
+    // becomes True must clear its old reason and message explicitly.
+    if let Some(conds) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in conds.iter_mut().filter_map(Value::as_object_mut) {
+            for key in ["reason", "message"] {
+                c.entry(key).or_insert(Value::Null);
+            }
+        }
+    }
+    json!({ "status": v })
 }
 
 #[cfg(test)]
@@ -883,6 +893,13 @@ mod tests {
         assert_eq!(st["podIPs"][0]["ip"], "10.244.1.2");
         assert_eq!(st["hostIP"], "10.244.1.1");
         assert_eq!(st["conditions"].as_array().unwrap().len(), 4);
+        assert!(st["conditions"][2]["reason"].is_null());
+        assert!(
+            st["conditions"][2]
+                .as_object()
+                .unwrap()
+                .contains_key("message")
+        );
         assert!(st.get("initContainerStatuses").is_none());
         assert_eq!(
             st["containerStatuses"][0]["state"]["running"]["startedAt"],

@@ -297,7 +297,9 @@ fn spawn_supervisor(
 /// stays pending after a failed init of a Never pod.
 async fn lifecycle(pc: &Arc<PodCtx>) {
     let agent = &pc.agent;
-    let mut retry = Backoff::default();
+    // The kubelet retries failed mounts with a back-off of up to 2 min; a
+    // Secret created just after its pod should not cost a test that long.
+    let mut retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
     loop {
         match volumes::sync(agent, &pc.pod(), &pc.root.join("volumes"), true).await {
             Ok(v) => {
