@@ -24,10 +24,11 @@ use serde::de::DeserializeOwned;
 use tidecache_topology::admin::AdminClient;
 use tracing::{debug, info, warn};
 
+use super::Error;
 use super::desired::{self, Defaults, MANAGER, labels};
 use super::status::{Observed, readiness, set_condition};
 use super::topology::{PodView, plan};
-use super::{Error, validate::validate};
+use super::validate::{effective_shards, validate};
 use crate::crd::{CacheCluster, CacheClusterStatus, Endpoints};
 use crate::metrics::Metrics;
 
@@ -93,7 +94,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     let name = cc.name_any();
     let prev_status = cc.status.clone().unwrap_or_default();
 
-    if let Err(e) = validate(&cc.spec, cc.status.as_ref()) {
+    if let Err(e) = validate(&cc.spec) {
         publish(
             &ctx,
             &cc,
@@ -116,11 +117,28 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         return Err(e);
     }
 
+    let (shards, pending) = effective_shards(&cc.spec, cc.status.as_ref());
+    if let Some(why) = &pending
+        && !prev_status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "SpecValid" && c.status == "False")
+    {
+        publish(
+            &ctx,
+            &cc,
+            EventType::Warning,
+            "ReshardingNotSupported",
+            "Validate",
+            why.clone(),
+        )
+        .await;
+    }
+
     let admin_password = ensure_auth_secret(&ctx, &cc, &ns).await?;
-    apply_objects(&ctx, &cc, &ns).await?;
+    apply_objects(&ctx, &cc, &ns, shards).await?;
 
     let pods = observe_pods(&ctx, &ns, &name).await?;
-    let shards = cc.spec.shards as usize;
     let replicas = cc.spec.replicas_per_shard as usize;
     let planned = plan(
         &name,
@@ -185,14 +203,24 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     status.endpoints = Some(Endpoints {
         primary: format!("{name}.{ns}.svc:{}", desired::CLIENT_PORT),
     });
-    set_condition(
-        &mut status.conditions,
-        "SpecValid",
-        true,
-        "Valid",
-        "the spec is valid".into(),
-        cc.metadata.generation,
-    );
+    match pending {
+        Some(why) => set_condition(
+            &mut status.conditions,
+            "SpecValid",
+            false,
+            "ReshardingNotSupported",
+            why,
+            cc.metadata.generation,
+        ),
+        None => set_condition(
+            &mut status.conditions,
+            "SpecValid",
+            true,
+            "Valid",
+            "the spec is valid".into(),
+            cc.metadata.generation,
+        ),
+    }
     set_condition(
         &mut status.conditions,
         "Ready",
@@ -335,12 +363,17 @@ where
     Ok(before != after.meta().resource_version)
 }
 
-async fn apply_objects(ctx: &Context, cc: &CacheCluster, ns: &str) -> Result<(), Error> {
+async fn apply_objects(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    shards: usize,
+) -> Result<(), Error> {
     let name = cc.name_any();
     if apply(ctx, ns, &desired::client_service(cc)).await? {
         debug!(cluster = %name, "applied client Service");
     }
-    for i in 0..cc.spec.shards as usize {
+    for i in 0..shards {
         apply(ctx, ns, &desired::shard_service(cc, i)).await?;
         let sts = desired::shard_statefulset(cc, i, &ctx.defaults);
         if apply(ctx, ns, &sts).await? {

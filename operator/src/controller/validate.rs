@@ -4,8 +4,8 @@
 use super::Error;
 use crate::crd::{CacheClusterSpec, CacheClusterStatus, Mode};
 
-/// Validates `spec` against the cluster's current state.
-pub fn validate(spec: &CacheClusterSpec, status: Option<&CacheClusterStatus>) -> Result<(), Error> {
+/// Checks `spec` alone. A failure means the spec cannot be run at all.
+pub fn validate(spec: &CacheClusterSpec) -> Result<(), Error> {
     if spec.mode != Mode::Provisioned {
         return Err(Error::InvalidSpec(
             "mode Serverless is not available yet; use Provisioned".into(),
@@ -31,18 +31,28 @@ pub fn validate(spec: &CacheClusterSpec, status: Option<&CacheClusterStatus>) ->
             ))
         })?;
     }
-    if let Some(status) = status
-        && !status.shards.is_empty()
-        && status.shards.len() != spec.shards as usize
-    {
-        return Err(Error::InvalidSpec(format!(
-            "changing shards from {} to {} needs live slot migration, which this operator version does not have yet; set shards back to {}",
-            status.shards.len(),
-            spec.shards,
-            status.shards.len()
-        )));
-    }
     Ok(())
+}
+
+/// The number of shards to run now, and why it differs from the spec if it
+/// does. Changing the shard count of a running cluster needs live slot
+/// migration, which this version does not have: until it does, the cluster
+/// keeps running — and being repaired — with the shards it has.
+pub fn effective_shards(
+    spec: &CacheClusterSpec,
+    status: Option<&CacheClusterStatus>,
+) -> (usize, Option<String>) {
+    let wanted = spec.shards as usize;
+    match status.map(|s| s.shards.len()) {
+        Some(current) if current > 0 && current != wanted => (
+            current,
+            Some(format!(
+                "changing shards from {current} to {wanted} needs live slot migration, which this operator version does not have yet; \
+                 the cluster keeps {current} shards (set shards back to {current} to clear this)"
+            )),
+        ),
+        _ => (wanted, None),
+    }
 }
 
 #[cfg(test)]
@@ -58,7 +68,7 @@ mod tests {
         let s = spec("{}");
         assert_eq!(s.shards, 1);
         assert_eq!(s.replicas_per_shard, 0);
-        assert!(validate(&s, None).is_ok());
+        assert!(validate(&s).is_ok());
     }
 
     #[test]
@@ -79,13 +89,13 @@ mod tests {
             ),
         ];
         for (yaml, msg) in cases {
-            let err = validate(&spec(yaml), None).unwrap_err();
+            let err = validate(&spec(yaml)).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid spec: {msg}"), "{yaml}");
         }
     }
 
     #[test]
-    fn resharding_a_running_cluster_is_refused_for_now() {
+    fn resharding_a_running_cluster_keeps_its_shards_for_now() {
         let status = CacheClusterStatus {
             shards: (0..3)
                 .map(|i| crate::crd::ShardStatus {
@@ -97,10 +107,17 @@ mod tests {
                 .collect(),
             ..CacheClusterStatus::default()
         };
-        assert!(validate(&spec("shards: 3"), Some(&status)).is_ok());
-        let err = validate(&spec("shards: 4"), Some(&status))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("set shards back to 3"), "{err}");
+        assert_eq!(
+            effective_shards(&spec("shards: 3"), Some(&status)),
+            (3, None)
+        );
+        let (n, why) = effective_shards(&spec("shards: 4"), Some(&status));
+        assert_eq!(n, 3, "the running shard count is kept");
+        assert!(why.unwrap().contains("set shards back to 3"));
+        assert_eq!(
+            effective_shards(&spec("shards: 4"), None),
+            (4, None),
+            "a new cluster gets what it asks for"
+        );
     }
 }
