@@ -412,7 +412,37 @@ impl Supervisor {
                 }
             }
         }
+        // The termination message file, fresh for every instance. Its mount
+        // point (/dev/termination-log by default) is created once on the
+        // host, like any mount point; writes land in the pod's own file.
+        let tm_target = PathBuf::from(self.termination_message_path());
+        if !out.iter().any(|m| m.target == tm_target) {
+            let source = self.termination_log_file();
+            let created = source
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&source, b""));
+            if created.is_ok() {
+                out.push(BindMount {
+                    source,
+                    target: tm_target,
+                    read_only: false,
+                });
+            }
+        }
         Ok(out)
+    }
+
+    fn termination_message_path(&self) -> &str {
+        self.spec
+            .termination_message_path
+            .as_deref()
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or("/dev/termination-log")
+    }
+
+    fn termination_log_file(&self) -> PathBuf {
+        self.pc.root.join("termination-log").join(&self.spec.name)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -701,11 +731,16 @@ impl Supervisor {
         proc.stop(grace).await
     }
 
-    /// `terminationMessagePolicy: FallbackToLogsOnError`: the end of this
-    /// instance's log when it failed. (The `File` policy's
-    /// terminationMessagePath is not mounted: it would have to be created on
-    /// the host's /dev.)
+    /// The terminated state's message, as the kubelet reads it: the
+    /// container's terminationMessagePath file (at most 4 KiB), or with
+    /// `FallbackToLogsOnError` and an empty file, the end of this instance's
+    /// log when it failed.
     fn termination_message(&self, offset: u64, code: i32) -> Option<String> {
+        let mut file = std::fs::read(self.termination_log_file()).unwrap_or_default();
+        file.truncate(4096);
+        if !file.is_empty() {
+            return Some(String::from_utf8_lossy(&file).into_owned());
+        }
         if code == 0
             || self.spec.termination_message_policy.as_deref() != Some("FallbackToLogsOnError")
         {

@@ -55,6 +55,20 @@ impl Ipam {
         None
     }
 
+    /// Claims the address a pod already has (from its status), before any
+    /// new pod is given one: after an agent restart, running pods keep
+    /// their IPs whatever order their workers start in.
+    pub fn reserve(&mut self, uid: &str, ip: Ipv4Addr) {
+        let o = ip.octets();
+        if !self.by_uid.contains_key(uid)
+            && o[..3] == self.subnet
+            && (FIRST..=LAST).contains(&o[3])
+            && !self.by_uid.values().any(|&x| x == o[3])
+        {
+            self.by_uid.insert(uid.to_string(), o[3]);
+        }
+    }
+
     pub fn release(&mut self, uid: &str) {
         self.by_uid.remove(uid);
     }
@@ -99,6 +113,21 @@ mod tests {
         assert_eq!(
             ipam.allocate("f", Some(Ipv4Addr::new(10, 244, 9, 9))),
             Some(Ipv4Addr::new(10, 244, 1, 6))
+        );
+    }
+
+    #[test]
+    fn reserved_addresses_are_skipped() {
+        let mut ipam = Ipam::new(0);
+        ipam.reserve("old", Ipv4Addr::new(10, 244, 1, 2));
+        ipam.reserve("foreign", Ipv4Addr::new(10, 244, 2, 3));
+        assert_eq!(
+            ipam.allocate("new", None),
+            Some(Ipv4Addr::new(10, 244, 1, 3))
+        );
+        assert_eq!(
+            ipam.allocate("old", Some(Ipv4Addr::new(10, 244, 1, 2))),
+            Some(Ipv4Addr::new(10, 244, 1, 2))
         );
     }
 

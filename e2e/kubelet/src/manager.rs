@@ -34,7 +34,8 @@ pub async fn run(agent: Arc<Agent>, node: Arc<NodeInfo>) {
     // worker.
     let mut finished: HashSet<String> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
-    let mut relist: Option<HashSet<String>> = None;
+    // The pods of a (re)list, started together once the list is complete.
+    let mut relist: Option<Vec<Pod>> = None;
 
     let apply = |pod: Pod, workers: &mut HashMap<String, Worker>, finished: &HashSet<String>| {
         let Some(uid) = pod.metadata.uid.clone() else {
@@ -80,21 +81,36 @@ pub async fn run(agent: Arc<Agent>, node: Arc<NodeInfo>) {
                 None => break,
                 Some(Err(e)) => tracing::warn!(node = %node.name, error = %e, "pod watch error"),
                 Some(Ok(ev)) => match ev {
-                    watcher::Event::Init => relist = Some(HashSet::new()),
-                    watcher::Event::InitApply(pod) => {
-                        if let (Some(seen), Some(uid)) = (relist.as_mut(), pod.metadata.uid.clone()) {
-                            seen.insert(uid);
-                        }
-                        apply(pod, &mut workers, &finished);
-                    }
+                    watcher::Event::Init => relist = Some(Vec::new()),
+                    watcher::Event::InitApply(pod) => match relist.as_mut() {
+                        Some(list) => list.push(pod),
+                        None => apply(pod, &mut workers, &finished),
+                    },
                     watcher::Event::InitDone => {
+                        let pods = relist.take().unwrap_or_default();
+                        let seen: HashSet<String> =
+                            pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
                         // Pods missing from a relist were deleted while the
                         // watch was down.
-                        if let Some(seen) = relist.take() {
-                            for uid in workers.keys().filter(|u| !seen.contains(*u)) {
-                                gone(uid, &workers);
+                        for uid in workers.keys().filter(|u| !seen.contains(*u)) {
+                            gone(uid, &workers);
+                        }
+                        finished.retain(|u| seen.contains(u));
+                        // Pods that already have an IP keep it: claim them
+                        // all before any new pod is given one.
+                        {
+                            let mut ipam = node.ipam.lock().unwrap();
+                            for p in &pods {
+                                let ip = p.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+                                if let (Some(uid), Some(Ok(ip))) = (&p.metadata.uid, ip.map(str::parse))
+                                    && !finished.contains(uid)
+                                {
+                                    ipam.reserve(uid, ip);
+                                }
                             }
-                            finished.retain(|u| seen.contains(u));
+                        }
+                        for p in pods {
+                            apply(p, &mut workers, &finished);
                         }
                     }
                     watcher::Event::Apply(pod) => apply(pod, &mut workers, &finished),

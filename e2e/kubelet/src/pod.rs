@@ -217,15 +217,18 @@ impl PodCtx {
     pub async fn status_loop(self: Arc<Self>, stop: CancellationToken) {
         let mut version = self.subscribe();
         let mut pod_rx = self.pod_rx.clone();
+        let mut retry =
+            crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         loop {
-            if let Err(e) = self.sync_status().await {
-                if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-                    return;
-                }
-                tracing::warn!(pod = %self.display(), error = %e, "status update failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stop.cancelled() => return,
+            match self.sync_status().await {
+                Ok(_) => retry.reset(),
+                Err(kube::Error::Api(s)) if s.code == 404 => return,
+                Err(e) => {
+                    tracing::warn!(pod = %self.display(), error = %e, "status update failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry.next_retry()) => continue,
+                        _ = stop.cancelled() => return,
+                    }
                 }
             }
             tokio::select! {
