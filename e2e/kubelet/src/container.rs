@@ -71,6 +71,7 @@ enum PrepError {
 }
 
 struct Prepared {
+    image: String,
     bin: PathBuf,
     entry: Entrypoint,
     env: Vec<(String, String)>,
@@ -104,8 +105,34 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// The container's image as the pod spec has it now (the one field of
+    /// a container that can change).
     fn image(&self) -> String {
-        self.spec.image.clone().unwrap_or_default()
+        let pod = self.pc.pod();
+        let spec = pod.spec.as_ref();
+        let list = if self.cref.init {
+            spec.and_then(|s| s.init_containers.as_deref())
+        } else {
+            spec.map(|s| s.containers.as_slice())
+        };
+        list.and_then(|l| l.get(self.cref.index))
+            .filter(|c| c.name == self.spec.name)
+            .and_then(|c| c.image.clone())
+            .or_else(|| self.spec.image.clone())
+            .unwrap_or_default()
+    }
+
+    /// Resolves when the pod's spec gives this container another image.
+    async fn image_changed(&self, current: &str) {
+        let mut rx = self.pc.pod_rx.clone();
+        loop {
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            if self.image() != current {
+                return;
+            }
+        }
     }
 
     fn ev(&self, warning: bool, reason: &str, note: String) {
@@ -156,7 +183,7 @@ impl Supervisor {
             if self.stop.is_cancelled() {
                 return Outcome::Stopped;
             }
-            let (term, ran_for, stopped) = match self.prepare().await {
+            let (term, ran_for, stopped, spec_changed) = match self.prepare().await {
                 Ok(p) => {
                     retry.reset();
                     pull_failures = 0;
@@ -218,11 +245,18 @@ impl Supervisor {
                         container_id: None,
                     };
                     self.record_start_failure(&t, prev.take());
-                    (t, Duration::ZERO, false)
+                    (t, Duration::ZERO, false, false)
                 }
             };
             if stopped {
                 return Outcome::Stopped;
+            }
+            if spec_changed {
+                // Restarted whatever the policy, without back-off, as the
+                // kubelet does when a container's definition changes.
+                prev = Some(term);
+                restart_backoff.reset();
+                continue;
             }
             if !should_restart(self.role, &policy, term.exit_code) {
                 return Outcome::Exited(term.exit_code);
@@ -351,6 +385,7 @@ impl Supervisor {
             .map_err(|e| PrepError::Start(format!("{e:#}")))?;
 
         Ok(Prepared {
+            image,
             bin,
             entry,
             env: env::process_env(&kubelet_env, &pc.hostname),
@@ -450,12 +485,13 @@ impl Supervisor {
     }
 
     /// Starts one instance and supervises it until it ends. Returns its
-    /// termination, how long it ran, and whether it was stopped on request.
+    /// termination, how long it ran, whether it was stopped on request and
+    /// whether it was killed because its image changed.
     async fn run_instance(
         &self,
         p: Prepared,
         prev: Option<Terminated>,
-    ) -> (Terminated, Duration, bool) {
+    ) -> (Terminated, Duration, bool, bool) {
         let pc = &self.pc;
         let name = self.spec.name.clone();
         let fail = |msg: String| Terminated {
@@ -472,7 +508,7 @@ impl Supervisor {
             Err(e) => {
                 let t = fail(format!("open log file: {e}"));
                 self.record_start_failure(&t, prev);
-                return (t, Duration::ZERO, false);
+                return (t, Duration::ZERO, false, false);
             }
         };
         let restart =
@@ -511,7 +547,7 @@ impl Supervisor {
                 self.ev(true, "Failed", format!("Error: {msg}"));
                 let t = fail(msg);
                 self.record_start_failure(&t, prev);
-                return (t, Duration::ZERO, false);
+                return (t, Duration::ZERO, false, false);
             }
         };
         let pid = proc.pid;
@@ -520,7 +556,9 @@ impl Supervisor {
         let has_startup = self.spec.startup_probe.is_some();
         let has_readiness = self.spec.readiness_probe.is_some();
         let image_id = format!("tidecache-local://{}", p.bin.display());
+        let image = p.image.clone();
         pc.update_container(self.cref, |c| {
+            c.image = image;
             if let Some(t) = prev {
                 c.restart_count += 1;
                 c.last = Some(t);
@@ -534,10 +572,7 @@ impl Supervisor {
         self.ev(
             false,
             "Pulled",
-            format!(
-                "Container image {:?} already present on machine",
-                self.image()
-            ),
+            format!("Container image {:?} already present on machine", p.image),
         );
         self.ev(false, "Created", format!("Created container: {name}"));
         self.ev(false, "Started", format!("Started container {name}"));
@@ -554,6 +589,7 @@ impl Supervisor {
         // postStart runs before the container counts as started for probes;
         // its failure kills the container.
         let mut stopped = false;
+        let mut spec_changed = false;
         let mut exit: Option<Exit> = None;
         if let Some(h) = self
             .spec
@@ -613,6 +649,11 @@ impl Supervisor {
                     stopped = true;
                     self.stop_for_pod(&mut proc, &target, &pod_ip).await
                 }
+                () = self.image_changed(&p.image) => {
+                    spec_changed = true;
+                    self.ev(false, "Killing", format!("Container {name} definition changed, will be restarted"));
+                    self.kill(&mut proc, &target, &pod_ip, self.pod_grace(None), "definition changed").await
+                }
                 Some((kind, probe_grace)) = kill_rx.recv() => {
                     let what = if kind == ProbeKind::Startup { "startup" } else { "liveness" };
                     self.ev(false, "Killing", format!("Container {name} failed {what} probe, will be restarted"));
@@ -639,7 +680,7 @@ impl Supervisor {
             c.ready = false;
             c.started = false;
         });
-        (t, started_instant.elapsed(), stopped)
+        (t, started_instant.elapsed(), stopped, spec_changed)
     }
 
     /// The pod's grace period (or a probe's own), for kills that are not a

@@ -83,8 +83,10 @@ fn main() -> ExitCode {
     // The container shim mode: set up namespaces and exec, before anything
     // else (in particular before any thread exists).
     let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(nsexec::SUBCOMMAND) {
-        nsexec::main(&args.next().unwrap_or_default());
+    match args.nth(1).as_deref() {
+        Some(nsexec::SUBCOMMAND) => nsexec::main(&args.next().unwrap_or_default()),
+        Some(nsexec::INIT_SUBCOMMAND) => nsexec::init_main(&args.next().unwrap_or_default()),
+        _ => {}
     }
 
     let cli = Cli::parse();

@@ -45,6 +45,15 @@ pub async fn sync(
         .and_then(|s| s.volumes.as_deref())
         .unwrap_or_default();
     for v in volumes {
+        // A refresh only concerns content the agent writes; emptyDir,
+        // hostPath and claims are set up once.
+        let managed = v.secret.is_some()
+            || v.config_map.is_some()
+            || v.downward_api.is_some()
+            || v.projected.is_some();
+        if !initial && !managed {
+            continue;
+        }
         let dir = root.join(&v.name);
         match sync_one(agent, pod, v, &dir).await {
             Ok(info) => {

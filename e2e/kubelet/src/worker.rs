@@ -494,3 +494,58 @@ async fn resync_volumes(pc: Arc<PodCtx>, stop: CancellationToken) {
         let _ = volumes::sync(&pc.agent, &pc.pod(), &pc.root.join("volumes"), false).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerState, ContainerStateRunning, ContainerStatus, PodSpec, PodStatus,
+    };
+
+    fn c(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            image: Some("test/sh".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn initial_state_carries_restart_counts() {
+        let pod = Pod {
+            spec: Some(PodSpec {
+                init_containers: Some(vec![c("init")]),
+                containers: vec![c("a"), c("b")],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                start_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    Timestamp::from_second(1000).unwrap(),
+                )),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "a".into(),
+                    restart_count: 2,
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning::default()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let rt = initial_rt(&pod, "10.244.1.1");
+        assert_eq!(rt.start_time, Some(Timestamp::from_second(1000).unwrap()));
+        // It was running when the previous agent stopped: one more restart.
+        assert_eq!(rt.containers[0].restart_count, 3);
+        assert_eq!(rt.containers[1].restart_count, 0);
+        assert!(
+            matches!(&rt.containers[1].state, RtState::Waiting { reason, .. } if reason == "PodInitializing")
+        );
+        assert!(
+            matches!(&rt.init[0].state, RtState::Waiting { reason, .. } if reason == "PodInitializing")
+        );
+        assert!(!rt.sandbox_ready && !rt.initialized && !rt.terminal);
+    }
+}
