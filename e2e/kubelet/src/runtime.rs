@@ -131,9 +131,9 @@ impl Proc {
     /// SIGTERM, up to `grace` for the process to exit, then SIGKILL.
     ///
     /// As a container runtime does, SIGTERM goes to the container's main
-    /// process only (it decides what to tell its children); SIGKILL goes to
-    /// the whole group, and whatever is left of the group dies when the main
-    /// process exits (as processes die with a container's pid namespace).
+    /// process only (the shim passes it on to the container's PID 1, which
+    /// decides what to tell its children); SIGKILL goes to the whole group,
+    /// and the rest of the container dies with its PID 1 (PID namespace).
     pub async fn stop(&mut self, grace: Duration) -> Exit {
         if let Some(e) = self.exited {
             return e;
