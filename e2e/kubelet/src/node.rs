@@ -15,11 +15,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::Recorder;
 use crate::ipam::{self, Ipam};
 use crate::quantity::Allocatable;
 
@@ -42,20 +42,14 @@ pub struct NodeInfo {
     pub index: usize,
     pub name: String,
     pub ip: Ipv4Addr,
-    pub recorder: Recorder,
+    pub recorder: std::sync::Arc<Recorder>,
     pub ipam: Mutex<Ipam>,
 }
 
 impl NodeInfo {
     pub fn new(index: usize, client: &Client) -> Self {
         let name = format!("node-{index}");
-        let recorder = Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: "kubelet".into(),
-                instance: Some(name.clone()),
-            },
-        );
+        let recorder = Recorder::new(client.clone(), name.clone());
         Self {
             index,
             ip: ipam::node_ip(index),
@@ -369,7 +363,7 @@ mod tests {
         );
     }
 
-    fn dummy_recorder() -> Recorder {
+    fn dummy_recorder() -> std::sync::Arc<Recorder> {
         // A client that is never used: tests do not publish events.
         let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
         let client = tokio::runtime::Builder::new_current_thread()
@@ -377,12 +371,6 @@ mod tests {
             .build()
             .unwrap()
             .block_on(async { Client::try_from(config).unwrap() });
-        Recorder::new(
-            client,
-            kube::runtime::events::Reporter {
-                controller: "kubelet".into(),
-                instance: None,
-            },
-        )
+        Recorder::new(client, "node-1".into())
     }
 }
