@@ -35,6 +35,18 @@ async fn cluster_client(
     Ok(client.get_async_connection().await?)
 }
 
+/// Each StatefulSet's `metadata.generation`, which moves only when its spec changes.
+async fn statefulset_generations(
+    ns: &TestNamespace,
+) -> anyhow::Result<BTreeMap<String, Option<i64>>> {
+    let list = ns.api::<StatefulSet>().list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.metadata.generation))
+        .collect())
+}
+
 /// Sends one command on a plain connection and returns the error text, if any.
 async fn raw_error(
     addr: &(String, u16),
@@ -117,19 +129,7 @@ async fn a_three_shard_cluster_serves_all_slots_survives_a_crash_and_ignores_rea
     assert!(err.starts_with("MOVED"), "{err}");
 
     // Re-applying the same manifest changes nothing and restarts nothing.
-    let sts_before: BTreeMap<String, (Option<i64>, Option<String>)> = ns
-        .api::<StatefulSet>()
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .map(|s| {
-            (
-                s.name_any(),
-                (s.metadata.generation, s.metadata.resource_version.clone()),
-            )
-        })
-        .collect();
+    let sts_before = statefulset_generations(&ns).await?;
     let uids_before: Vec<_> = ns.pods("sessions").await?.iter().map(|p| p.uid()).collect();
     ns.apply_cluster(THREE_SHARDS).await?;
     // Give the operator several passes (it requeues every few seconds and on every change).
@@ -141,25 +141,8 @@ async fn a_three_shard_cluster_serves_all_slots_survives_a_crash_and_ignores_rea
         status.epoch,
         "no new topology epoch"
     );
-    let sts_after: BTreeMap<String, (Option<i64>, Option<String>)> = ns
-        .api::<StatefulSet>()
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .map(|s| {
-            (
-                s.name_any(),
-                (s.metadata.generation, s.metadata.resource_version.clone()),
-            )
-        })
-        .collect();
-    for (name, (generation, _)) in &sts_before {
-        assert_eq!(
-            sts_after[name].0, *generation,
-            "StatefulSet {name} unchanged"
-        );
-    }
+    let sts_after = statefulset_generations(&ns).await?;
+    assert_eq!(sts_after, sts_before, "no StatefulSet changed its spec");
     let pods_after = ns.pods("sessions").await?;
     assert_eq!(
         pods_after.iter().map(|p| p.uid()).collect::<Vec<_>>(),
