@@ -12,27 +12,83 @@ use bytes::Bytes;
 use tidecache_topology::{SLOT_COUNT, key_slot};
 
 use crate::clock::Clock;
+use crate::types::{Hash, List, Set};
 
-/// A stored value. Strings only for now; the other Redis types join here.
+/// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Bytes),
+    Hash(Hash),
+    List(List),
+    Set(Set),
 }
 
 impl Value {
-    /// Bytes this value accounts for in `used_memory`.
+    /// Bytes this value accounts for in `used_memory`; O(1).
     fn footprint(&self) -> usize {
         match self {
             Value::Str(b) => b.len(),
+            Value::Hash(h) => h.bytes(),
+            Value::List(l) => l.bytes(),
+            Value::Set(s) => s.bytes(),
         }
     }
 
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// Collections vanish when their last element goes, as in Redis.
+    fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
         }
     }
 }
+
+/// A collection type stored in a [`Value`] variant; lets commands read and
+/// write any collection through one pair of helpers.
+pub trait Collection: Default + Sized {
+    fn of(value: &Value) -> Option<&Self>;
+    fn of_mut(value: &mut Value) -> Option<&mut Self>;
+    fn into_value(self) -> Value;
+}
+
+macro_rules! collection {
+    ($ty:ident) => {
+        impl Collection for $ty {
+            fn of(value: &Value) -> Option<&Self> {
+                match value {
+                    Value::$ty(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn of_mut(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$ty(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$ty(self)
+            }
+        }
+    };
+}
+collection!(Hash);
+collection!(List);
+collection!(Set);
+
+/// The reply for a command applied to a key of another type.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -157,6 +213,51 @@ impl Db {
         true
     }
 
+    /// Runs `f` on the live value of `key`, keeping memory accounting right
+    /// and deleting the key if `f` leaves an empty collection behind.
+    pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Value) -> R) -> Option<R> {
+        self.expire_if_due(key);
+        let slot = usize::from(key_slot(key));
+        let entry = self.slots[slot].get_mut(key)?;
+        let before = entry.value.footprint();
+        let result = f(&mut entry.value);
+        self.used_bytes = self.used_bytes - before + entry.value.footprint();
+        if entry.value.is_empty_collection() {
+            self.remove(key);
+        }
+        Some(result)
+    }
+
+    /// Reads the collection at `key`: `Ok(None)` when the key is missing,
+    /// `Err(WRONGTYPE)` when it holds another type.
+    pub fn read<T: Collection, R>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<Option<R>, &'static str> {
+        match self.peek(key) {
+            None => Ok(None),
+            Some(e) => T::of(&e.value).map(|c| Some(f(c))).ok_or(WRONGTYPE),
+        }
+    }
+
+    /// Changes the collection at `key`, creating an empty one when the key
+    /// is missing; `Err(WRONGTYPE)` when it holds another type. A collection
+    /// left empty is deleted.
+    pub fn write<T: Collection, R>(
+        &mut self,
+        key: &Bytes,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> Result<R, &'static str> {
+        match self.peek(key) {
+            Some(e) if T::of(&e.value).is_none() => return Err(WRONGTYPE),
+            Some(_) => {}
+            None => self.set(key.clone(), T::default().into_value(), None),
+        }
+        let result = self.update(key, |v| T::of_mut(v).map(f)).flatten();
+        Ok(result.expect("the key exists and holds a T"))
+    }
+
     /// Removes `key`; returns whether a live key was removed.
     pub fn remove(&mut self, key: &[u8]) -> bool {
         let slot = usize::from(key_slot(key));
@@ -219,6 +320,53 @@ impl Db {
             n += 1;
         }
         n
+    }
+
+    /// Moves the value and deadline of `from` to `to`, replacing `to`.
+    /// Returns false when `from` does not exist.
+    pub fn rename(&mut self, from: &[u8], to: Bytes) -> bool {
+        let Some(entry) = self.peek(from).cloned() else {
+            return false;
+        };
+        self.remove(from);
+        self.set(to, entry.value, entry.expires_at);
+        true
+    }
+
+    /// Every live key for which `keep` is true (KEYS). Walks the whole
+    /// keyspace: Redis documents KEYS as O(N) and so is this.
+    pub fn keys_where(&self, mut keep: impl FnMut(&[u8]) -> bool) -> Vec<Bytes> {
+        let now = self.now_ms();
+        self.slots
+            .iter()
+            .flat_map(|slot| slot.iter())
+            .filter(|(k, e)| e.expires_at.is_none_or(|at| at > now) && keep(k))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A random live key: a random non-empty slot, then a random key in it.
+    /// Not uniform across keys when slots differ in size, which RANDOMKEY's
+    /// uses (sampling, debugging) tolerate.
+    pub fn random_key(&mut self) -> Option<Bytes> {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        // Bounded retries: expired keys are reclaimed as they are met.
+        for _ in 0..64 {
+            if self.len == 0 {
+                return None;
+            }
+            let start = rng.random_range(0..self.slots.len());
+            let slot = (0..self.slots.len())
+                .map(|i| (start + i) % self.slots.len())
+                .find(|&i| !self.slots[i].is_empty())?;
+            let n = rng.random_range(0..self.slots[slot].len());
+            let key = self.slots[slot].keys().nth(n).cloned()?;
+            if self.peek(&key).is_some() {
+                return Some(key);
+            }
+        }
+        None
     }
 
     pub fn flush(&mut self) {

@@ -10,7 +10,9 @@
 //! - [`frame`]: replies and their RESP2/RESP3 encodings.
 //! - [`cmd`]: the command table and the one dispatcher that runs the generic
 //!   checks (arity, auth, slot ownership, memory) before a handler.
+//! - [`glob`]: Redis glob patterns (KEYS and, later, SCAN MATCH, PSUBSCRIBE).
 //! - [`db`]: the keyspace, one hash map per slot, with lazy and active expiry.
+//! - [`types`]: collection values (hashes, lists, sets) with O(1) memory accounting.
 //! - [`cluster`]: the node's view of the topology the operator installs:
 //!   which slots it serves, `MOVED`/`CROSSSLOT`/`CLUSTERDOWN` for the others.
 //! - [`http`]: liveness, readiness and Prometheus metrics over HTTP.
@@ -22,9 +24,11 @@ pub mod cmd;
 pub mod config;
 pub mod db;
 pub mod frame;
+pub mod glob;
 pub mod http;
 pub mod parse;
 pub mod server;
+pub mod types;
 
 use std::sync::Arc;
 

@@ -224,7 +224,7 @@ async fn hello_switches_protocol() {
     .await;
     c.send(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me"])
         .await;
-    c.expect("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n").await;
+    c.expect(common::HELLO3_FIRST_CLIENT).await;
     c.call(&["GET", "nothing"], "_\r\n").await;
     c.call(&["CLIENT", "GETNAME"], "$2\r\nme\r\n").await;
     c.call(&["CLIENT", "ID"], ":1\r\n").await;
@@ -249,5 +249,121 @@ async fn command_table_is_introspectable() {
     c.call(&["COMMAND", "INFO", "nosuch"], "*1\r\n*-1\r\n")
         .await;
     c.call(&["COMMAND", "DOCS", "echo"], "*2\r\n$4\r\necho\r\n*6\r\n$7\r\nsummary\r\n$25\r\nReturns the given string.\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n").await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn more_string_commands() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["APPEND", "s", "Hello"], ":5\r\n").await;
+    c.call(&["APPEND", "s", " World"], ":11\r\n").await;
+    c.call(&["STRLEN", "s"], ":11\r\n").await;
+    c.call(&["STRLEN", "nope"], ":0\r\n").await;
+    c.call(&["SETRANGE", "s", "6", "Redis"], ":11\r\n").await;
+    c.call(&["GET", "s"], "$11\r\nHello Redis\r\n").await;
+    c.call(&["SETRANGE", "pad", "3", "x"], ":4\r\n").await;
+    c.call(&["GET", "pad"], "$4\r\n\0\0\0x\r\n").await;
+    c.call(&["SETRANGE", "nope", "3", ""], ":0\r\n").await;
+    c.call(&["EXISTS", "nope"], ":0\r\n").await;
+    c.call(
+        &["SETRANGE", "s", "-1", "x"],
+        "-ERR offset is out of range\r\n",
+    )
+    .await;
+    c.call(&["SET", "t", "This is a string"], "+OK\r\n").await;
+    c.call(&["GETRANGE", "t", "0", "3"], "$4\r\nThis\r\n").await;
+    c.call(&["GETRANGE", "t", "-3", "-1"], "$3\r\ning\r\n")
+        .await;
+    c.call(&["GETRANGE", "t", "0", "-1"], "$16\r\nThis is a string\r\n")
+        .await;
+    c.call(&["GETRANGE", "t", "10", "100"], "$6\r\nstring\r\n")
+        .await;
+    c.call(&["GETRANGE", "t", "5", "2"], "$0\r\n\r\n").await;
+    c.call(&["GETDEL", "t"], "$16\r\nThis is a string\r\n")
+        .await;
+    c.call(&["GETDEL", "t"], "$-1\r\n").await;
+    c.call(&["SETNX", "n", "1"], ":1\r\n").await;
+    c.call(&["SETNX", "n", "2"], ":0\r\n").await;
+    c.call(&["SETEX", "e", "100", "v"], "+OK\r\n").await;
+    c.call(&["TTL", "e"], ":100\r\n").await;
+    c.call(
+        &["SETEX", "e", "0", "v"],
+        "-ERR invalid expire time in 'setex' command\r\n",
+    )
+    .await;
+    c.call(&["PSETEX", "e", "1500", "v"], "+OK\r\n").await;
+    c.call(&["TTL", "e"], ":2\r\n").await;
+    c.call(&["GETEX", "e", "EX", "50"], "$1\r\nv\r\n").await;
+    c.call(&["TTL", "e"], ":50\r\n").await;
+    c.call(&["GETEX", "e", "PERSIST"], "$1\r\nv\r\n").await;
+    c.call(&["TTL", "e"], ":-1\r\n").await;
+    c.call(
+        &["GETEX", "e", "EX", "0"],
+        "-ERR invalid expire time in 'getex' command\r\n",
+    )
+    .await;
+    c.call(&["GETEX", "e", "BOGUS", "1"], "-ERR syntax error\r\n")
+        .await;
+    c.call(&["MSETNX", "m1", "a", "m2", "b"], ":1\r\n").await;
+    c.call(&["MSETNX", "m2", "x", "m3", "y"], ":0\r\n").await;
+    c.call(&["EXISTS", "m3"], ":0\r\n").await;
+    c.call(&["SET", "f", "10.50"], "+OK\r\n").await;
+    c.call(&["INCRBYFLOAT", "f", "0.1"], "$4\r\n10.6\r\n").await;
+    c.call(&["INCRBYFLOAT", "f", "-5"], "$3\r\n5.6\r\n").await;
+    c.call(&["SET", "f", "5.0e3"], "+OK\r\n").await;
+    c.call(&["INCRBYFLOAT", "f", "2.0e2"], "$4\r\n5200\r\n")
+        .await;
+    c.call(
+        &["INCRBYFLOAT", "f", "inf"],
+        "-ERR value is not a valid float\r\n",
+    )
+    .await;
+    c.call(
+        &["INCRBYFLOAT", "s", "1"],
+        "-ERR value is not a valid float\r\n",
+    )
+    .await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn more_key_commands() {
+    let clock = Clock::manual(1_700_000_000_000);
+    let n = node_with_clock(&[], clock.clone()).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["SET", "a", "1"], "+OK\r\n").await;
+    c.call(&["TYPE", "a"], "+string\r\n").await;
+    c.call(&["TYPE", "zz"], "+none\r\n").await;
+    c.call(&["TOUCH", "a", "zz", "a"], ":2\r\n").await;
+    c.call(&["EXPIREAT", "a", "1700000100"], ":1\r\n").await;
+    c.call(&["TTL", "a"], ":100\r\n").await;
+    c.call(&["EXPIRETIME", "a"], ":1700000100\r\n").await;
+    c.call(&["PEXPIREAT", "a", "1700000050000"], ":1\r\n").await;
+    c.call(&["PEXPIRETIME", "a"], ":1700000050000\r\n").await;
+    c.call(&["EXPIRETIME", "zz"], ":-2\r\n").await;
+    c.call(&["RENAME", "a", "b"], "+OK\r\n").await;
+    c.call(&["EXISTS", "a"], ":0\r\n").await;
+    c.call(&["PEXPIRETIME", "b"], ":1700000050000\r\n").await;
+    c.call(&["RENAME", "zz", "b"], "-ERR no such key\r\n").await;
+    c.call(&["SET", "c", "3"], "+OK\r\n").await;
+    c.call(&["RENAMENX", "b", "c"], ":0\r\n").await;
+    c.call(&["RENAMENX", "b", "d"], ":1\r\n").await;
+    c.call(&["COPY", "d", "c"], ":0\r\n").await;
+    c.call(&["COPY", "d", "c", "REPLACE"], ":1\r\n").await;
+    c.call(&["GET", "c"], "$1\r\n1\r\n").await;
+    c.call(
+        &["COPY", "d", "e", "DB", "1"],
+        "-ERR DB index is out of range\r\n",
+    )
+    .await;
+    c.call(&["KEYS", "d*"], "*1\r\n$1\r\nd\r\n").await;
+    c.call(&["KEYS", "nothing*"], "*0\r\n").await;
+    c.call(&["EXPIREAT", "d", "1"], ":1\r\n").await;
+    c.call(&["EXISTS", "d"], ":0\r\n").await;
+    c.call(&["FLUSHALL"], "+OK\r\n").await;
+    c.call(&["RANDOMKEY"], "$-1\r\n").await;
+    c.call(&["SET", "only", "1"], "+OK\r\n").await;
+    c.call(&["RANDOMKEY"], "$4\r\nonly\r\n").await;
     n.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Generic keyspace commands: DEL, EXISTS, expiry, DBSIZE, FLUSHALL.
+//! Generic keyspace commands: DEL, EXISTS, TYPE, RENAME, COPY, KEYS, expiry,
+//! DBSIZE, FLUSHALL.
 
 use bytes::Bytes;
 
@@ -17,8 +18,15 @@ pub fn exists(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Integer(args[1..].iter().filter(|k| db.peek(k).is_some()).count() as i64)
 }
 
-/// `EXPIRE|PEXPIRE key n [NX | XX | GT | LT]`; `unit_ms` is 1000 or 1.
-fn expire_generic(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> Reply {
+/// How an expiry command gives its deadline; the number is the unit in ms.
+#[derive(Clone, Copy)]
+enum Deadline {
+    Relative(i64),
+    Absolute(i64),
+}
+
+/// `EXPIRE|PEXPIRE|EXPIREAT|PEXPIREAT key n [NX | XX | GT | LT]`.
+fn set_expiry(shared: &Shared, args: &[Bytes], how: Deadline, name: &str) -> Reply {
     let n = match int_arg(&args[2]) {
         Ok(n) => n,
         Err(e) => return e,
@@ -48,7 +56,11 @@ fn expire_generic(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> 
     }
     let mut db = shared.db.lock().expect("db lock");
     let now = db.now_ms() as i64;
-    let Some(at) = n.checked_mul(unit_ms).and_then(|ms| ms.checked_add(now)) else {
+    let at = match how {
+        Deadline::Relative(unit) => n.checked_mul(unit).and_then(|ms| ms.checked_add(now)),
+        Deadline::Absolute(unit) => n.checked_mul(unit),
+    };
+    let Some(at) = at else {
         return Reply::error(format!("ERR invalid expire time in '{name}' command"));
     };
     let Some(current) = db.peek(&args[1]).map(|e| e.expires_at) else {
@@ -71,11 +83,11 @@ fn expire_generic(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> 
 }
 
 pub fn expire(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    expire_generic(shared, args, 1000, "expire")
+    set_expiry(shared, args, Deadline::Relative(1000), "expire")
 }
 
 pub fn pexpire(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    expire_generic(shared, args, 1, "pexpire")
+    set_expiry(shared, args, Deadline::Relative(1), "pexpire")
 }
 
 /// Remaining time to live in ms; -2 for a missing key, -1 for no deadline.
@@ -123,4 +135,121 @@ pub fn flushall(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
     shared.db.lock().expect("db lock").flush();
     Reply::OK
+}
+
+/// `EXPIREAT|PEXPIREAT key unix-time [NX | XX | GT | LT]`.
+pub fn expireat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    set_expiry(shared, args, Deadline::Absolute(1000), "expireat")
+}
+
+pub fn pexpireat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    set_expiry(shared, args, Deadline::Absolute(1), "pexpireat")
+}
+
+/// The deadline as Unix time; -2 for a missing key, -1 for no deadline.
+fn expiretime_ms(shared: &Shared, key: &[u8]) -> i64 {
+    let mut db = shared.db.lock().expect("db lock");
+    match db.peek(key) {
+        None => -2,
+        Some(e) => e.expires_at.map_or(-1, |at| at as i64),
+    }
+}
+
+pub fn expiretime(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let ms = expiretime_ms(shared, &args[1]);
+    Reply::Integer(if ms < 0 { ms } else { ms / 1000 })
+}
+
+pub fn pexpiretime(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    Reply::Integer(expiretime_ms(shared, &args[1]))
+}
+
+pub fn type_(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    Reply::Simple(db.peek(&args[1]).map_or("none", |e| e.value.type_name()))
+}
+
+pub fn touch(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    Reply::Integer(args[1..].iter().filter(|k| db.peek(k).is_some()).count() as i64)
+}
+
+fn rename_generic(shared: &Shared, args: &[Bytes], only_if_new: bool) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    if db.peek(&args[1]).is_none() {
+        return Reply::error("ERR no such key");
+    }
+    if only_if_new && db.peek(&args[2]).is_some() {
+        return Reply::Integer(0);
+    }
+    if args[1] != args[2] {
+        db.rename(&args[1], args[2].clone());
+    }
+    if only_if_new {
+        Reply::Integer(1)
+    } else {
+        Reply::OK
+    }
+}
+
+pub fn rename(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    rename_generic(shared, args, false)
+}
+
+pub fn renamenx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    rename_generic(shared, args, true)
+}
+
+/// `COPY source destination [DB 0] [REPLACE]`
+pub fn copy(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if eq(&args[i], "REPLACE") {
+            replace = true;
+        } else if eq(&args[i], "DB") && i + 1 < args.len() {
+            match super::util::parse_i64(&args[i + 1]) {
+                Some(0) => {}
+                Some(_) => return Reply::error("ERR DB index is out of range"),
+                None => return Reply::error(super::util::NOT_INTEGER),
+            }
+            i += 1;
+        } else {
+            return Reply::error(SYNTAX);
+        }
+        i += 1;
+    }
+    let mut db = shared.db.lock().expect("db lock");
+    if args[1] == args[2] {
+        return Reply::error("ERR source and destination objects are the same");
+    }
+    let Some(src) = db.peek(&args[1]).cloned() else {
+        return Reply::Integer(0);
+    };
+    if !replace && db.peek(&args[2]).is_some() {
+        return Reply::Integer(0);
+    }
+    db.set(args[2].clone(), src.value, src.expires_at);
+    Reply::Integer(1)
+}
+
+pub fn keys(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let db = shared.db.lock().expect("db lock");
+    let pattern = &args[1];
+    let all = &pattern[..] == b"*";
+    Reply::Array(
+        db.keys_where(|k| all || crate::glob::matches(pattern, k))
+            .into_iter()
+            .map(Reply::Bulk)
+            .collect(),
+    )
+}
+
+pub fn randomkey(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+    shared
+        .db
+        .lock()
+        .expect("db lock")
+        .random_key()
+        .map_or(Reply::Null, Reply::Bulk)
 }

@@ -10,8 +10,11 @@
 mod admin;
 mod cluster;
 mod connection;
+mod hashes;
 mod keys;
+mod lists;
 mod server;
+mod sets;
 mod strings;
 mod table;
 

@@ -267,3 +267,14 @@ pub fn container_help(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
     Reply::Array(lines)
 }
+
+/// `TIME`: seconds and microseconds since the Unix epoch.
+pub fn time(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Reply::Array(vec![
+        Reply::text(&now.as_secs().to_string()),
+        Reply::text(&now.subsec_micros().to_string()),
+    ])
+}

@@ -3,16 +3,15 @@
 use bytes::Bytes;
 
 use super::util::{NOT_INTEGER, SYNTAX, eq, int_arg, parse_i64};
-use crate::db::{Db, Value};
+use crate::db::{Db, Value, WRONGTYPE};
 use crate::frame::Reply;
 use crate::server::{Client, Shared};
 
 pub fn get(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     let mut db = shared.db.lock().expect("db lock");
-    match db.get(&args[1]) {
-        Some(e) => match &e.value {
-            Value::Str(s) => Reply::Bulk(s.clone()),
-        },
+    match db.get(&args[1]).map(|e| &e.value) {
+        Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+        Some(_) => Reply::error(WRONGTYPE),
         None => Reply::Null,
     }
 }
@@ -81,6 +80,7 @@ pub fn set(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     let old_value = match (&old, get) {
         (Some(e), true) => match &e.value {
             Value::Str(s) => Reply::Bulk(s.clone()),
+            _ => return Reply::error(WRONGTYPE),
         },
         (None, true) => Reply::Null,
         _ => Reply::OK,
@@ -99,13 +99,12 @@ pub fn set(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 
 fn incr_by(shared: &Shared, key: &Bytes, delta: i64) -> Reply {
     let mut db = shared.db.lock().expect("db lock");
-    let current = match db.peek(key) {
-        None => 0,
-        Some(e) => match &e.value {
-            Value::Str(s) => match parse_i64(s) {
-                Some(n) => n,
-                None => return Reply::error(NOT_INTEGER),
-            },
+    let current = match string_at(&mut db, key) {
+        Err(e) => return e,
+        Ok(None) => 0,
+        Ok(Some(s)) => match parse_i64(&s) {
+            Some(n) => n,
+            None => return Reply::error(NOT_INTEGER),
         },
     };
     let Some(next) = current.checked_add(delta) else {
@@ -151,11 +150,10 @@ pub fn mget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Array(
         args[1..]
             .iter()
-            .map(|k| match db.get(k) {
-                Some(e) => match &e.value {
-                    Value::Str(s) => Reply::Bulk(s.clone()),
-                },
-                None => Reply::Null,
+            // MGET answers nil for keys of other types rather than failing.
+            .map(|k| match db.get(k).map(|e| &e.value) {
+                Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+                _ => Reply::Null,
             })
             .collect(),
     )
@@ -170,4 +168,256 @@ pub fn mset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         db.set(pair[0].clone(), Value::Str(pair[1].clone()), None);
     }
     Reply::OK
+}
+
+/// The string at `key`, if any; `WRONGTYPE` for another type.
+fn string_at(db: &mut Db, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+    match db.peek(key).map(|e| &e.value) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Reply::error(WRONGTYPE)),
+    }
+}
+
+/// Evaluates to the string at `key` or returns the WRONGTYPE reply.
+macro_rules! string_or_return {
+    ($db:expr, $key:expr) => {
+        match string_at($db, $key) {
+            Ok(v) => v,
+            Err(e) => return e,
+        }
+    };
+}
+
+/// Largest string a command may build (Redis's default proto-max-bulk-len).
+const MAX_STRING: usize = 512 * 1024 * 1024;
+
+pub fn append(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    let value = match string_or_return!(&mut db, &args[1]) {
+        None => args[2].clone(),
+        Some(old) => {
+            if old.len() + args[2].len() > MAX_STRING {
+                return Reply::error(
+                    "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                );
+            }
+            let mut v = Vec::with_capacity(old.len() + args[2].len());
+            v.extend_from_slice(&old);
+            v.extend_from_slice(&args[2]);
+            Bytes::from(v)
+        }
+    };
+    let len = value.len();
+    if !db.replace_value(&args[1], Value::Str(value.clone())) {
+        db.set(args[1].clone(), Value::Str(value), None);
+    }
+    Reply::Integer(len as i64)
+}
+
+pub fn strlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    Reply::Integer(string_or_return!(&mut db, &args[1]).map_or(0, |s| s.len() as i64))
+}
+
+/// `GETRANGE key start end`, both inclusive, negative counting from the end.
+pub fn getrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let mut db = shared.db.lock().expect("db lock");
+    let Some(s) = string_or_return!(&mut db, &args[1]) else {
+        return Reply::bulk(Bytes::new());
+    };
+    let len = s.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Reply::bulk(Bytes::new());
+    }
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (norm(start), norm(end).min(len - 1));
+    if start > end || len == 0 {
+        return Reply::bulk(Bytes::new());
+    }
+    Reply::Bulk(s.slice(start as usize..=end as usize))
+}
+
+pub fn setrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let offset = match int_arg(&args[2]) {
+        Ok(n) if n < 0 => return Reply::error("ERR offset is out of range"),
+        Ok(n) => n as usize,
+        Err(e) => return e,
+    };
+    let patch = &args[3];
+    if offset.saturating_add(patch.len()) > MAX_STRING {
+        return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let mut db = shared.db.lock().expect("db lock");
+    let old = string_or_return!(&mut db, &args[1]);
+    if patch.is_empty() {
+        // Nothing to write: report the length without creating the key.
+        return Reply::Integer(old.map_or(0, |s| s.len() as i64));
+    }
+    let mut v = old.as_deref().unwrap_or_default().to_vec();
+    if v.len() < offset + patch.len() {
+        v.resize(offset + patch.len(), 0);
+    }
+    v[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = v.len();
+    let value = Value::Str(Bytes::from(v));
+    if !db.replace_value(&args[1], value.clone()) {
+        db.set(args[1].clone(), value, None);
+    }
+    Reply::Integer(len as i64)
+}
+
+pub fn getdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    match string_or_return!(&mut db, &args[1]) {
+        Some(s) => {
+            db.remove(&args[1]);
+            Reply::Bulk(s)
+        }
+        None => Reply::Null,
+    }
+}
+
+/// `GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST]`
+pub fn getex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    let now = db.now_ms() as i64;
+    // None: leave the deadline alone; Some(None): persist; Some(Some(at)): set.
+    let change: Option<Option<i64>> = match args.len() {
+        2 => None,
+        3 if eq(&args[2], "PERSIST") => Some(None),
+        4 => {
+            let n = match parse_i64(&args[3]) {
+                Some(n) => n,
+                None => return Reply::error(NOT_INTEGER),
+            };
+            let at = if eq(&args[2], "EX") {
+                n.checked_mul(1000).and_then(|ms| ms.checked_add(now))
+            } else if eq(&args[2], "PX") {
+                n.checked_add(now)
+            } else if eq(&args[2], "EXAT") {
+                n.checked_mul(1000)
+            } else if eq(&args[2], "PXAT") {
+                Some(n)
+            } else {
+                return Reply::error(SYNTAX);
+            };
+            match at {
+                Some(at) if n > 0 => Some(Some(at)),
+                _ => return Reply::error("ERR invalid expire time in 'getex' command"),
+            }
+        }
+        _ => return Reply::error(SYNTAX),
+    };
+    let Some(value) = string_or_return!(&mut db, &args[1]) else {
+        return Reply::Null;
+    };
+    match change {
+        None => {}
+        Some(None) => {
+            db.set_deadline(&args[1], None);
+        }
+        Some(Some(at)) if at <= now => {
+            db.remove(&args[1]);
+        }
+        Some(Some(at)) => {
+            db.set_deadline(&args[1], Some(at as u64));
+        }
+    }
+    Reply::Bulk(value)
+}
+
+pub fn setnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    if db.peek(&args[1]).is_some() {
+        return Reply::Integer(0);
+    }
+    db.set(args[1].clone(), Value::Str(args[2].clone()), None);
+    Reply::Integer(1)
+}
+
+fn set_with_ttl(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> Reply {
+    let n = match int_arg(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let mut db = shared.db.lock().expect("db lock");
+    let now = db.now_ms() as i64;
+    match n.checked_mul(unit_ms).and_then(|ms| ms.checked_add(now)) {
+        Some(at) if n > 0 => {
+            db.set(
+                args[1].clone(),
+                Value::Str(args[3].clone()),
+                Some(at as u64),
+            );
+            Reply::OK
+        }
+        _ => Reply::error(format!("ERR invalid expire time in '{name}' command")),
+    }
+}
+
+pub fn setex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    set_with_ttl(shared, args, 1000, "setex")
+}
+
+pub fn psetex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    set_with_ttl(shared, args, 1, "psetex")
+}
+
+pub fn msetnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    if args.len() % 2 != 1 {
+        return Reply::error("ERR wrong number of arguments for 'msetnx' command");
+    }
+    let mut db = shared.db.lock().expect("db lock");
+    if args[1..].chunks(2).any(|pair| db.peek(&pair[0]).is_some()) {
+        return Reply::Integer(0);
+    }
+    for pair in args[1..].chunks(2) {
+        db.set(pair[0].clone(), Value::Str(pair[1].clone()), None);
+    }
+    Reply::Integer(1)
+}
+
+/// Parses a float as Redis does for INCRBYFLOAT: no spaces, no NaN or infinity.
+pub(super) fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty()
+        || s.len() > 5000
+        || s.starts_with(char::is_whitespace)
+        || s.ends_with(char::is_whitespace)
+    {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    s.parse().ok()
+}
+
+pub fn incrbyfloat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let Some(incr) = parse_float(&args[2]) else {
+        return Reply::error("ERR value is not a valid float");
+    };
+    let mut db = shared.db.lock().expect("db lock");
+    let current = match string_or_return!(&mut db, &args[1]) {
+        None => 0.0,
+        Some(s) => match parse_float(&s) {
+            Some(f) => f,
+            None => return Reply::error("ERR value is not a valid float"),
+        },
+    };
+    let next = current + incr;
+    if !next.is_finite() {
+        return Reply::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(crate::frame::format_double(next));
+    if !db.replace_value(&args[1], Value::Str(text.clone())) {
+        db.set(args[1].clone(), Value::Str(text.clone()), None);
+    }
+    Reply::Bulk(text)
 }

@@ -58,6 +58,15 @@ impl Conn {
         assert_eq!(String::from_utf8_lossy(&buf), expected);
     }
 
+    /// Reads and discards `n` bytes (a reply whose order is unspecified).
+    pub async fn skip(&mut self, n: usize) {
+        let mut buf = vec![0u8; n];
+        tokio::time::timeout(Duration::from_secs(5), self.0.read_exact(&mut buf))
+            .await
+            .expect("timed out")
+            .unwrap();
+    }
+
     /// Sends a command and checks its exact reply.
     pub async fn call(&mut self, args: &[&str], expected: &str) {
         self.send(args).await;
@@ -79,6 +88,9 @@ impl Conn {
         );
     }
 }
+
+/// `HELLO 3`'s reply to the first client of a standalone node.
+pub const HELLO3_FIRST_CLIENT: &str = "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
 
 pub fn encode(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();

@@ -1,0 +1,290 @@
+//! Hash commands.
+
+use bytes::Bytes;
+
+use super::util::{SYNTAX, eq, int_arg, parse_i64};
+use crate::db::Db;
+use crate::frame::{Protocol, Reply, format_double};
+use crate::server::{Client, Shared};
+use crate::types::Hash;
+
+fn read<R>(db: &mut Db, key: &[u8], f: impl FnOnce(&Hash) -> R) -> Result<Option<R>, Reply> {
+    db.read(key, f).map_err(Reply::error)
+}
+
+fn write<R>(db: &mut Db, key: &Bytes, f: impl FnOnce(&mut Hash) -> R) -> Result<R, Reply> {
+    db.write(key, f).map_err(Reply::error)
+}
+
+fn reply<T>(r: Result<T, Reply>, ok: impl FnOnce(T) -> Reply) -> Reply {
+    r.map_or_else(|e| e, ok)
+}
+
+/// `HSET key field value [field value ...]` (and `HMSET`, which answers OK).
+pub fn hset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    if !args.len().is_multiple_of(2) {
+        return Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            String::from_utf8_lossy(&args[0]).to_lowercase()
+        ));
+    }
+    let mut db = shared.db.lock().expect("db lock");
+    let added = write(&mut db, &args[1], |h| {
+        args[2..]
+            .chunks(2)
+            .filter(|p| h.insert(p[0].clone(), p[1].clone()))
+            .count()
+    });
+    if eq(&args[0], "HMSET") {
+        reply(added, |_| Reply::OK)
+    } else {
+        reply(added, |n| Reply::Integer(n as i64))
+    }
+}
+
+pub fn hsetnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    match read(&mut db, &args[1], |h| h.get(&args[2]).is_some()) {
+        Err(e) => return e,
+        Ok(Some(true)) => return Reply::Integer(0),
+        Ok(_) => {}
+    }
+    reply(
+        write(&mut db, &args[1], |h| {
+            h.insert(args[2].clone(), args[3].clone())
+        }),
+        |_| Reply::Integer(1),
+    )
+}
+
+pub fn hget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    reply(read(&mut db, &args[1], |h| h.get(&args[2]).cloned()), |v| {
+        v.flatten().map_or(Reply::Null, Reply::Bulk)
+    })
+}
+
+pub fn hmget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    let fields = &args[2..];
+    reply(
+        read(&mut db, &args[1], |h| {
+            fields.iter().map(|f| h.get(f).cloned()).collect::<Vec<_>>()
+        }),
+        |v| {
+            let values = v.unwrap_or_else(|| vec![None; fields.len()]);
+            Reply::Array(
+                values
+                    .into_iter()
+                    .map(|v| v.map_or(Reply::Null, Reply::Bulk))
+                    .collect(),
+            )
+        },
+    )
+}
+
+pub fn hdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    match read(&mut db, &args[1], |_| ()) {
+        Err(e) => e,
+        Ok(None) => Reply::Integer(0),
+        Ok(Some(())) => reply(
+            write(&mut db, &args[1], |h| {
+                args[2..].iter().filter(|f| h.remove(f)).count()
+            }),
+            |n| Reply::Integer(n as i64),
+        ),
+    }
+}
+
+pub fn hlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    reply(read(&mut db, &args[1], Hash::len), |n| {
+        Reply::Integer(n.unwrap_or(0) as i64)
+    })
+}
+
+pub fn hexists(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    reply(
+        read(&mut db, &args[1], |h| h.get(&args[2]).is_some()),
+        |b| Reply::Integer(i64::from(b.unwrap_or(false))),
+    )
+}
+
+pub fn hstrlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    reply(
+        read(&mut db, &args[1], |h| h.get(&args[2]).map_or(0, Bytes::len)),
+        |n| Reply::Integer(n.unwrap_or(0) as i64),
+    )
+}
+
+/// Fields, values or both, in the hash's iteration order.
+fn listing(shared: &Shared, key: &[u8], fields: bool, values: bool) -> Reply {
+    let mut db = shared.db.lock().expect("db lock");
+    reply(
+        read(&mut db, key, |h| {
+            if fields && values {
+                Reply::Map(
+                    h.iter()
+                        .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                        .collect(),
+                )
+            } else {
+                Reply::Array(
+                    h.iter()
+                        .map(|(f, v)| Reply::Bulk(if fields { f.clone() } else { v.clone() }))
+                        .collect(),
+                )
+            }
+        }),
+        |r| {
+            r.unwrap_or(if fields && values {
+                Reply::Map(vec![])
+            } else {
+                Reply::Array(vec![])
+            })
+        },
+    )
+}
+
+pub fn hgetall(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    listing(shared, &args[1], true, true)
+}
+
+pub fn hkeys(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    listing(shared, &args[1], true, false)
+}
+
+pub fn hvals(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    listing(shared, &args[1], false, true)
+}
+
+pub fn hincrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let delta = match int_arg(&args[3]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let mut db = shared.db.lock().expect("db lock");
+    let current = match read(&mut db, &args[1], |h| h.get(&args[2]).cloned()) {
+        Err(e) => return e,
+        Ok(v) => v.flatten(),
+    };
+    let current = match current {
+        None => 0,
+        Some(v) => match parse_i64(&v) {
+            Some(n) => n,
+            None => return Reply::error("ERR hash value is not an integer"),
+        },
+    };
+    let Some(next) = current.checked_add(delta) else {
+        return Reply::error("ERR increment or decrement would overflow");
+    };
+    reply(
+        write(&mut db, &args[1], |h| {
+            h.insert(args[2].clone(), Bytes::from(next.to_string()))
+        }),
+        |_| Reply::Integer(next),
+    )
+}
+
+pub fn hincrbyfloat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let Some(delta) = super::strings::parse_float(&args[3]) else {
+        return Reply::error("ERR value is not a valid float");
+    };
+    let mut db = shared.db.lock().expect("db lock");
+    let current = match read(&mut db, &args[1], |h| h.get(&args[2]).cloned()) {
+        Err(e) => return e,
+        Ok(v) => v.flatten(),
+    };
+    let current = match current {
+        None => 0.0,
+        Some(v) => match super::strings::parse_float(&v) {
+            Some(f) => f,
+            None => return Reply::error("ERR hash value is not a float"),
+        },
+    };
+    let next = current + delta;
+    if !next.is_finite() {
+        return Reply::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_double(next));
+    reply(
+        write(&mut db, &args[1], |h| {
+            h.insert(args[2].clone(), text.clone())
+        }),
+        |_| Reply::Bulk(text),
+    )
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`
+pub fn hrandfield(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    use rand::seq::IteratorRandom as _;
+    let count = match args.get(2).map(|a| int_arg(a)) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => return e,
+    };
+    let with_values = match args.get(3) {
+        None => false,
+        Some(a) if eq(a, "WITHVALUES") && args.len() == 4 => true,
+        Some(_) => return Reply::error(SYNTAX),
+    };
+    if count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
+        return Reply::error("ERR value is out of range");
+    }
+    let mut db = shared.db.lock().expect("db lock");
+    let mut rng = rand::rng();
+    let picked = read(&mut db, &args[1], |h| {
+        let pairs: Vec<(Bytes, Bytes)> = match count {
+            None | Some(0..) => {
+                let n = count.map_or(1, |n| n as usize);
+                h.iter()
+                    .map(|(f, v)| (f.clone(), v.clone()))
+                    .choose_multiple(&mut rng, n)
+            }
+            // A negative count allows repeats and returns exactly |count| fields.
+            Some(n) => {
+                let all: Vec<_> = h.iter().collect();
+                (0..n.unsigned_abs())
+                    .filter_map(|_| {
+                        all.get(rand::Rng::random_range(&mut rng, 0..all.len()))
+                            .map(|(f, v)| ((*f).clone(), (*v).clone()))
+                    })
+                    .collect()
+            }
+        };
+        pairs
+    });
+    let picked = match picked {
+        Err(e) => return e,
+        Ok(p) => p,
+    };
+    match (count, picked) {
+        (None, None) => Reply::Null,
+        (None, Some(p)) => p
+            .into_iter()
+            .next()
+            .map_or(Reply::Null, |(f, _)| Reply::Bulk(f)),
+        (Some(_), p) => {
+            let p = p.unwrap_or_default();
+            if with_values && client.proto == Protocol::Resp3 {
+                Reply::Array(
+                    p.into_iter()
+                        .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f), Reply::Bulk(v)]))
+                        .collect(),
+                )
+            } else if with_values {
+                // RESP2 has no pairs: fields and values alternate.
+                Reply::Array(
+                    p.into_iter()
+                        .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
+                        .collect(),
+                )
+            } else {
+                Reply::Array(p.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Collection values. Each keeps a running count of the bytes it holds, so
+//! that the keyspace can account memory in O(1) per write instead of walking
+//! a collection.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+/// Bytes charged per collection element on top of its payload: a hash table
+/// slot and the `Bytes` headers. An estimate until the allocator's own
+/// statistics replace it.
+const ELEMENT_OVERHEAD: usize = 48;
+
+/// A hash: field → value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hash {
+    map: HashMap<Bytes, Bytes>,
+    bytes: usize,
+}
+
+impl Hash {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+        self.map.get(field)
+    }
+
+    /// Sets a field; true when the field is new.
+    pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
+        let add = value.len();
+        match self.map.insert(field.clone(), value) {
+            Some(old) => {
+                self.bytes = self.bytes - old.len() + add;
+                false
+            }
+            None => {
+                self.bytes += field.len() + add + ELEMENT_OVERHEAD;
+                true
+            }
+        }
+    }
+
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        match self.map.remove_entry(field) {
+            Some((f, v)) => {
+                self.bytes -= f.len() + v.len() + ELEMENT_OVERHEAD;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
+        self.map.iter()
+    }
+}
+
+/// A set of members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Set {
+    members: HashSet<Bytes>,
+    bytes: usize,
+}
+
+impl Set {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        self.members.contains(m)
+    }
+
+    /// Adds a member; true when it is new.
+    pub fn insert(&mut self, m: Bytes) -> bool {
+        let len = m.len();
+        let new = self.members.insert(m);
+        if new {
+            self.bytes += len + ELEMENT_OVERHEAD;
+        }
+        new
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self.members.take(m) {
+            Some(old) => {
+                self.bytes -= old.len() + ELEMENT_OVERHEAD;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.members.iter()
+    }
+}
+
+impl FromIterator<Bytes> for Set {
+    fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
+        let mut s = Set::default();
+        for m in iter {
+            s.insert(m);
+        }
+        s
+    }
+}
+
+/// A list of elements, cheap to push and pop at both ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct List {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+/// Which end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Left,
+    Right,
+}
+
+impl List {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn charge(b: &Bytes) -> usize {
+        b.len() + ELEMENT_OVERHEAD
+    }
+
+    pub fn push(&mut self, end: End, item: Bytes) {
+        self.bytes += Self::charge(&item);
+        match end {
+            End::Left => self.items.push_front(item),
+            End::Right => self.items.push_back(item),
+        }
+    }
+
+    pub fn pop(&mut self, end: End) -> Option<Bytes> {
+        let item = match end {
+            End::Left => self.items.pop_front(),
+            End::Right => self.items.pop_back(),
+        }?;
+        self.bytes -= Self::charge(&item);
+        Some(item)
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Bytes> {
+        self.items.get(index)
+    }
+
+    /// Replaces the element at `index`; false when out of range.
+    pub fn set(&mut self, index: usize, item: Bytes) -> bool {
+        let Some(slot) = self.items.get_mut(index) else {
+            return false;
+        };
+        self.bytes = self.bytes - slot.len() + item.len();
+        *slot = item;
+        true
+    }
+
+    pub fn insert(&mut self, index: usize, item: Bytes) {
+        self.bytes += Self::charge(&item);
+        self.items.insert(index, item);
+    }
+
+    pub fn remove(&mut self, index: usize) -> Option<Bytes> {
+        let item = self.items.remove(index)?;
+        self.bytes -= Self::charge(&item);
+        Some(item)
+    }
+
+    /// Keeps only the elements in `start..end`.
+    pub fn retain_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.items.len());
+        let start = start.min(end);
+        let removed: usize = self
+            .items
+            .drain(end..)
+            .map(|i| Self::charge(&i))
+            .sum::<usize>()
+            + self
+                .items
+                .drain(..start)
+                .map(|i| Self::charge(&i))
+                .sum::<usize>();
+        self.bytes -= removed;
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Bytes> + ExactSizeIterator {
+        self.items.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_accounting_follows_every_change() {
+        let mut h = Hash::default();
+        assert!(h.insert(Bytes::from("f"), Bytes::from("abc")));
+        assert!(!h.insert(Bytes::from("f"), Bytes::from("abcdef")));
+        assert_eq!(h.bytes(), 1 + 6 + ELEMENT_OVERHEAD);
+        assert!(h.remove(b"f"));
+        assert_eq!(h.bytes(), 0);
+        assert!(!h.remove(b"f"));
+    }
+
+    #[test]
+    fn list_accounting_follows_every_change() {
+        let mut l = List::default();
+        for (i, s) in ["a", "bb", "ccc", "dddd"].into_iter().enumerate() {
+            l.push(
+                if i % 2 == 0 { End::Right } else { End::Left },
+                Bytes::from(s),
+            );
+        }
+        assert_eq!(
+            l.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+            [&b"dddd"[..], b"bb", b"a", b"ccc"]
+        );
+        l.set(0, Bytes::from("x"));
+        l.insert(1, Bytes::from("yy"));
+        l.retain_range(1, 3);
+        assert_eq!(
+            l.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+            [&b"yy"[..], b"bb"]
+        );
+        assert_eq!(l.bytes(), 4 + 2 * ELEMENT_OVERHEAD);
+        l.pop(End::Left);
+        l.remove(0);
+        assert_eq!(l.bytes(), 0);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn set_accounting_follows_every_change() {
+        let mut s: Set = ["a", "bb", "a"].into_iter().map(Bytes::from).collect();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.bytes(), 3 + 2 * ELEMENT_OVERHEAD);
+        s.remove(b"a");
+        s.remove(b"bb");
+        assert_eq!(s.bytes(), 0);
+    }
+}
