@@ -367,3 +367,15 @@ async fn more_key_commands() {
     c.call(&["RANDOMKEY"], "$4\r\nonly\r\n").await;
     n.shutdown().await;
 }
+
+#[tokio::test]
+async fn bare_command_lists_every_command() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.send(&["COMMAND"]).await;
+    c.expect("*").await;
+    // The rest of that long reply stays unread: ask on a fresh connection.
+    let mut c = Conn::to(&n).await;
+    c.call(&["COMMAND", "NOSUCH"], "-ERR unknown subcommand 'NOSUCH'. Try COMMAND HELP.\r\n").await;
+    n.shutdown().await;
+}

@@ -82,6 +82,15 @@ const fn container(
     }
 }
 
+/// `COMMAND`: a container that also runs bare (listing every command).
+const fn command_container(subcommands: &'static [Spec]) -> Spec {
+    Spec {
+        arity: -1,
+        flags: LOADING | STALE,
+        ..container("command", "server", "2.8.13", "Returns detailed information about all commands.", subcommands)
+    }
+}
+
 const NONE: (i32, i32, i32) = (0, 0, 0);
 const ONE: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
@@ -199,7 +208,7 @@ pub static COMMANDS: &[Spec] = &[
     // Server.
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
-    container("command", "server", "2.8.13", "Returns detailed information about all commands.", &[
+    command_container(&[
         spec("command|count", 2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Returns a count of commands.", server::command_count),
         spec("command|info", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Returns information about one, multiple or all commands.", server::command_info),
         spec("command|docs", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", server::command_docs),
