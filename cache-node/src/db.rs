@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tidecache_topology::{SLOT_COUNT, key_slot};
 
 use crate::clock::Clock;
-use crate::types::{Hash, List, Set};
+use crate::types::{Hash, List, Set, SortedSet};
 
 /// A stored value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,7 @@ pub enum Value {
     Hash(Hash),
     List(List),
     Set(Set),
+    ZSet(SortedSet),
 }
 
 impl Value {
@@ -31,6 +32,7 @@ impl Value {
             Value::Hash(h) => h.bytes(),
             Value::List(l) => l.bytes(),
             Value::Set(s) => s.bytes(),
+            Value::ZSet(z) => z.bytes(),
         }
     }
 
@@ -40,6 +42,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -50,6 +53,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }
@@ -63,29 +67,30 @@ pub trait Collection: Default + Sized {
 }
 
 macro_rules! collection {
-    ($ty:ident) => {
+    ($ty:ident, $variant:ident) => {
         impl Collection for $ty {
             fn of(value: &Value) -> Option<&Self> {
                 match value {
-                    Value::$ty(c) => Some(c),
+                    Value::$variant(c) => Some(c),
                     _ => None,
                 }
             }
             fn of_mut(value: &mut Value) -> Option<&mut Self> {
                 match value {
-                    Value::$ty(c) => Some(c),
+                    Value::$variant(c) => Some(c),
                     _ => None,
                 }
             }
             fn into_value(self) -> Value {
-                Value::$ty(self)
+                Value::$variant(self)
             }
         }
     };
 }
-collection!(Hash);
-collection!(List);
-collection!(Set);
+collection!(Hash, Hash);
+collection!(List, List);
+collection!(Set, Set);
+collection!(SortedSet, ZSet);
 
 /// The reply for a command applied to a key of another type.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";

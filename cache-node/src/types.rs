@@ -2,7 +2,8 @@
 //! that the keyspace can account memory in O(1) per write instead of walking
 //! a collection.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -219,6 +220,101 @@ impl List {
     }
 }
 
+/// A score with a total order (NaN is refused before it gets here; -0 is
+/// stored as 0 so that equal scores compare equal).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score(f64);
+
+impl Score {
+    pub fn new(f: f64) -> Self {
+        Score(if f == 0.0 { 0.0 } else { f })
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A sorted set: members ordered by (score, member).
+///
+/// A map gives O(1) score lookups and an ordered set gives ordered ranges.
+/// Ranks are counted by walking the ordered set (O(rank)); an order-statistic
+/// structure replaces it when the engine work needs ranks in O(log n).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortedSet {
+    scores: HashMap<Bytes, Score>,
+    order: BTreeSet<(Score, Bytes)>,
+    bytes: usize,
+}
+
+impl SortedSet {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.scores.get(member).map(|s| s.get())
+    }
+
+    /// Sets `member`'s score; returns the previous one.
+    pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        let score = Score::new(score);
+        let previous = self.scores.insert(member.clone(), score);
+        match previous {
+            Some(old) => {
+                self.order.remove(&(old, member.clone()));
+            }
+            None => self.bytes += member.len() + 2 * ELEMENT_OVERHEAD,
+        }
+        self.order.insert((score, member));
+        previous.map(Score::get)
+    }
+
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let (m, score) = self.scores.remove_entry(member)?;
+        self.order.remove(&(score, m.clone()));
+        self.bytes -= m.len() + 2 * ELEMENT_OVERHEAD;
+        Some(score.get())
+    }
+
+    /// 0-based rank in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = *self.scores.get(member)?;
+        Some(
+            self.order
+                .range(..(score, Bytes::copy_from_slice(member)))
+                .count(),
+        )
+    }
+
+    /// Members in ascending order of (score, member).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+        self.order.iter().map(|(s, m)| (m, s.get()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +355,30 @@ mod tests {
         l.remove(0);
         assert_eq!(l.bytes(), 0);
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn sorted_sets_order_by_score_then_member() {
+        let mut z = SortedSet::default();
+        z.insert(Bytes::from("b"), 1.0);
+        z.insert(Bytes::from("a"), 1.0);
+        z.insert(Bytes::from("c"), -0.0);
+        assert_eq!(z.insert(Bytes::from("c"), 5.0), Some(0.0));
+        let order: Vec<_> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Bytes::from("a"), 1.0),
+                (Bytes::from("b"), 1.0),
+                (Bytes::from("c"), 5.0)
+            ]
+        );
+        assert_eq!(z.rank(b"c"), Some(2));
+        assert_eq!(z.remove(b"a"), Some(1.0));
+        z.remove(b"b");
+        z.remove(b"c");
+        assert_eq!(z.bytes(), 0);
+        assert!(z.is_empty());
     }
 
     #[test]

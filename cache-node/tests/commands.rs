@@ -376,6 +376,10 @@ async fn bare_command_lists_every_command() {
     c.expect("*").await;
     // The rest of that long reply stays unread: ask on a fresh connection.
     let mut c = Conn::to(&n).await;
-    c.call(&["COMMAND", "NOSUCH"], "-ERR unknown subcommand 'NOSUCH'. Try COMMAND HELP.\r\n").await;
+    c.call(
+        &["COMMAND", "NOSUCH"],
+        "-ERR unknown subcommand 'NOSUCH'. Try COMMAND HELP.\r\n",
+    )
+    .await;
     n.shutdown().await;
 }

@@ -1,4 +1,4 @@
-//! Hashes, lists and sets over real TCP, with exact replies.
+//! Hashes, lists, sets and sorted sets over real TCP, with exact replies.
 
 mod common;
 
@@ -245,5 +245,163 @@ async fn lists() {
     .await;
     c.call(&["LLEN", "dst"], ":2\r\n").await;
     c.call(&["TYPE", "dst"], "+list\r\n").await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn sorted_sets() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["ZADD", "z", "1", "a", "2", "b", "3", "c"], ":3\r\n")
+        .await;
+    c.call(&["ZADD", "z", "CH", "1", "a", "5", "b", "4", "d"], ":2\r\n")
+        .await;
+    c.call(
+        &["ZADD", "z", "NX", "XX", "1", "a"],
+        "-ERR XX and NX options at the same time are not compatible\r\n",
+    )
+    .await;
+    c.call(
+        &["ZADD", "z", "GT", "LT", "1", "a"],
+        "-ERR GT, LT, and/or NX options at the same time are not compatible\r\n",
+    )
+    .await;
+    c.call(
+        &["ZADD", "z", "x", "a"],
+        "-ERR value is not a valid float\r\n",
+    )
+    .await;
+    c.call(
+        &["ZADD", "z", "1"],
+        "-ERR wrong number of arguments for 'zadd' command\r\n",
+    )
+    .await;
+    c.call(&["ZADD", "z", "1", "a", "2"], "-ERR syntax error\r\n")
+        .await;
+    c.call(&["ZADD", "z", "GT", "CH", "0", "c", "10", "c"], ":1\r\n")
+        .await;
+    c.call(&["ZSCORE", "z", "c"], "$2\r\n10\r\n").await;
+    c.call(&["ZADD", "z", "INCR", "2.5", "a"], "$3\r\n3.5\r\n")
+        .await;
+    c.call(&["ZADD", "z", "XX", "INCR", "1", "nope"], "$-1\r\n")
+        .await;
+    c.call(&["ZINCRBY", "z", "-1", "a"], "$3\r\n2.5\r\n").await;
+    c.call(&["ZCARD", "z"], ":4\r\n").await;
+    // Now: a=2.5 d=4 b=5 c=10
+    c.call(
+        &["ZRANGE", "z", "0", "-1"],
+        "*4\r\n$1\r\na\r\n$1\r\nd\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    )
+    .await;
+    c.call(
+        &["ZRANGE", "z", "0", "1", "WITHSCORES"],
+        "*4\r\n$1\r\na\r\n$3\r\n2.5\r\n$1\r\nd\r\n$1\r\n4\r\n",
+    )
+    .await;
+    c.call(&["ZREVRANGE", "z", "0", "0"], "*1\r\n$1\r\nc\r\n")
+        .await;
+    c.call(
+        &["ZRANGE", "z", "(2.5", "5", "BYSCORE"],
+        "*2\r\n$1\r\nd\r\n$1\r\nb\r\n",
+    )
+    .await;
+    c.call(
+        &[
+            "ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "2",
+        ],
+        "*2\r\n$1\r\nb\r\n$1\r\nd\r\n",
+    )
+    .await;
+    c.call(
+        &["ZRANGEBYSCORE", "z", "-inf", "(5", "WITHSCORES"],
+        "*4\r\n$1\r\na\r\n$3\r\n2.5\r\n$1\r\nd\r\n$1\r\n4\r\n",
+    )
+    .await;
+    c.call(
+        &["ZREVRANGEBYSCORE", "z", "10", "5"],
+        "*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+    )
+    .await;
+    c.call(&["ZRANGE", "z", "0", "1", "LIMIT", "0", "1"], "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n").await;
+    c.call(
+        &["ZRANGEBYSCORE", "z", "x", "1"],
+        "-ERR min or max is not a float\r\n",
+    )
+    .await;
+    c.call(&["ZCOUNT", "z", "3", "+inf"], ":3\r\n").await;
+    c.call(&["ZRANK", "z", "b"], ":2\r\n").await;
+    c.call(&["ZREVRANK", "z", "b"], ":1\r\n").await;
+    c.call(&["ZRANK", "z", "b", "WITHSCORE"], "*2\r\n:2\r\n$1\r\n5\r\n")
+        .await;
+    c.call(&["ZRANK", "z", "nope"], "$-1\r\n").await;
+    c.call(&["ZMSCORE", "z", "a", "nope"], "*2\r\n$3\r\n2.5\r\n$-1\r\n")
+        .await;
+    c.call(&["ZPOPMIN", "z"], "*2\r\n$1\r\na\r\n$3\r\n2.5\r\n")
+        .await;
+    c.call(
+        &["ZPOPMAX", "z", "2"],
+        "*4\r\n$1\r\nc\r\n$2\r\n10\r\n$1\r\nb\r\n$1\r\n5\r\n",
+    )
+    .await;
+    c.call(&["ZREM", "z", "d", "nope"], ":1\r\n").await;
+    c.call(&["EXISTS", "z"], ":0\r\n").await;
+    c.call(&["ZPOPMIN", "z"], "*0\r\n").await;
+    // Lexicographic ranges over equal scores.
+    c.call(
+        &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"],
+        ":4\r\n",
+    )
+    .await;
+    c.call(
+        &["ZRANGEBYLEX", "lex", "[b", "(d"],
+        "*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    )
+    .await;
+    c.call(
+        &["ZREVRANGEBYLEX", "lex", "+", "-", "LIMIT", "0", "1"],
+        "*1\r\n$1\r\nd\r\n",
+    )
+    .await;
+    c.call(&["ZLEXCOUNT", "lex", "-", "+"], ":4\r\n").await;
+    c.call(
+        &["ZRANGEBYLEX", "lex", "b", "d"],
+        "-ERR min or max not valid string range item\r\n",
+    )
+    .await;
+    c.call(&["ZRANGESTORE", "dst", "lex", "1", "2"], ":2\r\n")
+        .await;
+    c.call(
+        &["ZRANGE", "dst", "0", "-1"],
+        "*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+    )
+    .await;
+    c.call(&["ZREMRANGEBYLEX", "lex", "[a", "[b"], ":2\r\n")
+        .await;
+    c.call(&["ZREMRANGEBYRANK", "lex", "0", "0"], ":1\r\n")
+        .await;
+    c.call(&["ZREMRANGEBYSCORE", "lex", "-inf", "+inf"], ":1\r\n")
+        .await;
+    c.call(&["EXISTS", "lex"], ":0\r\n").await;
+    c.call(&["ZADD", "one", "1", "m"], ":1\r\n").await;
+    c.call(&["ZRANDMEMBER", "one"], "$1\r\nm\r\n").await;
+    c.call(
+        &["ZRANDMEMBER", "one", "-2", "WITHSCORES"],
+        "*4\r\n$1\r\nm\r\n$1\r\n1\r\n$1\r\nm\r\n$1\r\n1\r\n",
+    )
+    .await;
+    c.call(&["TYPE", "one"], "+zset\r\n").await;
+    c.call(
+        &["LPUSH", "one", "x"],
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    )
+    .await;
+    // RESP3 pairs members with double scores.
+    c.call(&["HELLO", "3"], common::HELLO3_FIRST_CLIENT).await;
+    c.call(
+        &["ZRANGE", "one", "0", "-1", "WITHSCORES"],
+        "*1\r\n*2\r\n$1\r\nm\r\n,1\r\n",
+    )
+    .await;
+    c.call(&["ZSCORE", "one", "m"], ",1\r\n").await;
     n.shutdown().await;
 }

@@ -17,6 +17,7 @@ mod server;
 mod sets;
 mod strings;
 mod table;
+mod zsets;
 
 use bytes::Bytes;
 

@@ -142,7 +142,10 @@ fn render_section(shared: &Shared, section: &str, out: &mut String) {
             w("# Cluster", &"");
             // Like redis-server: 0 when standalone, even though CLUSTER commands
             // answer as a one-shard cluster for cluster-aware clients.
-            w("cluster_enabled", &i32::from(cluster.mode() == Mode::Cluster));
+            w(
+                "cluster_enabled",
+                &i32::from(cluster.mode() == Mode::Cluster),
+            );
             w("tidecache_topology_epoch", &cluster.epoch());
         }
         _ => {}

@@ -1,7 +1,9 @@
 //! The command table.
 
 use super::flags::*;
-use super::{Handler, admin, cluster, connection, hashes, keys, lists, server, sets, strings};
+use super::{
+    Handler, admin, cluster, connection, hashes, keys, lists, server, sets, strings, zsets,
+};
 
 /// One command as data.
 pub struct Spec {
@@ -87,7 +89,13 @@ const fn command_container(subcommands: &'static [Spec]) -> Spec {
     Spec {
         arity: -1,
         flags: LOADING | STALE,
-        ..container("command", "server", "2.8.13", "Returns detailed information about all commands.", subcommands)
+        ..container(
+            "command",
+            "server",
+            "2.8.13",
+            "Returns detailed information about all commands.",
+            subcommands,
+        )
     }
 }
 
@@ -156,6 +164,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("randomkey", 1, READONLY, NONE, &["@keyspace", "@read", "@slow"], "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     spec("dbsize", 1, READONLY | FAST, NONE, &["@keyspace", "@read", "@fast"], "server", "1.0.0", "Returns the number of keys in the database.", keys::dbsize),
     spec("flushall", -1, WRITE, NONE, &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", "Removes all keys from all databases.", keys::flushall),
+    spec("flushdb", -1, WRITE, NONE, &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", "Remove all keys from the current database.", keys::flushall),
     // Hashes.
     spec("hset", -4, WRITE | DENYOOM | FAST, ONE, &["@write", "@hash", "@fast"], "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", hashes::hset),
     spec("hmset", -4, WRITE | DENYOOM | FAST, ONE, &["@write", "@hash", "@fast"], "hash", "2.0.0", "Sets the values of multiple fields.", hashes::hset),
@@ -205,6 +214,30 @@ pub static COMMANDS: &[Spec] = &[
     spec("sunionstore", -3, WRITE | DENYOOM, ALL, &["@write", "@set", "@slow"], "set", "1.0.0", "Stores the union of multiple sets in a key.", sets::sunionstore),
     spec("sdiffstore", -3, WRITE | DENYOOM, ALL, &["@write", "@set", "@slow"], "set", "1.0.0", "Stores the difference of multiple sets in a key.", sets::sdiffstore),
     spec("smove", 4, WRITE | FAST, (1, 2, 1), &["@write", "@set", "@fast"], "set", "1.0.0", "Moves a member from one set to another.", sets::smove),
+    // Sorted sets.
+    spec("zadd", -4, WRITE | DENYOOM | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", zsets::zadd),
+    spec("zincrby", 4, WRITE | DENYOOM | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", zsets::zincrby),
+    spec("zscore", 3, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.", zsets::zscore),
+    spec("zmscore", -3, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "6.2.0", "Returns the score of one or more members in a sorted set.", zsets::zmscore),
+    spec("zcard", 2, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Returns the number of members in a sorted set.", zsets::zcard),
+    spec("zcount", 4, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "2.0.0", "Returns the count of members in a sorted set that have scores within a range.", zsets::zcount),
+    spec("zlexcount", 4, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "2.8.9", "Returns the number of members in a sorted set within a lexicographical range.", zsets::zlexcount),
+    spec("zrange", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes.", zsets::zrange),
+    spec("zrevrange", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "1.2.0", "Returns members in a sorted set within a range of indexes in reverse order.", zsets::zrevrange),
+    spec("zrangebyscore", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "1.0.5", "Returns members in a sorted set within a range of scores.", zsets::zrangebyscore),
+    spec("zrevrangebyscore", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "2.2.0", "Returns members in a sorted set within a range of scores in reverse order.", zsets::zrevrangebyscore),
+    spec("zrangebylex", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range.", zsets::zrangebylex),
+    spec("zrevrangebylex", -4, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "2.8.9", "Returns members in a sorted set within a lexicographical range in reverse order.", zsets::zrevrangebylex),
+    spec("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), &["@write", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Stores a range of members from sorted set in a key.", zsets::zrangestore),
+    spec("zrank", -3, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by ascending scores.", zsets::zrank),
+    spec("zrevrank", -3, READONLY | FAST, ONE, &["@read", "@sortedset", "@fast"], "sorted-set", "2.0.0", "Returns the index of a member in a sorted set ordered by descending scores.", zsets::zrevrank),
+    spec("zrem", -3, WRITE | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", zsets::zrem),
+    spec("zremrangebyrank", 4, WRITE, ONE, &["@write", "@sortedset", "@slow"], "sorted-set", "2.0.0", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zsets::zremrangebyrank),
+    spec("zremrangebyscore", 4, WRITE, ONE, &["@write", "@sortedset", "@slow"], "sorted-set", "1.2.0", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zsets::zremrangebyscore),
+    spec("zremrangebylex", 4, WRITE, ONE, &["@write", "@sortedset", "@slow"], "sorted-set", "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zsets::zremrangebylex),
+    spec("zpopmin", -2, WRITE | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmin),
+    spec("zpopmax", -2, WRITE | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmax),
+    spec("zrandmember", -2, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
     // Server.
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
