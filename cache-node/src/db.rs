@@ -350,6 +350,38 @@ impl Db {
             .collect()
     }
 
+    /// One step of SCAN. The cursor is a slot number: each call returns every
+    /// live key of whole slots, starting at `cursor`, until at least `count`
+    /// keys were visited, and the next slot as the new cursor (0 when done).
+    /// Slots never move, so the cursor stays valid however the keyspace grows
+    /// or shrinks, and a key present for the whole iteration is returned
+    /// exactly once.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut keep: impl FnMut(&[u8], &Value) -> bool,
+    ) -> (u64, Vec<Bytes>) {
+        let now = self.now_ms();
+        let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let (mut visited, mut out) = (0, Vec::new());
+        while slot < self.slots.len() && visited < count.max(1) {
+            for (k, e) in &self.slots[slot] {
+                visited += 1;
+                if e.expires_at.is_none_or(|at| at > now) && keep(k, &e.value) {
+                    out.push(k.clone());
+                }
+            }
+            slot += 1;
+        }
+        let next = if slot >= self.slots.len() {
+            0
+        } else {
+            slot as u64
+        };
+        (next, out)
+    }
+
     /// A random live key: a random non-empty slot, then a random key in it.
     /// Not uniform across keys when slots differ in size, which RANDOMKEY's
     /// uses (sampling, debugging) tolerate.

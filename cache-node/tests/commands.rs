@@ -383,3 +383,58 @@ async fn bare_command_lists_every_command() {
     .await;
     n.shutdown().await;
 }
+
+#[tokio::test]
+async fn scan_visits_every_key_once_while_the_keyspace_grows() {
+    use redis::AsyncCommands as _;
+    let n = node(&[]).await;
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", n.addr.port())).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..2000 {
+        let _: () = conn.set(format!("k:{i}"), i).await.unwrap();
+    }
+    let _: () = conn.hset("h:1", "f", "v").await.unwrap();
+    let mut seen = std::collections::HashMap::new();
+    let mut cursor = 0u64;
+    let mut extra = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("k:*")
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for k in keys {
+            *seen.entry(k).or_insert(0) += 1;
+        }
+        // Grow the keyspace during the iteration.
+        let _: () = conn.set(format!("new:{extra}"), 1).await.unwrap();
+        extra += 1;
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2000, "every key present throughout is returned");
+    assert!(seen.values().all(|&n| n == 1), "and returned once");
+    let (_, hashes): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("TYPE")
+        .arg("hash")
+        .arg("COUNT")
+        .arg(100_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(hashes, vec!["h:1".to_string()]);
+    let err = redis::cmd("SCAN")
+        .arg("x")
+        .query_async::<redis::Value>(&mut conn)
+        .await
+        .unwrap_err();
+    assert_eq!(err.detail(), Some("invalid cursor"));
+    n.shutdown().await;
+}

@@ -253,3 +253,44 @@ pub fn randomkey(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
         .random_key()
         .map_or(Reply::Null, Reply::Bulk)
 }
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`; see [`crate::db::Db::scan`]
+/// for what the cursor is.
+pub fn scan(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let Some(cursor) = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Reply::error("ERR invalid cursor");
+    };
+    let (mut pattern, mut count, mut type_) = (None, 10usize, None);
+    let mut i = 2;
+    while i < args.len() {
+        let Some(value) = args.get(i + 1) else {
+            return Reply::error(SYNTAX);
+        };
+        if eq(&args[i], "MATCH") {
+            pattern = Some(value.clone());
+        } else if eq(&args[i], "COUNT") {
+            match super::util::parse_i64(value) {
+                Some(n) if n >= 1 => count = n as usize,
+                Some(_) => return Reply::error(SYNTAX),
+                None => return Reply::error(super::util::NOT_INTEGER),
+            }
+        } else if eq(&args[i], "TYPE") {
+            type_ = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+        } else {
+            return Reply::error(SYNTAX);
+        }
+        i += 2;
+    }
+    let db = shared.db.lock().expect("db lock");
+    let (next, keys) = db.scan(cursor, count, |k, v| {
+        pattern.as_ref().is_none_or(|p| crate::glob::matches(p, k))
+            && type_.as_deref().is_none_or(|t| t == v.type_name())
+    });
+    Reply::Array(vec![
+        Reply::text(&next.to_string()),
+        Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+    ])
+}

@@ -161,6 +161,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("renamenx", 3, WRITE | FAST, (1, 2, 1), &["@keyspace", "@write", "@fast"], "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
     spec("copy", -3, WRITE | DENYOOM, (1, 2, 1), &["@keyspace", "@write", "@slow"], "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
     spec("keys", 2, READONLY, NONE, &["@keyspace", "@read", "@slow", "@dangerous"], "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
+    spec("scan", -2, READONLY, NONE, &["@keyspace", "@read", "@slow"], "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
     spec("randomkey", 1, READONLY, NONE, &["@keyspace", "@read", "@slow"], "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     spec("dbsize", 1, READONLY | FAST, NONE, &["@keyspace", "@read", "@fast"], "server", "1.0.0", "Returns the number of keys in the database.", keys::dbsize),
     spec("flushall", -1, WRITE, NONE, &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", "Removes all keys from all databases.", keys::flushall),
