@@ -108,7 +108,7 @@ impl Collector for NodeCollector {
             &mut enc,
             "tidecache_maxmemory_bytes",
             "Configured memory limit (0 = none).",
-            s.config.maxmemory as i64,
+            s.maxmemory() as i64,
         )?;
         gauge(
             &mut enc,

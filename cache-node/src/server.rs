@@ -72,10 +72,13 @@ pub struct Shared {
     pub started: Instant,
     pub run_id: String,
     pub limits: Limits,
+    /// `maxmemory`, changeable at run time with CONFIG SET.
+    maxmemory: AtomicU64,
 }
 
 impl Shared {
     pub fn new(config: Config, db: Db, cluster: ClusterState) -> Self {
+        let maxmemory = AtomicU64::new(config.maxmemory);
         let calls = cmd::COMMANDS
             .iter()
             .flat_map(|s| std::iter::once(s).chain(s.subcommands))
@@ -96,6 +99,7 @@ impl Shared {
             started: Instant::now(),
             run_id: crate::random_hex(40),
             limits,
+            maxmemory,
         }
     }
 
@@ -117,8 +121,16 @@ impl Shared {
         out
     }
 
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
+    }
+
+    pub fn set_maxmemory(&self, bytes: u64) {
+        self.maxmemory.store(bytes, Ordering::Relaxed);
+    }
+
     pub fn over_maxmemory(&self) -> bool {
-        let max = self.config.maxmemory;
+        let max = self.maxmemory();
         max > 0 && self.db.lock().expect("db lock").used_bytes() as u64 > max
     }
 

@@ -438,3 +438,36 @@ async fn scan_visits_every_key_once_while_the_keyspace_grows() {
     assert_eq!(err.detail(), Some("invalid cursor"));
     n.shutdown().await;
 }
+
+#[tokio::test]
+async fn config_get_and_set() {
+    let n = node(&["--maxmemory", "1mb"]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(
+        &["CONFIG", "GET", "maxmemory"],
+        "*2\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n",
+    )
+    .await;
+    c.call(&["CONFIG", "GET", "maxmemory*"], "*4\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n").await;
+    c.call(&["CONFIG", "GET", "nothing"], "*0\r\n").await;
+    c.call(&["CONFIG", "SET", "maxmemory", "64"], "+OK\r\n")
+        .await;
+    c.call(&["SET", "k", "a value"], "+OK\r\n").await;
+    c.call(
+        &["SET", "k2", "v"],
+        "-OOM command not allowed when used memory > 'maxmemory'.\r\n",
+    )
+    .await;
+    c.call(&["GET", "k"], "$7\r\na value\r\n").await;
+    c.call(&["DEL", "k"], ":1\r\n").await;
+    c.call(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n")
+        .await;
+    c.call(&["SET", "k2", "v"], "+OK\r\n").await;
+    c.call(
+        &["CONFIG", "SET", "port", "1"],
+        "-ERR Unknown option or number of arguments for CONFIG SET - 'port'\r\n",
+    )
+    .await;
+    c.call(&["CONFIG", "SET", "maxmemory", "lots"], "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - invalid memory size \"lots\"\r\n").await;
+    n.shutdown().await;
+}

@@ -94,8 +94,8 @@ fn render_section(shared: &Shared, section: &str, out: &mut String) {
             w("used_memory", &used);
             w("used_memory_human", &human_bytes(used as u64));
             w("used_memory_dataset", &used);
-            w("maxmemory", &cfg.maxmemory);
-            w("maxmemory_human", &human_bytes(cfg.maxmemory));
+            w("maxmemory", &shared.maxmemory());
+            w("maxmemory_human", &human_bytes(shared.maxmemory()));
             w("maxmemory_policy", &cfg.maxmemory_policy);
         }
         "stats" => {
@@ -282,4 +282,91 @@ pub fn time(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
         Reply::text(&now.as_secs().to_string()),
         Reply::text(&now.subsec_micros().to_string()),
     ])
+}
+
+/// The parameters CONFIG GET reports, with their current values.
+fn config_params(shared: &Shared) -> Vec<(&'static str, String)> {
+    let c = &shared.config;
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    vec![
+        ("port", c.port.to_string()),
+        ("bind", c.bind.clone()),
+        ("maxmemory", shared.maxmemory().to_string()),
+        ("maxmemory-policy", c.maxmemory_policy.clone()),
+        ("maxclients", c.maxclients.to_string()),
+        ("protected-mode", yes_no(c.protected_mode)),
+        ("cluster-enabled", yes_no(c.cluster_enabled)),
+        ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
+        (
+            "client-query-buffer-limit",
+            c.client_query_buffer_limit.to_string(),
+        ),
+        // Fixed in Tidecache, reported so that tools reading them work.
+        ("databases", "1".into()),
+        ("appendonly", "no".into()),
+        ("save", String::new()),
+    ]
+}
+
+/// `CONFIG GET parameter [parameter ...]`, each a glob pattern.
+pub fn config_get(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+    let params = config_params(shared);
+    let mut out: Vec<(Reply, Reply)> = Vec::new();
+    for (name, value) in &params {
+        if args[2..]
+            .iter()
+            .any(|p| crate::glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+        {
+            out.push((Reply::text(name), Reply::text(value)));
+        }
+    }
+    Reply::Map(out)
+}
+
+/// `CONFIG SET parameter value [parameter value ...]`: only `maxmemory`
+/// changes at run time so far; the rest are start-up flags.
+pub fn config_set(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+    // Under the operator the node's size is the operator's decision: only
+    // the admin user may change it. Standalone, the default user may, as in Redis.
+    if shared.cluster.read().expect("cluster lock").mode() == Mode::Cluster
+        && client.user != Some(crate::server::User::Admin)
+    {
+        return Reply::error(
+            "NOPERM User default has no permissions to run the 'config|set' command",
+        );
+    }
+    let pairs = &args[2..];
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Reply::error("ERR wrong number of arguments for 'config|set' command");
+    }
+    let mut maxmemory = None;
+    for pair in pairs.chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        match name.as_str() {
+            "maxmemory" => match crate::config::parse_size(&value) {
+                Ok(n) => maxmemory = Some(n),
+                Err(e) => {
+                    return Reply::error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {e}"
+                    ));
+                }
+            },
+            "maxmemory-policy" if value == shared.config.maxmemory_policy => {}
+            _ => {
+                return Reply::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            }
+        }
+    }
+    if let Some(n) = maxmemory {
+        shared.set_maxmemory(n);
+    }
+    Reply::OK
+}
+
+/// `CONFIG RESETSTAT`: nothing to reset yet beyond what INFO derives live.
+pub fn config_resetstat(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+    Reply::OK
 }

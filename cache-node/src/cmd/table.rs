@@ -249,6 +249,12 @@ pub static COMMANDS: &[Spec] = &[
         spec("command|list", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "7.0.0", "Returns a list of command names.", server::command_list),
         spec("command|help", 2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "5.0.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
+    container("config", "server", "2.0.0", "A container for server configuration commands.", &[
+        spec("config|get", -3, NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.0.0", "Returns the effective values of configuration parameters.", server::config_get),
+        spec("config|set", -4, NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.0.0", "Sets configuration parameters in-flight.", server::config_set),
+        spec("config|resetstat", 2, NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.0.0", "Resets the server's statistics.", server::config_resetstat),
+        spec("config|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "5.0.0", "Returns helpful text about the different subcommands.", server::container_help),
+    ]),
     // Cluster.
     container("cluster", "cluster", "3.0.0", "A container for Redis Cluster commands.", &[
         spec("cluster|keyslot", 3, STALE, NONE, &["@slow"], "cluster", "3.0.0", "Returns the hash slot for a key.", cluster::keyslot),
