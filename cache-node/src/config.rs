@@ -50,14 +50,35 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub protected_mode: bool,
 
-    /// Memory limit for data, e.g. `100mb`, `2gb` (0 = no limit).
+    /// Memory limit, e.g. `100mb`, `2gb` (0 = no limit). Used memory is what
+    /// the allocator has handed out, everything included, as in Redis.
     #[arg(long, env = "TIDECACHE_MAXMEMORY", default_value = "0", value_parser = parse_size)]
     pub maxmemory: u64,
 
-    /// What to do at the memory limit. Only `noeviction` is implemented so far:
-    /// writes that would grow memory are refused with `OOM`.
-    #[arg(long, env = "TIDECACHE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = ["noeviction"])]
+    /// What to do at the memory limit: `noeviction` refuses writes that may
+    /// grow memory with `OOM`; `allkeys-*` evict any key, `volatile-*` only
+    /// keys with a TTL, by least recent use (`lru`), least frequent use
+    /// (`lfu`), at random, or soonest deadline (`volatile-ttl`);
+    /// `volatile-first` evicts keys with a TTL, soonest deadline first, then
+    /// the least recently used of the others. The start-up value: CONFIG SET
+    /// changes it.
+    #[arg(long, env = "TIDECACHE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = crate::evict::Policy::NAMES)]
     pub maxmemory_policy: String,
+
+    /// Keys sampled per eviction (1 to 64): more is closer to true LRU/LFU,
+    /// and slower.
+    #[arg(long, env = "TIDECACHE_MAXMEMORY_SAMPLES", default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub maxmemory_samples: u8,
+
+    /// How slowly the LFU counter grows: it takes about this many times more
+    /// accesses for each step (Redis's `lfu-log-factor`).
+    #[arg(long, env = "TIDECACHE_LFU_LOG_FACTOR", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub lfu_log_factor: u32,
+
+    /// Minutes after which an unused key's LFU counter drops one step (0 =
+    /// never; Redis's `lfu-decay-time`).
+    #[arg(long, env = "TIDECACHE_LFU_DECAY_TIME", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub lfu_decay_time: u32,
 
     /// Run under the operator: serve nothing until a topology is installed.
     #[arg(long, env = "TIDECACHE_CLUSTER_ENABLED", default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
@@ -101,6 +122,30 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
 
+    /// TLS port for clients (Redis's `tls-port`), beside `--port`; without
+    /// it, no TLS. `0` picks a free port, as `--port 0` does. With TLS on,
+    /// `--port 0` turns the plain port off (TLS only), as in Redis.
+    #[arg(long, env = "TIDECACHE_TLS_PORT")]
+    pub tls_port: Option<u16>,
+
+    /// The server's certificate chain (PEM), leaf first.
+    #[arg(long, env = "TIDECACHE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The server's private key (PEM: PKCS#8, RSA or EC).
+    #[arg(long, env = "TIDECACHE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM bundle) that client certificates must chain to.
+    #[arg(long, env = "TIDECACHE_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+
+    /// Client certificates: `yes` requires one signed by the CA, `optional`
+    /// verifies those that clients present, `no` asks for none. Defaults to
+    /// `yes` with `--tls-ca-cert-file`, `no` without, as in Redis.
+    #[arg(long, env = "TIDECACHE_TLS_AUTH_CLIENTS", value_parser = parse_auth_clients)]
+    pub tls_auth_clients: Option<AuthClients>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "TIDECACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -120,7 +165,46 @@ impl Config {
                 "--cluster-enabled yes needs --requirepass(-file) and --admin-password(-file): auth is always on under the operator"
             );
         }
+        self.check_tls()?;
         Ok(self)
+    }
+
+    /// TLS flags only make sense together; catching a forgotten one here
+    /// beats a node that quietly serves plain text only.
+    fn check_tls(&self) -> anyhow::Result<()> {
+        match self.tls_port {
+            Some(_) => anyhow::ensure!(
+                self.tls_cert_file.is_some() && self.tls_key_file.is_some(),
+                "--tls-port needs --tls-cert-file and --tls-key-file"
+            ),
+            None => anyhow::ensure!(
+                self.tls_cert_file.is_none()
+                    && self.tls_key_file.is_none()
+                    && self.tls_ca_cert_file.is_none()
+                    && self.tls_auth_clients.is_none(),
+                "--tls-cert-file, --tls-key-file, --tls-ca-cert-file and --tls-auth-clients need --tls-port"
+            ),
+        }
+        if matches!(
+            self.tls_auth_clients,
+            Some(AuthClients::Yes | AuthClients::Optional)
+        ) {
+            anyhow::ensure!(
+                self.tls_ca_cert_file.is_some(),
+                "--tls-auth-clients yes or optional needs --tls-ca-cert-file to verify client certificates with"
+            );
+        }
+        Ok(())
+    }
+
+    /// `--tls-auth-clients` in force: Redis's default is `yes`, which needs
+    /// a CA, so without one it is `no`.
+    pub fn auth_clients(&self) -> AuthClients {
+        self.tls_auth_clients
+            .unwrap_or(match self.tls_ca_cert_file {
+                Some(_) => AuthClients::Yes,
+                None => AuthClients::No,
+            })
     }
 
     pub fn announce_ip(&self) -> String {
@@ -147,6 +231,26 @@ pub fn parse_yes_no(s: &str) -> Result<bool, String> {
         "yes" | "true" | "1" => Ok(true),
         "no" | "false" | "0" => Ok(false),
         _ => Err(format!("expected yes or no, got {s:?}")),
+    }
+}
+
+/// Whether TLS clients must present a certificate (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthClients {
+    /// No certificate is asked for.
+    No,
+    /// A certificate signed by the CA is required.
+    Yes,
+    /// Clients without one are served; one that is presented must verify.
+    Optional,
+}
+
+pub fn parse_auth_clients(s: &str) -> Result<AuthClients, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(AuthClients::Yes),
+        "no" => Ok(AuthClients::No),
+        "optional" => Ok(AuthClients::Optional),
+        _ => Err(format!("expected yes, no or optional, got {s:?}")),
     }
 }
 
@@ -209,10 +313,79 @@ mod tests {
         assert_eq!(c.port, 7000);
         assert_eq!(c.maxmemory, 1 << 20);
         assert!(Config::try_parse_from(["cache-node", "--maxmemory-policy", "bogus"]).is_err());
+        assert_eq!(c.maxmemory_policy, "noeviction");
+        assert_eq!(c.maxmemory_samples, 5);
+        for name in crate::evict::Policy::NAMES {
+            let c = Config::try_parse_from(["cache-node", "--maxmemory-policy", name]).unwrap();
+            assert_eq!(crate::evict::Settings::from_config(&c).policy.name(), name);
+        }
+        let c = Config::try_parse_from([
+            "cache-node",
+            "--maxmemory-samples",
+            "64",
+            "--lfu-log-factor",
+            "0",
+            "--lfu-decay-time",
+            "7",
+        ])
+        .unwrap();
+        let s = crate::evict::Settings::from_config(&c);
+        assert_eq!((s.samples, s.lfu_log_factor, s.lfu_decay_time), (64, 0, 7));
+        for bad in ["0", "65", "-1", "five"] {
+            assert!(
+                Config::try_parse_from(["cache-node", "--maxmemory-samples", bad]).is_err(),
+                "{bad}"
+            );
+        }
         let c = Config::try_parse_from(["cache-node", "--cluster-enabled", "yes"]).unwrap();
         assert!(
             c.resolve().is_err(),
             "cluster mode without passwords is refused"
         );
+    }
+
+    fn resolved(argv: &[&str]) -> anyhow::Result<Config> {
+        Config::try_parse_from(std::iter::once("cache-node").chain(argv.iter().copied()))?.resolve()
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let pair = ["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"];
+        let c = resolved(&[&["--tls-port", "6380"][..], &pair].concat()).unwrap();
+        assert_eq!(c.tls_port, Some(6380));
+        assert_eq!(
+            c.auth_clients(),
+            AuthClients::No,
+            "no CA: nothing to verify with"
+        );
+
+        let err = resolved(&["--tls-port", "6380", "--tls-cert-file", "c.pem"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-key-file"), "{err}");
+        let err = resolved(&pair).unwrap_err();
+        assert!(err.to_string().contains("need --tls-port"), "{err}");
+
+        let with_ca = [
+            &["--tls-port", "0", "--tls-ca-cert-file", "ca.pem"][..],
+            &pair,
+        ]
+        .concat();
+        assert_eq!(resolved(&with_ca).unwrap().auth_clients(), AuthClients::Yes);
+        for (value, expected) in [
+            ("optional", AuthClients::Optional),
+            ("NO", AuthClients::No),
+            ("yes", AuthClients::Yes),
+        ] {
+            let argv = [&with_ca[..], &["--tls-auth-clients", value]].concat();
+            assert_eq!(resolved(&argv).unwrap().auth_clients(), expected);
+        }
+        let argv = [&with_ca[..], &["--tls-auth-clients", "maybe"]].concat();
+        assert!(resolved(&argv).is_err());
+        let argv = [
+            &["--tls-port", "0", "--tls-auth-clients", "optional"][..],
+            &pair,
+        ]
+        .concat();
+        let err = resolved(&argv).unwrap_err();
+        assert!(err.to_string().contains("--tls-ca-cert-file"), "{err}");
     }
 }

@@ -33,6 +33,9 @@ pub enum Reply {
     /// Verbatim text (`=` in RESP3, a bulk string in RESP2), e.g. INFO, CLIENT INFO.
     Verbatim(String),
     Push(Vec<Reply>),
+    /// Several replies one after the other, not an aggregate: what
+    /// `SUBSCRIBE a b` answers (one confirmation per channel).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -90,6 +93,11 @@ impl Reply {
                 items,
                 proto,
             ),
+            Reply::Many(replies) => {
+                for r in replies {
+                    r.encode(proto, out);
+                }
+            }
             Reply::Map(pairs) => {
                 match proto {
                     Protocol::Resp3 => line(out, b'%', itoa(pairs.len() as i64).as_bytes()),

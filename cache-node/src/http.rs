@@ -89,9 +89,9 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fm
 impl Collector for NodeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
-        let (keys, used, stats) = {
-            let db = s.db.lock().expect("db lock");
-            (db.len(), db.used_bytes(), db.stats)
+        let (keys, memory, stats) = {
+            let mut db = s.db.lock().expect("db lock");
+            (db.len(), db.memory_report(), db.stats)
         };
         let (epoch, configured) = {
             let c = s.cluster.read().expect("cluster lock");
@@ -101,8 +101,38 @@ impl Collector for NodeCollector {
         gauge(
             &mut enc,
             "tidecache_used_memory_bytes",
-            "Memory used by data, in bytes.",
-            used as i64,
+            "Memory used, as the allocator counts it (INFO used_memory).",
+            memory.used as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_used_memory_dataset_bytes",
+            "Memory the keyspace accounts for its keys and values.",
+            memory.dataset as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_used_memory_peak_bytes",
+            "Highest used memory seen.",
+            memory.peak as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_used_memory_rss_bytes",
+            "Resident set size of the process.",
+            memory.rss as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_allocator_allocated_bytes",
+            "Bytes allocated, from jemalloc's statistics (0 on another allocator).",
+            memory.allocator.allocated as i64,
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_allocator_resident_bytes",
+            "Bytes in physically resident allocator pages (0 on another allocator).",
+            memory.allocator.resident as i64,
         )?;
         gauge(
             &mut enc,
@@ -157,6 +187,12 @@ impl Collector for NodeCollector {
             "tidecache_expired_keys",
             "Keys removed because their TTL passed.",
             stats.expired,
+        )?;
+        counter(
+            &mut enc,
+            "tidecache_evicted_keys",
+            "Keys evicted to stay within maxmemory.",
+            stats.evicted,
         )?;
         counter(
             &mut enc,

@@ -4,30 +4,50 @@
 //!
 //! - [`config`]: command-line flags (Redis's names) and environment.
 //! - [`server`]: the accept loop and one task per connection; each reads
-//!   requests, runs them and writes replies in batches.
+//!   requests, runs them under one keyspace lock per batch and writes the
+//!   replies with one syscall; commands that must wait (blocking pops,
+//!   `CLIENT PAUSE`) hold the connection's later input back until they ran.
+//! - [`client`]: a connection's state (transaction, watches, subscriptions,
+//!   reply mode) and the handle other connections see (`CLIENT LIST`/`KILL`,
+//!   pub/sub delivery with output buffer limits).
+//! - [`pubsub`]: who subscribes to which channel, pattern or shard channel.
 //! - [`parse`]: decodes requests (RESP arrays and inline commands) from a
 //!   connection's buffer, with limits on sizes and counts.
 //! - [`frame`]: replies and their RESP2/RESP3 encodings.
 //! - [`cmd`]: the command table and the one dispatcher that runs the generic
 //!   checks (arity, auth, slot ownership, memory) before a handler.
 //! - [`glob`]: Redis glob patterns (KEYS and, later, SCAN MATCH, PSUBSCRIBE).
-//! - [`db`]: the keyspace, one hash map per slot, with lazy and active expiry.
+//! - [`db`]: the keyspace, one hash map per slot, with lazy and active expiry,
+//!   and one hook on every change that breaks `WATCH`es and wakes clients
+//!   blocked on the key.
+//! - [`evict`]: `maxmemory` policies, per-key LRU/LFU data and the choice of
+//!   victims; [`memory`]: used memory, from jemalloc's statistics when the
+//!   binary runs on it, from the keyspace's accounting otherwise.
 //! - [`types`]: collection values (hashes, lists, sets) with O(1) memory accounting.
+//! - [`hll`]: HyperLogLog values, byte for byte Redis's, for the PF commands.
 //! - [`cluster`]: the node's view of the topology the operator installs:
 //!   which slots it serves, `MOVED`/`CROSSSLOT`/`CLUSTERDOWN` for the others.
+//! - [`tls`]: the `--tls-*` files loaded into a rustls acceptor at start;
+//!   the TLS port's connections then run the same loop as plain ones.
 //! - [`http`]: liveness, readiness and Prometheus metrics over HTTP.
 //! - [`clock`]: Unix time driven by tokio's clock, so tests can pause time.
 
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod db;
+pub mod evict;
 pub mod frame;
 pub mod glob;
+pub mod hll;
 pub mod http;
+pub mod memory;
 pub mod parse;
+pub mod pubsub;
 pub mod server;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;
@@ -51,15 +71,20 @@ pub fn random_hex(n: usize) -> String {
 /// A running node: its listeners bound, its tasks started.
 pub struct Node {
     pub shared: Arc<server::Shared>,
+    /// Where clients connect: the plain port, or the TLS port when the node
+    /// serves TLS only (`--port 0` with `--tls-port`).
     pub addr: std::net::SocketAddr,
+    /// The TLS port, when `--tls-port` is set.
+    pub tls_addr: Option<std::net::SocketAddr>,
     pub http_addr: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Node {
-    /// Binds the client port (and the HTTP port when configured) and starts
-    /// serving. Port 0 picks a free port, which tests use.
+    /// Binds the client port (and the TLS and HTTP ports when configured)
+    /// and starts serving. Port 0 picks a free port, which tests use; with
+    /// TLS on, `--port 0` means no plain port instead, as in Redis.
     pub async fn start(config: config::Config) -> anyhow::Result<Node> {
         Self::start_with_clock(config, clock::Clock::tokio()).await
     }
@@ -70,18 +95,31 @@ impl Node {
         config: config::Config,
         clock: clock::Clock,
     ) -> anyhow::Result<Node> {
-        let listener = TcpListener::bind((config.bind.as_str(), config.port))
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot listen on {}:{}: {e}", config.bind, config.port)
-            })?;
-        let addr = listener.local_addr()?;
+        // Files first: a bad certificate or key stops the node before it
+        // listens on anything.
+        let tls = tls::acceptor(&config)?;
+        let tls_listener = match (tls, config.tls_port) {
+            (Some(acceptor), Some(port)) => Some((listen(&config.bind, port).await?, acceptor)),
+            _ => None,
+        };
+        let tls_addr = match &tls_listener {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
+        let (listener, addr) = match tls_addr {
+            Some(tls_addr) if config.port == 0 => (None, tls_addr),
+            _ => {
+                let l = listen(&config.bind, config.port).await?;
+                let addr = l.local_addr()?;
+                (Some(l), addr)
+            }
+        };
         let mut config = config;
         if config.port == 0 && config.cluster_announce_port.is_none() {
             config.cluster_announce_port = Some(addr.port());
         }
         let cluster = server::cluster_state(&config);
-        let db = db::Db::new(clock);
+        let db = db::Db::new(clock).with_eviction(evict::Settings::from_config(&config));
         let shared = Arc::new(server::Shared::new(config, db, cluster));
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -102,11 +140,22 @@ impl Node {
         } else {
             None
         };
-        tasks.spawn(server::serve(listener, shared.clone(), rx.clone()));
+        if let Some(listener) = listener {
+            tasks.spawn(server::serve(listener, None, shared.clone(), rx.clone()));
+        }
+        if let Some((listener, acceptor)) = tls_listener {
+            tasks.spawn(server::serve(
+                listener,
+                Some(acceptor),
+                shared.clone(),
+                rx.clone(),
+            ));
+        }
         tasks.spawn(server::expire_loop(shared.clone(), rx));
         Ok(Node {
             shared,
             addr,
+            tls_addr,
             http_addr,
             shutdown,
             tasks,
@@ -119,4 +168,10 @@ impl Node {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+async fn listen(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))
 }

@@ -1,4 +1,5 @@
-//! The TCP server: the accept loop, one task per connection, shutdown.
+//! The TCP server: the accept loops (plain and TLS), one task per
+//! connection, shutdown.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,46 +8,28 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::client::{Handle, OutputLimit, ReplyMode, Unblock, Wait};
 use crate::cluster::{ClusterState, Mode};
 use crate::cmd::{self, Spec};
 use crate::config::Config;
 use crate::db::Db;
-use crate::frame::{Protocol, Reply};
+use crate::frame::Reply;
 use crate::parse::{self, Decoded, Limits};
+use crate::pubsub::PubSub;
 
-/// An authenticated identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum User {
-    Default,
-    /// The operator's user: may run `TIDECACHE` admin commands.
-    Admin,
-}
+pub use crate::client::{Client, User};
 
-impl User {
-    pub fn name(self) -> &'static str {
-        match self {
-            User::Default => "default",
-            User::Admin => tidecache_topology::admin::ADMIN_USER,
-        }
-    }
-}
-
-/// One client connection's state.
-pub struct Client {
-    pub id: u64,
-    pub addr: SocketAddr,
-    pub user: Option<User>,
-    pub proto: Protocol,
-    pub name: Option<Bytes>,
-    pub lib_name: Option<Bytes>,
-    pub lib_ver: Option<Bytes>,
-    /// Set by QUIT: close once the reply is written.
-    pub closing: bool,
+/// `CLIENT PAUSE`: until when, and whether every command or only writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pause {
+    pub until: Option<tokio::time::Instant>,
+    pub all: bool,
 }
 
 /// Counters kept for INFO and metrics.
@@ -56,7 +39,11 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub commands_processed: AtomicU64,
     pub connected_clients: AtomicUsize,
+    pub blocked_clients: AtomicUsize,
     pub protocol_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out (a plain-text client on the
+    /// TLS port, an unknown client certificate).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// State shared by every connection.
@@ -67,7 +54,12 @@ pub struct Shared {
     pub stats: Stats,
     /// Calls per command, indexed like [`Shared::call_index`].
     calls: HashMap<&'static str, AtomicU64>,
-    pub clients: Mutex<HashMap<u64, SocketAddr>>,
+    pub clients: Mutex<HashMap<u64, Arc<Handle>>>,
+    pub pubsub: Mutex<PubSub>,
+    pub pubsub_limit: OutputLimit,
+    pause: Mutex<Pause>,
+    /// Notified when a pause ends early (`CLIENT UNPAUSE`).
+    pub unpaused: Notify,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -95,6 +87,10 @@ impl Shared {
             stats: Stats::default(),
             calls,
             clients: Mutex::new(HashMap::new()),
+            pubsub: Mutex::new(PubSub::default()),
+            pubsub_limit: OutputLimit::PUBSUB,
+            pause: Mutex::new(Pause::default()),
+            unpaused: Notify::new(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             run_id: crate::random_hex(40),
@@ -129,9 +125,9 @@ impl Shared {
         self.maxmemory.store(bytes, Ordering::Relaxed);
     }
 
-    pub fn over_maxmemory(&self) -> bool {
+    pub fn over_maxmemory(&self, db: &Db) -> bool {
         let max = self.maxmemory();
-        max > 0 && self.db.lock().expect("db lock").used_bytes() as u64 > max
+        max > 0 && db.used_bytes() as u64 > max
     }
 
     /// Which user a password logs in as, if any.
@@ -153,20 +149,33 @@ impl Shared {
         }
     }
 
-    fn new_client(&self, addr: SocketAddr) -> Client {
+    fn new_client(&self, addr: SocketAddr, laddr: SocketAddr) -> Client {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         // Without a password the default user needs no AUTH, as in Redis.
         let user = self.config.requirepass.is_none().then_some(User::Default);
-        Client {
-            id,
-            addr,
-            user,
-            proto: Protocol::Resp2,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            closing: false,
-        }
+        Client::new(id, addr, laddr, user)
+    }
+
+    /// The pause in force, if any.
+    pub fn pause(&self) -> Option<Pause> {
+        let p = *self.pause.lock().expect("pause lock");
+        p.until
+            .is_some_and(|t| t > tokio::time::Instant::now())
+            .then_some(p)
+    }
+
+    /// `CLIENT PAUSE`: a later deadline or a wider mode extends the pause in
+    /// force, as in Redis.
+    pub fn set_pause(&self, until: tokio::time::Instant, all: bool) {
+        let mut p = self.pause.lock().expect("pause lock");
+        let current = p.until.filter(|t| *t > tokio::time::Instant::now());
+        p.until = Some(current.map_or(until, |c| c.max(until)));
+        p.all = all || (current.is_some() && p.all);
+    }
+
+    pub fn unpause(&self) {
+        *self.pause.lock().expect("pause lock") = Pause::default();
+        self.unpaused.notify_waiters();
     }
 }
 
@@ -175,10 +184,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// How long a client on the TLS port has to finish its handshake: a
+/// connection that never starts one must not hold a task forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a closing TLS connection may take to send its last records and
+/// `close_notify` to a client that is not reading.
+const TLS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Accepts clients until `shutdown` turns true, then waits (bounded) for
-/// connections to finish their current batch.
+/// connections to finish their current batch. With `tls`, each connection
+/// first completes a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -189,7 +208,8 @@ pub async fn serve(
                 Ok((stream, addr)) => {
                     let shared = shared.clone();
                     let shutdown = shutdown.clone();
-                    tasks.spawn(async move { handle(stream, addr, shared, shutdown).await });
+                    let tls = tls.clone();
+                    tasks.spawn(async move { handle(stream, addr, tls, shared, shutdown).await });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -215,9 +235,11 @@ pub async fn serve(
     }
 }
 
+/// One accepted connection, plain or (with `tls`) after its handshake.
 async fn handle(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -225,7 +247,62 @@ async fn handle(
         .stats
         .connections_received
         .fetch_add(1, Ordering::Relaxed);
-    if let Some(reason) = refuse(&shared, &addr) {
+    // Socket options and addresses come from the TCP stream, before any
+    // TLS wrapping hides it.
+    let _ = stream.set_nodelay(true);
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let Some(acceptor) = tls else {
+        let mut stream = stream;
+        return serve_client(&mut stream, addr, laddr, &shared, &mut shutdown).await;
+    };
+    let Some(stream) = tls_handshake(&acceptor, stream, addr, &shared, &mut shutdown).await else {
+        return;
+    };
+    let mut stream = crate::tls::Stream(stream);
+    serve_client(&mut stream, addr, laddr, &shared, &mut shutdown).await;
+    // Send what rustls still buffers and a `close_notify`, so the client
+    // sees the last replies (QUIT's +OK) and a clean end, not a truncation.
+    let _ = tokio::time::timeout(TLS_CLOSE_TIMEOUT, stream.shutdown()).await;
+}
+
+/// Runs the server side of a TLS handshake, bounded in time. A failure is
+/// the client's problem (plain text on the TLS port, an untrusted
+/// certificate): it is logged at debug and counted, and the connection
+/// dropped.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let error = tokio::select! {
+        done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match done {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        },
+        _ = shutdown.changed() => return None,
+    };
+    shared
+        .stats
+        .tls_handshake_failures
+        .fetch_add(1, Ordering::Relaxed);
+    debug!(%addr, %error, "TLS handshake failed");
+    None
+}
+
+/// The part of a connection's life that does not depend on its transport:
+/// admission (max clients, protected mode), registration, the command loop
+/// and clean-up.
+async fn serve_client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    if let Some(reason) = refuse(shared, &addr) {
         shared
             .stats
             .rejected_connections
@@ -233,33 +310,53 @@ async fn handle(
         let _ = stream.write_all(format!("-{reason}\r\n").as_bytes()).await;
         return;
     }
-    let _ = stream.set_nodelay(true);
-    let mut client = shared.new_client(addr);
+    let mut client = shared.new_client(addr, laddr);
     shared
         .clients
         .lock()
         .expect("clients lock")
-        .insert(client.id, addr);
+        .insert(client.id, client.handle.clone());
     shared
         .stats
         .connected_clients
         .fetch_add(1, Ordering::Relaxed);
     debug!(id = client.id, %addr, "client connected");
 
-    let result = run_client(&mut stream, &mut client, &shared, &mut shutdown).await;
+    let result = run_client(stream, &mut client, shared, shutdown).await;
     if let Err(e) = result {
         debug!(id = client.id, error = %e, "client connection ended with an error");
     }
+    forget_client(shared, &mut client);
+    shared
+        .stats
+        .connected_clients
+        .fetch_sub(1, Ordering::Relaxed);
+}
 
+/// Drops everything the rest of the node holds for a closed connection:
+/// its registry entry, watches and subscriptions.
+fn forget_client(shared: &Shared, client: &mut Client) {
     shared
         .clients
         .lock()
         .expect("clients lock")
         .remove(&client.id);
-    shared
-        .stats
-        .connected_clients
-        .fetch_sub(1, Ordering::Relaxed);
+    if !client.watched.is_empty() {
+        let keys = std::mem::take(&mut client.watched);
+        shared.db.lock().expect("db lock").unwatch(client.id, &keys);
+    }
+    if client.subs.any() {
+        let mut ps = shared.pubsub.lock().expect("pubsub lock");
+        for (kind, names) in [
+            (crate::pubsub::Kind::Channel, &client.subs.channels),
+            (crate::pubsub::Kind::Pattern, &client.subs.patterns),
+            (crate::pubsub::Kind::Shard, &client.subs.shard),
+        ] {
+            for name in names {
+                ps.unsubscribe(kind, name, client.id);
+            }
+        }
+    }
 }
 
 /// Why a new connection is turned away, if it is.
@@ -281,9 +378,11 @@ fn refuse(shared: &Shared, addr: &SocketAddr) -> Option<&'static str> {
 }
 
 /// The read–execute–write loop: decode every complete request in the
-/// buffer, run them in order, write all replies with one syscall.
-async fn run_client(
-    stream: &mut TcpStream,
+/// buffer, run them in order, write all replies with one syscall. A command
+/// that has to wait (a blocking pop, a pause) holds the rest of the
+/// client's input back until it has run, as in Redis.
+async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     client: &mut Client,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
@@ -292,44 +391,15 @@ async fn run_client(
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let query_limit =
         usize::try_from(shared.config.client_query_buffer_limit).unwrap_or(usize::MAX);
+    let handle = client.handle.clone();
+    let mut retry: Option<Vec<Bytes>> = None;
+    // The deadline of the blocked command being retried: a retry must not
+    // restart its timeout.
+    let mut blocked_until = None;
     loop {
-        let read = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        if read == 0 {
-            return Ok(());
-        }
-        loop {
-            match parse::decode(&mut input, &shared.limits) {
-                Ok(Decoded::Request(args)) => {
-                    if args.is_empty() {
-                        continue;
-                    }
-                    shared
-                        .stats
-                        .commands_processed
-                        .fetch_add(1, Ordering::Relaxed);
-                    let reply = cmd::dispatch(shared, client, &args);
-                    reply.encode(client.proto, &mut output);
-                    if client.closing {
-                        stream.write_all(&output).await?;
-                        return Ok(());
-                    }
-                }
-                Ok(Decoded::Incomplete) => break,
-                Err(e) => {
-                    shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    Reply::error(e.to_string()).encode(client.proto, &mut output);
-                    stream.write_all(&output).await?;
-                    info!(id = client.id, addr = %client.addr, error = %e, "closing client after a protocol error");
-                    return Ok(());
-                }
-            }
-        }
-        if input.len() > query_limit {
-            warn!(id = client.id, addr = %client.addr, bytes = input.len(), "closing client: query buffer limit exceeded");
-            return Ok(());
+        let end = run_batch(shared, client, retry.take(), &mut input, &mut output);
+        for message in handle.take_outbox() {
+            message.encode(client.proto, &mut output);
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
@@ -339,7 +409,219 @@ async fn run_client(
                 output = Vec::with_capacity(16 * 1024);
             }
         }
+        match end {
+            BatchEnd::Close(why) => {
+                if let Some(e) = why {
+                    info!(id = client.id, addr = %client.addr, error = %e, "closing client after a protocol error");
+                }
+                return Ok(());
+            }
+            BatchEnd::Wait { args, retried } => {
+                let mut wait = client.wait.take().expect("a waiting command set its wait");
+                if let Wait::Keys { deadline, .. } = &mut wait {
+                    match blocked_until {
+                        Some(saved) if retried => *deadline = saved,
+                        _ => blocked_until = Some(*deadline),
+                    }
+                }
+                match wait_for(stream, client, shared, &mut input, query_limit, wait, shutdown)
+                    .await?
+                {
+                    Resumed::Retry => retry = Some(args),
+                    Resumed::Reply(reply) => {
+                        blocked_until = None;
+                        if reply_wanted(client) {
+                            reply.encode(client.proto, &mut output);
+                        }
+                    }
+                    Resumed::Close => return Ok(()),
+                }
+                continue;
+            }
+            BatchEnd::Drained => blocked_until = None,
+        }
+        if input.len() > query_limit {
+            warn!(id = client.id, addr = %client.addr, bytes = input.len(), "closing client: query buffer limit exceeded");
+            return Ok(());
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut input) => {
+                if read? == 0 {
+                    return Ok(());
+                }
+            }
+            // Pub/sub messages to write, or a kill.
+            _ = handle.wake.notified() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        if handle.is_killed() {
+            return Ok(());
+        }
     }
+}
+
+/// How a wait ended.
+enum Resumed {
+    /// Run the command again.
+    Retry,
+    /// The command is over with this reply (a timeout, `CLIENT UNBLOCK`).
+    Reply(Reply),
+    /// The client went away or was killed.
+    Close,
+}
+
+/// Waits until the command that set `wait` may run again. Keeps reading
+/// while it waits, to see the client close (a blocked pop must not take an
+/// element for a client that is gone) and to bound its buffered input.
+async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    client: &mut Client,
+    shared: &Shared,
+    input: &mut BytesMut,
+    query_limit: usize,
+    wait: Wait,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Resumed> {
+    let handle = client.handle.clone();
+    let (keys, deadline, on_timeout) = match wait {
+        Wait::Keys {
+            keys,
+            deadline,
+            on_timeout,
+        } => (keys, deadline, Some(on_timeout)),
+        Wait::Pause => (Vec::new(), shared.pause().and_then(|p| p.until), None),
+    };
+    let blocking = on_timeout.is_some();
+    if blocking {
+        handle.blocked.store(true, Ordering::Release);
+        shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+    }
+    let resumed = loop {
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = handle.wake.notified() => {
+                if handle.is_killed() {
+                    break Resumed::Close;
+                }
+                if !blocking {
+                    // A pub/sub message for a paused client: it waits too.
+                    continue;
+                }
+                match handle.unblock.lock().expect("unblock lock").take() {
+                    Some(Unblock::Timeout) => break Resumed::Reply(on_timeout.clone().unwrap_or(Reply::Null)),
+                    Some(Unblock::Error) => break Resumed::Reply(Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
+                    None => break Resumed::Retry,
+                }
+            }
+            _ = shared.unpaused.notified(), if !blocking => break Resumed::Retry,
+            _ = sleep => break match &on_timeout {
+                Some(reply) => Resumed::Reply(reply.clone()),
+                None => Resumed::Retry,
+            },
+            read = stream.read_buf(input) => {
+                if read? == 0 || input.len() > query_limit {
+                    break Resumed::Close;
+                }
+            }
+            _ = shutdown.changed() => break Resumed::Close,
+        }
+    };
+    if blocking {
+        handle.blocked.store(false, Ordering::Release);
+        shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        shared.db.lock().expect("db lock").unblock(&keys, &handle.wake);
+    }
+    Ok(resumed)
+}
+
+/// Whether the reply of the command that just ran goes out (`CLIENT REPLY`).
+fn reply_wanted(client: &mut Client) -> bool {
+    match client.reply {
+        ReplyMode::On => true,
+        ReplyMode::Off => false,
+        ReplyMode::SkipNext => {
+            client.reply = ReplyMode::Skip;
+            false
+        }
+        ReplyMode::Skip => {
+            client.reply = ReplyMode::On;
+            false
+        }
+    }
+}
+
+/// How a batch of buffered requests ended.
+enum BatchEnd {
+    /// Every complete request ran; wait for more input.
+    Drained,
+    /// This request has to wait (see `client.wait`); later input stays
+    /// buffered until it has run. `retried`: it was already waiting.
+    Wait { args: Vec<Bytes>, retried: bool },
+    /// Close the connection once the output is written (QUIT, or a protocol
+    /// error, given here).
+    Close(Option<parse::ProtocolError>),
+}
+
+/// Runs `first` (a command that waited) and then every complete request in
+/// `input`, under one keyspace lock, so a pipeline runs without other
+/// clients' commands in between and pays for the lock once, and appends the
+/// replies to `output`.
+fn run_batch(
+    shared: &Shared,
+    client: &mut Client,
+    mut first: Option<Vec<Bytes>>,
+    input: &mut BytesMut,
+    output: &mut Vec<u8>,
+) -> BatchEnd {
+    let mut db = shared.db.lock().expect("db lock");
+    let mut last_cmd: &'static str = "";
+    let end = loop {
+        let retried = first.is_some();
+        let args = match first.take() {
+            Some(args) => args,
+            None => match parse::decode(input, &shared.limits) {
+                Ok(Decoded::Request(args)) if args.is_empty() => continue,
+                Ok(Decoded::Request(args)) => args,
+                Ok(Decoded::Incomplete) => break BatchEnd::Drained,
+                Err(e) => {
+                    shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    Reply::error(e.to_string()).encode(client.proto, output);
+                    break BatchEnd::Close(Some(e));
+                }
+            },
+        };
+        shared
+            .stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        let mut cx = cmd::Ctx {
+            shared,
+            client,
+            db: &mut db,
+        };
+        let (reply, name) = cmd::dispatch(&mut cx, &args);
+        last_cmd = name;
+        if let Some(wait) = &client.wait {
+            if let Wait::Keys { keys, .. } = wait {
+                db.block_on(keys, &client.handle.wake);
+            }
+            break BatchEnd::Wait { args, retried };
+        }
+        if reply_wanted(client) {
+            reply.encode(client.proto, output);
+        }
+        if client.closing {
+            break BatchEnd::Close(None);
+        }
+    };
+    drop(db);
+    client.publish_view(last_cmd);
+    end
 }
 
 /// Runs active expiry: reclaims keys whose deadline passed, a bounded batch

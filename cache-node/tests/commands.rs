@@ -448,7 +448,7 @@ async fn config_get_and_set() {
         "*2\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n",
     )
     .await;
-    c.call(&["CONFIG", "GET", "maxmemory*"], "*4\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n").await;
+    c.call(&["CONFIG", "GET", "maxmemory*"], "*6\r\n$9\r\nmaxmemory\r\n$7\r\n1048576\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n$17\r\nmaxmemory-samples\r\n$1\r\n5\r\n").await;
     c.call(&["CONFIG", "GET", "nothing"], "*0\r\n").await;
     c.call(&["CONFIG", "SET", "maxmemory", "64"], "+OK\r\n")
         .await;

@@ -4,12 +4,13 @@ use bytes::Bytes;
 use tidecache_topology::Topology;
 use tracing::info;
 
+use super::Ctx;
 use super::util::eq;
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
 
 /// `TIDECACHE TOPOLOGY SET <json> | GET | EPOCH`
-pub fn topology(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     let action = &args[2];
     if eq(action, "SET") && args.len() == 4 {
         let doc = match Topology::from_json(&args[3]) {

@@ -3,19 +3,22 @@
 use bytes::Bytes;
 use tidecache_topology::{NodeAddr, SLOT_COUNT, Topology, key_slot};
 
+use super::Ctx;
 use super::util::int_arg;
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
+use crate::server::Shared;
 
-pub fn keyslot(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn keyslot(_: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Integer(key_slot(&args[2]).into())
 }
 
-pub fn myid(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn myid(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     Reply::text(&shared.cluster.read().expect("cluster lock").me().id)
 }
 
-pub fn info(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn info(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     let cluster = shared.cluster.read().expect("cluster lock");
     let (assigned, nodes, size) = cluster.topology().map_or((0, 1, 0), |t| {
         (
@@ -44,7 +47,8 @@ fn with_topology(shared: &Shared, f: impl FnOnce(&Topology, &NodeAddr) -> Reply)
 }
 
 /// `CLUSTER SLOTS`: for each slot range, the primary then the replicas.
-pub fn slots(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn slots(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     with_topology(shared, |t, _| {
         let node = |n: &NodeAddr| {
             Reply::Array(vec![
@@ -71,7 +75,8 @@ pub fn slots(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
 }
 
 /// `CLUSTER SHARDS`: each shard's slot ranges and nodes.
-pub fn shards(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn shards(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     with_topology(shared, |t, _| {
         let node = |n: &NodeAddr, role: &str| {
             Reply::Map(vec![
@@ -108,7 +113,8 @@ pub fn shards(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
 }
 
 /// `CLUSTER NODES`: one line per node in Redis's format.
-pub fn nodes(shared: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn nodes(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     let cluster = shared.cluster.read().expect("cluster lock");
     let me = cluster.me();
     let epoch = cluster.epoch();
@@ -150,14 +156,14 @@ fn slot_arg(arg: &[u8]) -> Result<u16, Reply> {
     }
 }
 
-pub fn countkeysinslot(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn countkeysinslot(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match slot_arg(&args[2]) {
-        Ok(slot) => Reply::Integer(shared.db.lock().expect("db lock").count_in_slot(slot) as i64),
+        Ok(slot) => Reply::Integer(cx.db.count_in_slot(slot) as i64),
         Err(e) => e,
     }
 }
 
-pub fn getkeysinslot(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn getkeysinslot(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let slot = match slot_arg(&args[2]) {
         Ok(s) => s,
         Err(e) => return e,
@@ -167,6 +173,6 @@ pub fn getkeysinslot(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         Ok(_) => return Reply::error("ERR Invalid number of keys"),
         Err(e) => return e,
     };
-    let keys = shared.db.lock().expect("db lock").keys_in_slot(slot, count);
+    let keys = cx.db.keys_in_slot(slot, count);
     Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
 }

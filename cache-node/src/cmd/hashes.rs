@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::util::{SYNTAX, eq, int_arg, parse_i64};
 use crate::db::Db;
 use crate::frame::{Protocol, Reply, format_double};
-use crate::server::{Client, Shared};
 use crate::types::Hash;
 
 fn read<R>(db: &mut Db, key: &[u8], f: impl FnOnce(&Hash) -> R) -> Result<Option<R>, Reply> {
@@ -21,15 +21,15 @@ fn reply<T>(r: Result<T, Reply>, ok: impl FnOnce(T) -> Reply) -> Reply {
 }
 
 /// `HSET key field value [field value ...]` (and `HMSET`, which answers OK).
-pub fn hset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn hset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if !args.len().is_multiple_of(2) {
         return Reply::error(format!(
             "ERR wrong number of arguments for '{}' command",
             String::from_utf8_lossy(&args[0]).to_lowercase()
         ));
     }
-    let mut db = shared.db.lock().expect("db lock");
-    let added = write(&mut db, &args[1], |h| {
+    let db = &mut *cx.db;
+    let added = write(db, &args[1], |h| {
         args[2..]
             .chunks(2)
             .filter(|p| h.insert(p[0].clone(), p[1].clone()))
@@ -42,33 +42,31 @@ pub fn hset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn hsetnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    match read(&mut db, &args[1], |h| h.get(&args[2]).is_some()) {
+pub fn hsetnx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    match read(db, &args[1], |h| h.get(&args[2]).is_some()) {
         Err(e) => return e,
         Ok(Some(true)) => return Reply::Integer(0),
         Ok(_) => {}
     }
     reply(
-        write(&mut db, &args[1], |h| {
-            h.insert(args[2].clone(), args[3].clone())
-        }),
+        write(db, &args[1], |h| h.insert(args[2].clone(), args[3].clone())),
         |_| Reply::Integer(1),
     )
 }
 
-pub fn hget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    reply(read(&mut db, &args[1], |h| h.get(&args[2]).cloned()), |v| {
+pub fn hget(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    reply(read(db, &args[1], |h| h.get(&args[2]).cloned()), |v| {
         v.flatten().map_or(Reply::Null, Reply::Bulk)
     })
 }
 
-pub fn hmget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn hmget(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     let fields = &args[2..];
     reply(
-        read(&mut db, &args[1], |h| {
+        read(db, &args[1], |h| {
             fields.iter().map(|f| h.get(f).cloned()).collect::<Vec<_>>()
         }),
         |v| {
@@ -83,13 +81,13 @@ pub fn hmget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn hdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    match read(&mut db, &args[1], |_| ()) {
+pub fn hdel(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    match read(db, &args[1], |_| ()) {
         Err(e) => e,
         Ok(None) => Reply::Integer(0),
         Ok(Some(())) => reply(
-            write(&mut db, &args[1], |h| {
+            write(db, &args[1], |h| {
                 args[2..].iter().filter(|f| h.remove(f)).count()
             }),
             |n| Reply::Integer(n as i64),
@@ -97,34 +95,33 @@ pub fn hdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn hlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    reply(read(&mut db, &args[1], Hash::len), |n| {
+pub fn hlen(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    reply(read(db, &args[1], Hash::len), |n| {
         Reply::Integer(n.unwrap_or(0) as i64)
     })
 }
 
-pub fn hexists(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    reply(
-        read(&mut db, &args[1], |h| h.get(&args[2]).is_some()),
-        |b| Reply::Integer(i64::from(b.unwrap_or(false))),
-    )
+pub fn hexists(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    reply(read(db, &args[1], |h| h.get(&args[2]).is_some()), |b| {
+        Reply::Integer(i64::from(b.unwrap_or(false)))
+    })
 }
 
-pub fn hstrlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn hstrlen(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     reply(
-        read(&mut db, &args[1], |h| h.get(&args[2]).map_or(0, Bytes::len)),
+        read(db, &args[1], |h| h.get(&args[2]).map_or(0, Bytes::len)),
         |n| Reply::Integer(n.unwrap_or(0) as i64),
     )
 }
 
 /// Fields, values or both, in the hash's iteration order.
-fn listing(shared: &Shared, key: &[u8], fields: bool, values: bool) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+fn listing(cx: &mut Ctx, key: &[u8], fields: bool, values: bool) -> Reply {
+    let db = &mut *cx.db;
     reply(
-        read(&mut db, key, |h| {
+        read(db, key, |h| {
             if fields && values {
                 Reply::Map(
                     h.iter()
@@ -149,25 +146,25 @@ fn listing(shared: &Shared, key: &[u8], fields: bool, values: bool) -> Reply {
     )
 }
 
-pub fn hgetall(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    listing(shared, &args[1], true, true)
+pub fn hgetall(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    listing(cx, &args[1], true, true)
 }
 
-pub fn hkeys(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    listing(shared, &args[1], true, false)
+pub fn hkeys(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    listing(cx, &args[1], true, false)
 }
 
-pub fn hvals(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    listing(shared, &args[1], false, true)
+pub fn hvals(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    listing(cx, &args[1], false, true)
 }
 
-pub fn hincrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn hincrby(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let delta = match int_arg(&args[3]) {
         Ok(n) => n,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let current = match read(&mut db, &args[1], |h| h.get(&args[2]).cloned()) {
+    let db = &mut *cx.db;
+    let current = match read(db, &args[1], |h| h.get(&args[2]).cloned()) {
         Err(e) => return e,
         Ok(v) => v.flatten(),
     };
@@ -182,19 +179,19 @@ pub fn hincrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         return Reply::error("ERR increment or decrement would overflow");
     };
     reply(
-        write(&mut db, &args[1], |h| {
+        write(db, &args[1], |h| {
             h.insert(args[2].clone(), Bytes::from(next.to_string()))
         }),
         |_| Reply::Integer(next),
     )
 }
 
-pub fn hincrbyfloat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn hincrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(delta) = super::strings::parse_float(&args[3]) else {
         return Reply::error("ERR value is not a valid float");
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let current = match read(&mut db, &args[1], |h| h.get(&args[2]).cloned()) {
+    let db = &mut *cx.db;
+    let current = match read(db, &args[1], |h| h.get(&args[2]).cloned()) {
         Err(e) => return e,
         Ok(v) => v.flatten(),
     };
@@ -211,15 +208,14 @@ pub fn hincrbyfloat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
     let text = Bytes::from(format_double(next));
     reply(
-        write(&mut db, &args[1], |h| {
-            h.insert(args[2].clone(), text.clone())
-        }),
+        write(db, &args[1], |h| h.insert(args[2].clone(), text.clone())),
         |_| Reply::Bulk(text),
     )
 }
 
 /// `HRANDFIELD key [count [WITHVALUES]]`
-pub fn hrandfield(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let client = &mut *cx.client;
     use rand::seq::IteratorRandom as _;
     let count = match args.get(2).map(|a| int_arg(a)) {
         None => None,
@@ -234,9 +230,9 @@ pub fn hrandfield(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply
     if count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
         return Reply::error("ERR value is out of range");
     }
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     let mut rng = rand::rng();
-    let picked = read(&mut db, &args[1], |h| {
+    let picked = read(db, &args[1], |h| {
         let pairs: Vec<(Bytes, Bytes)> = match count {
             None | Some(0..) => {
                 let n = count.map_or(1, |n| n as usize);
@@ -287,4 +283,36 @@ pub fn hrandfield(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply
             }
         }
     }
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields and values; see
+/// [`super::keys::scan_members`] for the cursor.
+pub fn hscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
+    use crate::db::{Value, WRONGTYPE};
+    let cursor = match scan_cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    // As in Redis: a missing key is an empty scan, and the options are only
+    // checked once the key is known to hold a hash.
+    let Some(entry) = cx.db.peek(&args[1]) else {
+        return scan_reply(0, vec![]);
+    };
+    let value = &entry.value;
+    let Value::Hash(h) = value else {
+        return Reply::error(WRONGTYPE);
+    };
+    let opts = match ScanOptions::parse(&args[3..], false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (next, items) = scan_members(h.iter(), h.len(), is_compact(value), cursor, &opts);
+    scan_reply(
+        next,
+        items
+            .into_iter()
+            .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
+            .collect(),
+    )
 }

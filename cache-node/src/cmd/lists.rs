@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::util::{SYNTAX, eq, int_arg};
 use crate::db::Db;
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
 use crate::types::{End, List};
 
 fn read<R>(db: &mut Db, key: &[u8], f: impl FnOnce(&List) -> R) -> Result<Option<R>, Reply> {
@@ -28,7 +28,7 @@ fn write_existing<R>(
     }
 }
 
-fn end_arg(arg: &[u8]) -> Option<End> {
+pub(super) fn end_arg(arg: &[u8]) -> Option<End> {
     if arg.eq_ignore_ascii_case(b"LEFT") {
         Some(End::Left)
     } else if arg.eq_ignore_ascii_case(b"RIGHT") {
@@ -65,8 +65,8 @@ fn range(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
     }
 }
 
-fn push(shared: &Shared, args: &[Bytes], end: End, only_existing: bool) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+fn push(cx: &mut Ctx, args: &[Bytes], end: End, only_existing: bool) -> Reply {
+    let db = &mut *cx.db;
     let apply = |l: &mut List| {
         for item in &args[2..] {
             l.push(end, item.clone());
@@ -74,39 +74,39 @@ fn push(shared: &Shared, args: &[Bytes], end: End, only_existing: bool) -> Reply
         l.len()
     };
     let result = if only_existing {
-        write_existing(&mut db, &args[1], apply).map(|n| n.unwrap_or(0))
+        write_existing(db, &args[1], apply).map(|n| n.unwrap_or(0))
     } else {
-        write(&mut db, &args[1], apply)
+        write(db, &args[1], apply)
     };
     result.map_or_else(|e| e, |n| Reply::Integer(n as i64))
 }
 
-pub fn lpush(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    push(shared, args, End::Left, false)
+pub fn lpush(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    push(cx, args, End::Left, false)
 }
 
-pub fn rpush(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    push(shared, args, End::Right, false)
+pub fn rpush(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    push(cx, args, End::Right, false)
 }
 
-pub fn lpushx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    push(shared, args, End::Left, true)
+pub fn lpushx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    push(cx, args, End::Left, true)
 }
 
-pub fn rpushx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    push(shared, args, End::Right, true)
+pub fn rpushx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    push(cx, args, End::Right, true)
 }
 
 /// `LPOP|RPOP key [count]`
-fn pop(shared: &Shared, args: &[Bytes], end: End) -> Reply {
+fn pop(cx: &mut Ctx, args: &[Bytes], end: End) -> Reply {
     let count = match args.get(2).map(|a| int_arg(a)) {
         None => None,
         Some(Ok(n)) if n < 0 => return Reply::error("ERR value is out of range, must be positive"),
         Some(Ok(n)) => Some(n as usize),
         Some(Err(e)) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let popped = write_existing(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    let popped = write_existing(db, &args[1], |l| {
         (0..count.unwrap_or(1))
             .map_while(|_| l.pop(end))
             .collect::<Vec<_>>()
@@ -120,38 +120,38 @@ fn pop(shared: &Shared, args: &[Bytes], end: End) -> Reply {
     }
 }
 
-pub fn lpop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    pop(shared, args, End::Left)
+pub fn lpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    pop(cx, args, End::Left)
 }
 
-pub fn rpop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    pop(shared, args, End::Right)
+pub fn rpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    pop(cx, args, End::Right)
 }
 
-pub fn llen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], List::len).map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
+pub fn llen(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], List::len).map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
 }
 
-pub fn lindex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lindex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let i = match int_arg(&args[2]) {
         Ok(i) => i,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    read(db, &args[1], |l| {
         index(i, l.len()).and_then(|i| l.get(i).cloned())
     })
     .map_or_else(|e| e, |v| v.flatten().map_or(Reply::Null, Reply::Bulk))
 }
 
-pub fn lset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let i = match int_arg(&args[2]) {
         Ok(i) => i,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    match write_existing(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    match write_existing(db, &args[1], |l| {
         index(i, l.len()).map(|i| l.set(i, args[3].clone()))
     }) {
         Err(e) => e,
@@ -161,13 +161,13 @@ pub fn lset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn lrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (start, stop) = match (int_arg(&args[2]), int_arg(&args[3])) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    read(db, &args[1], |l| {
         let r = range(start, stop, l.len());
         l.iter()
             .skip(r.start)
@@ -179,13 +179,13 @@ pub fn lrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     .map_or_else(|e| e, |items| Reply::Array(items.unwrap_or_default()))
 }
 
-pub fn ltrim(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn ltrim(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (start, stop) = match (int_arg(&args[2]), int_arg(&args[3])) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    write_existing(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    write_existing(db, &args[1], |l| {
         let r = range(start, stop, l.len());
         l.retain_range(r.start, r.end);
     })
@@ -193,13 +193,13 @@ pub fn ltrim(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `LREM key count element`: count > 0 from the head, < 0 from the tail, 0 all.
-pub fn lrem(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lrem(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let count = match int_arg(&args[2]) {
         Ok(n) => n,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let removed = write_existing(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    let removed = write_existing(db, &args[1], |l| {
         let limit = if count == 0 {
             usize::MAX
         } else {
@@ -229,7 +229,7 @@ pub fn lrem(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `LINSERT key BEFORE|AFTER pivot element`
-pub fn linsert(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn linsert(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let after = if eq(&args[2], "AFTER") {
         true
     } else if eq(&args[2], "BEFORE") {
@@ -237,8 +237,8 @@ pub fn linsert(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     } else {
         return Reply::error(SYNTAX);
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let result = write_existing(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    let result = write_existing(db, &args[1], |l| {
         let pivot = l.iter().position(|x| *x == args[3]);
         match pivot {
             None => -1,
@@ -252,7 +252,7 @@ pub fn linsert(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]`
-pub fn lpos(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lpos(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (mut rank, mut count, mut maxlen) = (1i64, None::<usize>, 0usize);
     let mut i = 3;
     while i < args.len() {
@@ -285,8 +285,8 @@ pub fn lpos(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         }
         i += 2;
     }
-    let mut db = shared.db.lock().expect("db lock");
-    let found = read(&mut db, &args[1], |l| {
+    let db = &mut *cx.db;
+    let found = read(db, &args[1], |l| {
         let len = l.len();
         let scan = if maxlen == 0 { len } else { maxlen.min(len) };
         let wanted = match count {
@@ -321,7 +321,7 @@ pub fn lpos(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// Pops from `src` at `from` and pushes onto `dst` at `to`, atomically.
-fn move_element(db: &mut Db, src: &Bytes, dst: &Bytes, from: End, to: End) -> Reply {
+pub(super) fn move_element(db: &mut Db, src: &Bytes, dst: &Bytes, from: End, to: End) -> Reply {
     if let Err(e) = read(db, dst, |_| ()) {
         return e;
     }
@@ -335,17 +335,78 @@ fn move_element(db: &mut Db, src: &Bytes, dst: &Bytes, from: End, to: End) -> Re
 }
 
 /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
-pub fn lmove(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn lmove(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (Some(from), Some(to)) = (end_arg(&args[3]), end_arg(&args[4])) else {
         return Reply::error(SYNTAX);
     };
-    let mut db = shared.db.lock().expect("db lock");
-    move_element(&mut db, &args[1], &args[2], from, to)
+    let db = &mut *cx.db;
+    move_element(db, &args[1], &args[2], from, to)
 }
 
-pub fn rpoplpush(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    move_element(&mut db, &args[1], &args[2], End::Right, End::Left)
+pub fn rpoplpush(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    move_element(db, &args[1], &args[2], End::Right, End::Left)
+}
+
+/// Parses `numkeys key [key ...] <where> [COUNT count]` from `args[at..]`,
+/// the shape LMPOP and ZMPOP (and their blocking forms) share: the keys, the
+/// `where` word as `parse_where` reads it, and the count (default 1).
+pub(super) fn mpop_args<W>(
+    args: &[Bytes],
+    at: usize,
+    parse_where: impl Fn(&[u8]) -> Option<W>,
+) -> Result<(&[Bytes], W, usize), Reply> {
+    const BAD_NUMKEYS: &str = "ERR numkeys should be greater than 0";
+    let numkeys = match super::util::parse_i64(&args[at]) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Err(Reply::error(BAD_NUMKEYS)),
+    };
+    // The end comes right after the keys.
+    let where_at = match (at as u64 + 1).checked_add(numkeys) {
+        Some(i) if i < args.len() as u64 => i as usize,
+        _ => return Err(Reply::error(SYNTAX)),
+    };
+    let end = parse_where(&args[where_at]).ok_or_else(|| Reply::error(SYNTAX))?;
+    let mut count = None;
+    let mut rest = args[where_at + 1..].iter();
+    while let Some(opt) = rest.next() {
+        match rest.next() {
+            Some(n) if count.is_none() && eq(opt, "COUNT") => {
+                count = match super::util::parse_i64(n) {
+                    Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                    _ => return Err(Reply::error("ERR count should be greater than 0")),
+                }
+            }
+            _ => return Err(Reply::error(SYNTAX)),
+        }
+    }
+    Ok((&args[at + 1..where_at], end, count.unwrap_or(1)))
+}
+
+/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`: pops from the
+/// first non-empty list; `[key, [elements]]`, or a null array when all are
+/// empty.
+pub fn lmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let (keys, end, count) = match mpop_args(args, 1, end_arg) {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
+    };
+    let db = &mut *cx.db;
+    for key in keys {
+        // Missing keys are skipped; a key of another type stops the search.
+        let popped = match write_existing(db, key, |l| {
+            (0..count).map_while(|_| l.pop(end)).collect::<Vec<_>>()
+        }) {
+            Err(e) => return e,
+            Ok(None) => continue,
+            Ok(Some(items)) => items,
+        };
+        return Reply::Array(vec![
+            Reply::Bulk(key.clone()),
+            Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
+        ]);
+    }
+    Reply::NullArray
 }
 
 #[cfg(test)]

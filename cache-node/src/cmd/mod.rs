@@ -8,11 +8,16 @@
 //! `COMMAND DOCS` are answered from the same table.
 
 mod admin;
+mod bits;
 mod cluster;
 mod connection;
 mod hashes;
+mod hll;
 mod keys;
 mod lists;
+mod multi;
+mod pubsub;
+mod blocking;
 mod server;
 mod sets;
 mod strings;
@@ -21,12 +26,22 @@ mod zsets;
 
 use bytes::Bytes;
 
+use crate::db::Db;
 use crate::frame::Reply;
 use crate::server::{Client, Shared, User};
 pub use table::{COMMANDS, Spec, lookup};
 
-/// What a handler receives: the node's shared state and the calling client.
-pub type Handler = fn(&Shared, &mut Client, &[Bytes]) -> Reply;
+/// What a handler works with: the node's shared state, the calling client
+/// and the keyspace, locked once by the caller for a whole batch of
+/// requests (so a pipeline, or a transaction, runs under one lock).
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub client: &'a mut Client,
+    pub db: &'a mut Db,
+}
+
+/// A command's implementation.
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
 
 /// Command flags, as `COMMAND INFO` names them.
 pub mod flags {
@@ -39,6 +54,7 @@ pub mod flags {
     pub const LOADING: u32 = 1 << 6;
     pub const STALE: u32 = 1 << 7;
     pub const NOSCRIPT: u32 = 1 << 8;
+    pub const BLOCKING: u32 = 1 << 9;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -50,77 +66,208 @@ pub mod flags {
         (LOADING, "loading"),
         (STALE, "stale"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
     ];
 }
 
 /// The keys a command touches, from its table entry's key positions
-/// (first, last — negative counts from the end —, step).
+/// ([`table::KeySpec`]).
+///
+/// The dispatcher calls this before the handler (for the slot check), so it
+/// must cope with any arguments: when a keynum row's count is not a positive
+/// integer or runs past the arguments it yields no keys at all, as Redis's
+/// key extraction does, and the handler then replies with the error.
 pub fn key_args<'a>(spec: &Spec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
-    let (first, last, step) = spec.keys;
-    let n = args.len() as i32;
-    let range = if first <= 0 || step <= 0 || first >= n {
-        0..0
-    } else {
-        let last = if last < 0 { n + last } else { last.min(n - 1) };
-        first as usize..(last.max(first - 1) + 1) as usize
+    let none: (&'a [Bytes], usize, &'a [Bytes]) = (&[], 1, &[]);
+    // Keys taken every `step` from the first slice, then all of the second.
+    let (stepped, step, counted) = match spec.key_spec() {
+        table::KeySpec::None => none,
+        table::KeySpec::Range { first, last, step } => {
+            let n = args.len() as i32;
+            if step <= 0 || first >= n {
+                none
+            } else {
+                let last = if last < 0 { n + last } else { last.min(n - 1) };
+                let range = first as usize..(last.max(first - 1) + 1) as usize;
+                (&args[range], step as usize, &[][..])
+            }
+        }
+        table::KeySpec::KeyNum { first, numkeys } => {
+            let after = args.len().saturating_sub(numkeys + 1);
+            let count = args
+                .get(numkeys)
+                .and_then(|a| util::parse_i64(a))
+                .and_then(|c| usize::try_from(c).ok())
+                .filter(|&c| c >= 1 && c <= after);
+            match count {
+                Some(c) if first <= numkeys => (
+                    &args[first..numkeys],
+                    1,
+                    &args[numkeys + 1..numkeys + 1 + c],
+                ),
+                _ => none,
+            }
+        }
     };
-    args[range].iter().step_by(step.max(1) as usize)
+    stepped.iter().step_by(step).chain(counted)
 }
 
-/// Runs one request and returns its reply.
-pub fn dispatch(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    let Some(top) = lookup(COMMANDS, &args[0]) else {
-        return unknown_command(args);
-    };
-    let spec = if top.subcommands.is_empty() {
-        top
-    } else {
-        match args.get(1) {
-            // Bare `COMMAND` lists every command; other containers need a subcommand.
-            None if top.name == "command" => top,
-            None => return wrong_arity(top.name),
-            Some(sub) => match lookup(top.subcommands, sub) {
-                Some(spec) => spec,
-                None => {
-                    return Reply::error(format!(
-                        "ERR unknown subcommand '{}'. Try {} HELP.",
-                        String::from_utf8_lossy(sub),
-                        top.name.to_uppercase()
-                    ));
-                }
-            },
-        }
+/// Commands that run at once inside `MULTI` instead of being queued: they
+/// are the transaction's own controls.
+const TX_CONTROL: &[&str] = &["exec", "discard", "multi", "watch", "quit", "reset"];
+
+/// What a RESP2 client may still send once subscribed: its connection is a
+/// stream of messages, where any other reply would be mistaken for one.
+const SUBSCRIBED_OK: &[&str] = &[
+    "subscribe",
+    "psubscribe",
+    "ssubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
+    "ping",
+    "quit",
+    "reset",
+];
+
+/// Runs one request; returns its reply and the command's name (for
+/// `CLIENT LIST`'s `cmd`). Inside `MULTI` a command is checked and queued.
+pub fn dispatch(cx: &mut Ctx, args: &[Bytes]) -> (Reply, &'static str) {
+    let spec = match lookup_request(args) {
+        Ok(spec) => spec,
+        Err(e) => return (flag_transaction(cx, e), ""),
     };
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        return wrong_arity(spec.name);
+        return (flag_transaction(cx, wrong_arity(spec.name)), spec.name);
     }
-    if client.user.is_none() && spec.flags & flags::NO_AUTH == 0 {
-        return Reply::error("NOAUTH Authentication required.");
+    if cx.client.user.is_none() && spec.flags & flags::NO_AUTH == 0 {
+        return (
+            flag_transaction(cx, Reply::error("NOAUTH Authentication required.")),
+            spec.name,
+        );
     }
-    if spec.flags & flags::ADMIN != 0 && client.user != Some(User::Admin) {
-        return Reply::error(format!(
+    if cx.client.multi.is_some() && !TX_CONTROL.contains(&spec.name) {
+        return (queue(cx, spec, args), spec.name);
+    }
+    (execute(cx, spec, args), spec.name)
+}
+
+/// Finds the table entry of a request, descending into containers.
+pub(crate) fn lookup_request(args: &[Bytes]) -> Result<&'static Spec, Reply> {
+    let Some(top) = lookup(COMMANDS, &args[0]) else {
+        return Err(unknown_command(args));
+    };
+    if top.subcommands.is_empty() {
+        return Ok(top);
+    }
+    match args.get(1) {
+        // Bare `COMMAND` lists every command; other containers need a subcommand.
+        None if top.name == "command" => Ok(top),
+        None => Err(wrong_arity(top.name)),
+        Some(sub) => lookup(top.subcommands, sub).ok_or_else(|| {
+            Reply::error(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                String::from_utf8_lossy(sub),
+                top.name.to_uppercase()
+            ))
+        }),
+    }
+}
+
+/// A command refused while queueing makes `EXEC` refuse the whole
+/// transaction, as in Redis.
+fn flag_transaction(cx: &mut Ctx, error: Reply) -> Reply {
+    if let Some(multi) = &mut cx.client.multi {
+        multi.failed = true;
+    }
+    error
+}
+
+/// Queues a command of a transaction after the checks that do not depend
+/// on when it runs. In cluster mode every key of a transaction must live in
+/// one slot that this node serves.
+fn queue(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
+    if let Err(e) = permitted(cx, spec) {
+        return flag_transaction(cx, e);
+    }
+    let queued_slot = cx.client.multi.as_ref().and_then(|m| m.slot);
+    let mut slots = key_args(spec, args)
+        .map(|k| tidecache_topology::key_slot(k))
+        .peekable();
+    let first = slots.peek().copied();
+    let redirect = cx
+        .shared
+        .cluster
+        .read()
+        .expect("cluster lock")
+        .route(queued_slot.into_iter().chain(slots));
+    if let Some(redirect) = redirect {
+        return flag_transaction(cx, Reply::error(redirect.message()));
+    }
+    let multi = cx.client.multi.as_mut().expect("queueing inside MULTI");
+    multi.slot = multi.slot.or(first);
+    multi.queued.push(args.to_vec());
+    Reply::Simple("QUEUED")
+}
+
+/// Admin commands need the admin user.
+fn permitted(cx: &Ctx, spec: &Spec) -> Result<(), Reply> {
+    if spec.flags & flags::ADMIN != 0 && cx.client.user != Some(User::Admin) {
+        return Err(Reply::error(format!(
             "NOPERM User {} has no permissions to run the '{}' command",
-            client.user.map_or("default", User::name),
+            cx.client.user.map_or("default", User::name),
+            spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// The checks that depend on the moment a command runs — permission,
+/// pub/sub context, slot ownership, memory, `CLIENT PAUSE` — then the
+/// command itself. `EXEC` runs its queued commands through here.
+pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
+    if let Err(e) = permitted(cx, spec) {
+        return e;
+    }
+    if cx.client.proto == crate::frame::Protocol::Resp2
+        && cx.client.subs.any()
+        && !SUBSCRIBED_OK.contains(&spec.name)
+    {
+        return Reply::error(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.name
         ));
     }
-    if spec.keys.0 > 0 {
+    let shared = cx.shared;
+    let mut keys = key_args(spec, args).peekable();
+    if keys.peek().is_some() {
         let redirect = shared
             .cluster
             .read()
             .expect("cluster lock")
-            .route(key_args(spec, args).map(|k| tidecache_topology::key_slot(k)));
+            .route(keys.map(|k| tidecache_topology::key_slot(k)));
         if let Some(redirect) = redirect {
             return Reply::error(redirect.message());
         }
     }
-    if spec.flags & flags::DENYOOM != 0 && shared.over_maxmemory() {
-        return Reply::error("OOM command not allowed when used memory > 'maxmemory'.");
+    if let Err(oom) = crate::evict::admit(cx, spec) {
+        return oom;
+    }
+    if !cx.client.in_exec
+        && let Some(pause) = shared.pause()
+        && (pause.all || spec.flags & flags::WRITE != 0 || MAY_WRITE.contains(&spec.name))
+    {
+        cx.client.wait = Some(crate::client::Wait::Pause);
+        return Reply::Null;
     }
     shared.count_call(spec);
-    (spec.run)(shared, client, args)
+    (spec.run)(cx, args)
 }
+
+/// Commands without the write flag that a write pause holds back anyway:
+/// what they run may write (Redis's `may-replicate`).
+const MAY_WRITE: &[&str] = &["exec", "publish", "spublish", "pfcount"];
 
 fn unknown_command(args: &[Bytes]) -> Reply {
     let mut msg = format!(
@@ -214,6 +361,109 @@ mod tests {
         );
         let ping = lookup(COMMANDS, b"ping").unwrap();
         assert_eq!(key_args(ping, &args).count(), 0);
+    }
+
+    fn argv(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn keys_of(command: &str, words: &str) -> Vec<String> {
+        let args = argv(words);
+        let spec = lookup(COMMANDS, command.as_bytes()).unwrap();
+        key_args(spec, &args)
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn keynum_rows_count_their_keys() {
+        assert_eq!(keys_of("zunion", "ZUNION 2 a b WEIGHTS 1 2"), ["a", "b"]);
+        assert_eq!(keys_of("zinter", "ZINTER 1 a b"), ["a"]);
+        assert_eq!(
+            keys_of("zunionstore", "ZUNIONSTORE d 2 a b AGGREGATE MAX"),
+            ["d", "a", "b"]
+        );
+        assert_eq!(keys_of("zdiffstore", "ZDIFFSTORE d 1 a"), ["d", "a"]);
+        assert_eq!(
+            keys_of("lmpop", "LMPOP 3 a b c LEFT COUNT 2"),
+            ["a", "b", "c"]
+        );
+        assert_eq!(keys_of("zmpop", "ZMPOP 1 a MIN"), ["a"]);
+        assert_eq!(
+            keys_of("sintercard", "SINTERCARD 2 a b LIMIT 1"),
+            ["a", "b"]
+        );
+        assert_eq!(keys_of("zintercard", "ZINTERCARD 2 a b"), ["a", "b"]);
+        // A count at index 2, after a timeout (BLMPOP's shape).
+        let blmpop = Spec {
+            name: "blmpop",
+            keys: table::numkeys(2),
+            ..*lookup(COMMANDS, b"lmpop").unwrap()
+        };
+        let args = argv("BLMPOP 0 2 a b LEFT");
+        assert_eq!(
+            key_args(&blmpop, &args).collect::<Vec<_>>(),
+            [&args[3], &args[4]]
+        );
+    }
+
+    #[test]
+    fn bad_counts_yield_no_keys_and_never_panic() {
+        for words in [
+            "ZUNIONSTORE d 0 a",
+            "ZUNIONSTORE d -1 a",
+            "ZUNIONSTORE d 3 a b",
+            "ZUNIONSTORE d x a",
+            "ZUNIONSTORE d 99999999999999999999 a",
+            "ZUNIONSTORE d",
+            "ZUNIONSTORE",
+            "ZUNIONSTORE d 1",
+        ] {
+            assert!(keys_of("zunionstore", words).is_empty(), "{words}");
+        }
+        for words in [
+            "ZUNION 0 a",
+            "ZUNION 2 a",
+            "ZUNION",
+            "ZUNION +1 a",
+            "ZUNION 01 a",
+        ] {
+            assert!(keys_of("zunion", words).is_empty(), "{words}");
+        }
+        // Every row, with every short argument list: no panic.
+        for spec in COMMANDS
+            .iter()
+            .chain(COMMANDS.iter().flat_map(|s| s.subcommands))
+        {
+            for n in 0..6 {
+                let args: Vec<Bytes> = (0..n).map(|i| Bytes::from(i.to_string())).collect();
+                let _ = key_args(spec, &args).count();
+            }
+        }
+    }
+
+    #[test]
+    fn keynum_rows_report_like_redis_in_command_info() {
+        let zunionstore = lookup(COMMANDS, b"zunionstore").unwrap();
+        assert_eq!(zunionstore.legacy_keys(), (1, 1, 1));
+        assert!(zunionstore.movable_keys());
+        let zunion = lookup(COMMANDS, b"zunion").unwrap();
+        assert_eq!(zunion.legacy_keys(), (0, 0, 0));
+        assert!(zunion.movable_keys());
+        let mset = lookup(COMMANDS, b"mset").unwrap();
+        assert_eq!(mset.legacy_keys(), (1, -1, 2));
+        assert!(!mset.movable_keys());
+        for spec in COMMANDS
+            .iter()
+            .chain(COMMANDS.iter().flat_map(|s| s.subcommands))
+        {
+            if let table::KeySpec::KeyNum { first, numkeys } = spec.key_spec() {
+                assert!(first >= 1 && first <= numkeys, "{}", spec.name);
+            }
+        }
     }
 
     #[test]

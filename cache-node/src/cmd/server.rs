@@ -5,14 +5,18 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::flags::NAMES;
+use super::table::KeySpec;
 use super::{COMMANDS, Spec, lookup};
 use crate::cluster::Mode;
+use crate::db::Db;
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
+use crate::server::Shared;
 
 /// `INFO [section ...]`; no section means the default set, `all`/`everything` all of them.
-pub fn info(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let shared = cx.shared;
     const SECTIONS: &[&str] = &[
         "server",
         "clients",
@@ -36,19 +40,19 @@ pub fn info(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
-            render_section(shared, section, &mut out);
+            render_section(shared, cx.db, section, &mut out);
         }
     }
     Reply::Verbatim(out)
 }
 
-fn render_section(shared: &Shared, section: &str, out: &mut String) {
+fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String) {
     let cfg = &shared.config;
     let cluster = shared.cluster.read().expect("cluster lock");
-    let (keys, expires, used, stats) = {
-        let db = shared.db.lock().expect("db lock");
-        (db.len(), db.keys_with_deadline(), db.used_bytes(), db.stats)
-    };
+    let (keys, expires, stats) = (db.len(), db.keys_with_deadline(), db.stats);
+    // A fresh allocator reading, only for the section that shows it.
+    let memory = (section == "memory").then(|| db.memory_report());
+    let policy = db.eviction().policy.name();
     let mut w = |k: &str, v: &dyn std::fmt::Display| {
         // A key starting with '#' is a section title.
         let _ = if k.starts_with('#') {
@@ -90,13 +94,26 @@ fn render_section(shared: &Shared, section: &str, out: &mut String) {
             w("maxclients", &cfg.maxclients);
         }
         "memory" => {
+            use crate::memory::human;
+            let m = memory.unwrap_or_default();
             w("# Memory", &"");
-            w("used_memory", &used);
-            w("used_memory_human", &human_bytes(used as u64));
-            w("used_memory_dataset", &used);
+            w("used_memory", &m.used);
+            w("used_memory_human", &human(m.used));
+            w("used_memory_rss", &m.rss);
+            w("used_memory_rss_human", &human(m.rss));
+            w("used_memory_peak", &m.peak);
+            w("used_memory_peak_human", &human(m.peak));
+            w("used_memory_dataset", &m.dataset);
+            w("allocator_allocated", &m.allocator.allocated);
+            w("allocator_resident", &m.allocator.resident);
             w("maxmemory", &shared.maxmemory());
-            w("maxmemory_human", &human_bytes(shared.maxmemory()));
-            w("maxmemory_policy", &cfg.maxmemory_policy);
+            w("maxmemory_human", &human(shared.maxmemory()));
+            w("maxmemory_policy", &policy);
+            w(
+                "mem_fragmentation_ratio",
+                &format!("{:.2}", m.fragmentation_ratio()),
+            );
+            w("mem_allocator", &m.allocator_name);
         }
         "stats" => {
             w("# Stats", &"");
@@ -113,7 +130,7 @@ fn render_section(shared: &Shared, section: &str, out: &mut String) {
                 &shared.stats.rejected_connections.load(Ordering::Relaxed),
             );
             w("expired_keys", &stats.expired);
-            w("evicted_keys", &0);
+            w("evicted_keys", &stats.evicted);
             w("keyspace_hits", &stats.hits);
             w("keyspace_misses", &stats.misses);
             w("total_error_replies", &0);
@@ -152,36 +169,29 @@ fn render_section(shared: &Shared, section: &str, out: &mut String) {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.2}{}", UNITS[unit])
-}
-
 fn all_specs() -> impl Iterator<Item = &'static Spec> {
     COMMANDS.iter()
 }
 
 /// The `COMMAND INFO` entry of one command, as Redis 7 shapes it.
 fn info_entry(spec: &Spec) -> Reply {
+    let (first, last, step) = spec.legacy_keys();
+    let mut flags: Vec<Reply> = NAMES
+        .iter()
+        .filter(|(f, _)| spec.flags & f != 0)
+        .map(|(_, n)| Reply::Simple(n))
+        .collect();
+    // Not a table flag: Redis derives it from the key specs, and so do we.
+    if spec.movable_keys() {
+        flags.push(Reply::Simple("movablekeys"));
+    }
     Reply::Array(vec![
         Reply::text(spec.name),
         Reply::Integer(spec.arity.into()),
-        Reply::Set(
-            NAMES
-                .iter()
-                .filter(|(f, _)| spec.flags & f != 0)
-                .map(|(_, n)| Reply::Simple(n))
-                .collect(),
-        ),
-        Reply::Integer(spec.keys.0.into()),
-        Reply::Integer(spec.keys.1.into()),
-        Reply::Integer(spec.keys.2.into()),
+        Reply::Set(flags),
+        Reply::Integer(first.into()),
+        Reply::Integer(last.into()),
+        Reply::Integer(step.into()),
         Reply::Set(spec.acl.iter().map(|c| Reply::Simple(c)).collect()),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
@@ -219,11 +229,11 @@ fn find(name: &[u8]) -> Option<&'static Spec> {
     }
 }
 
-pub fn command_count(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn command_count(_: &mut Ctx, _: &[Bytes]) -> Reply {
     Reply::Integer(COMMANDS.len() as i64)
 }
 
-pub fn command_info(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn command_info(_: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() == 2 {
         return Reply::Array(all_specs().map(info_entry).collect());
     }
@@ -235,7 +245,7 @@ pub fn command_info(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn command_docs(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn command_docs(_: &mut Ctx, args: &[Bytes]) -> Reply {
     let specs: Vec<&Spec> = if args.len() == 2 {
         all_specs().collect()
     } else {
@@ -249,12 +259,43 @@ pub fn command_docs(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn command_list(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+/// `COMMAND GETKEYS command [arg ...]`: the keys a command would touch,
+/// found exactly as the dispatcher finds them for the slot check.
+/// Cluster clients ask this for `movablekeys` commands.
+pub fn command_getkeys(_: &mut Ctx, args: &[Bytes]) -> Reply {
+    let target = &args[2..];
+    let Some(top) = lookup(COMMANDS, &target[0]) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let spec = match target.get(1) {
+        Some(sub) if !top.subcommands.is_empty() => match lookup(top.subcommands, sub) {
+            Some(spec) => spec,
+            None => return Reply::error("ERR Invalid command specified"),
+        },
+        _ => top,
+    };
+    if spec.key_spec() == KeySpec::None {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    let argc = target.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    let keys: Vec<Reply> = super::key_args(spec, target)
+        .map(|k| Reply::Bulk(k.clone()))
+        .collect();
+    if keys.is_empty() {
+        return Reply::error("ERR Invalid arguments specified for command");
+    }
+    Reply::Array(keys)
+}
+
+pub fn command_list(_: &mut Ctx, _: &[Bytes]) -> Reply {
     Reply::Array(all_specs().map(|s| Reply::text(s.name)).collect())
 }
 
 /// `COMMAND` alone lists every command's info; `X HELP` lists X's subcommands.
-pub fn container_help(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn container_help(_: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(top) = lookup(COMMANDS, &args[0]) else {
         return Reply::error("ERR unknown command");
     };
@@ -274,7 +315,7 @@ pub fn container_help(_: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `TIME`: seconds and microseconds since the Unix epoch.
-pub fn time(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn time(_: &mut Ctx, _: &[Bytes]) -> Reply {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -285,14 +326,18 @@ pub fn time(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
 }
 
 /// The parameters CONFIG GET reports, with their current values.
-fn config_params(shared: &Shared) -> Vec<(&'static str, String)> {
+fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
     let c = &shared.config;
+    let eviction = db.eviction();
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
     vec![
         ("port", c.port.to_string()),
         ("bind", c.bind.clone()),
         ("maxmemory", shared.maxmemory().to_string()),
-        ("maxmemory-policy", c.maxmemory_policy.clone()),
+        ("maxmemory-policy", eviction.policy.name().to_owned()),
+        ("maxmemory-samples", eviction.samples.to_string()),
+        ("lfu-log-factor", eviction.lfu_log_factor.to_string()),
+        ("lfu-decay-time", eviction.lfu_decay_time.to_string()),
         ("maxclients", c.maxclients.to_string()),
         ("protected-mode", yes_no(c.protected_mode)),
         ("cluster-enabled", yes_no(c.cluster_enabled)),
@@ -309,8 +354,9 @@ fn config_params(shared: &Shared) -> Vec<(&'static str, String)> {
 }
 
 /// `CONFIG GET parameter [parameter ...]`, each a glob pattern.
-pub fn config_get(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let params = config_params(shared);
+pub fn config_get(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let shared = cx.shared;
+    let params = config_params(shared, cx.db);
     let mut out: Vec<(Reply, Reply)> = Vec::new();
     for (name, value) in &params {
         if args[2..]
@@ -323,9 +369,20 @@ pub fn config_get(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Map(out)
 }
 
-/// `CONFIG SET parameter value [parameter value ...]`: only `maxmemory`
-/// changes at run time so far; the rest are start-up flags.
-pub fn config_set(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+/// The parameters CONFIG SET changes at run time; the rest are start-up flags.
+const SETTABLE: &[&str] = &[
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "lfu-log-factor",
+    "lfu-decay-time",
+];
+
+/// `CONFIG SET parameter value [parameter value ...]`: all or nothing, as
+/// in Redis: every name is checked, then every value, before any applies.
+pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let shared = cx.shared;
+    let client = &mut *cx.client;
     // Under the operator the node's size is the operator's decision: only
     // the admin user may change it. Standalone, the default user may, as in Redis.
     if shared.cluster.read().expect("cluster lock").mode() == Mode::Cluster
@@ -339,34 +396,78 @@ pub fn config_set(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply
     if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'config|set' command");
     }
-    let mut maxmemory = None;
+    let failed =
+        |name: &str, why: &str| Reply::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+    let mut names: Vec<String> = Vec::new();
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        if !SETTABLE.contains(&name.as_str()) {
+            return Reply::error(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ));
+        }
+        if names.contains(&name) {
+            return failed(&name, "duplicate parameter");
+        }
+        names.push(name);
+    }
+    let mut maxmemory = None;
+    let mut eviction = cx.db.eviction();
+    for (name, pair) in names.iter().zip(pairs.chunks(2)) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        match name.as_str() {
-            "maxmemory" => match crate::config::parse_size(&value) {
-                Ok(n) => maxmemory = Some(n),
-                Err(e) => {
-                    return Reply::error(format!(
-                        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - {e}"
-                    ));
-                }
-            },
-            "maxmemory-policy" if value == shared.config.maxmemory_policy => {}
-            _ => {
-                return Reply::error(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
+        let int = |min: i64, max: i64| -> Result<i64, Reply> {
+            let n = super::util::parse_i64(value.as_bytes())
+                .ok_or_else(|| failed(name, "argument couldn't be parsed into an integer"))?;
+            if (min..=max).contains(&n) {
+                Ok(n)
+            } else {
+                Err(failed(
+                    name,
+                    &format!("argument must be between {min} and {max} inclusive"),
+                ))
             }
+        };
+        let applied = match name.as_str() {
+            "maxmemory" => crate::config::parse_size(&value)
+                .map(|n| maxmemory = Some(n))
+                .map_err(|e| failed(name, &e)),
+            "maxmemory-policy" => crate::evict::Policy::parse(&value)
+                .map(|p| eviction.policy = p)
+                .ok_or_else(|| {
+                    failed(
+                        name,
+                        &format!(
+                            "argument(s) must be one of the following: {}",
+                            crate::evict::Policy::NAMES.join(", ")
+                        ),
+                    )
+                }),
+            "maxmemory-samples" => int(1, crate::evict::MAX_SAMPLES as i64)
+                .map(|n| eviction.samples = n as usize),
+            "lfu-log-factor" => {
+                int(0, i32::MAX.into()).map(|n| eviction.lfu_log_factor = n as u32)
+            }
+            "lfu-decay-time" => {
+                int(0, i32::MAX.into()).map(|n| eviction.lfu_decay_time = n as u32)
+            }
+            // Every name was checked against SETTABLE above.
+            _ => Ok(()),
+        };
+        if let Err(e) = applied {
+            return e;
         }
     }
+    cx.db.set_eviction(eviction);
     if let Some(n) = maxmemory {
         shared.set_maxmemory(n);
     }
+    // A lower limit, or a policy that now allows eviction, takes effect at
+    // once (as far as one command's eviction time allows; writes go on).
+    let _ = crate::evict::make_room(cx.db, shared.maxmemory(), true);
     Reply::OK
 }
 
 /// `CONFIG RESETSTAT`: nothing to reset yet beyond what INFO derives live.
-pub fn config_resetstat(_: &Shared, _: &mut Client, _: &[Bytes]) -> Reply {
+pub fn config_resetstat(_: &mut Ctx, _: &[Bytes]) -> Reply {
     Reply::OK
 }

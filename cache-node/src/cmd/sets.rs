@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::util::int_arg;
 use crate::db::{Db, Value};
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
 use crate::types::Set;
 
 fn read<R>(db: &mut Db, key: &[u8], f: impl FnOnce(&Set) -> R) -> Result<Option<R>, Reply> {
@@ -20,42 +20,42 @@ fn members(s: impl IntoIterator<Item = Bytes>) -> Reply {
     Reply::Set(s.into_iter().map(Reply::Bulk).collect())
 }
 
-pub fn sadd(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    write(&mut db, &args[1], |s| {
+pub fn sadd(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    write(db, &args[1], |s| {
         args[2..].iter().filter(|m| s.insert((*m).clone())).count()
     })
     .map_or_else(|e| e, |n| Reply::Integer(n as i64))
 }
 
-pub fn srem(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    match read(&mut db, &args[1], |_| ()) {
+pub fn srem(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    match read(db, &args[1], |_| ()) {
         Err(e) => e,
         Ok(None) => Reply::Integer(0),
-        Ok(Some(())) => write(&mut db, &args[1], |s| {
+        Ok(Some(())) => write(db, &args[1], |s| {
             args[2..].iter().filter(|m| s.remove(m)).count()
         })
         .map_or_else(|e| e, |n| Reply::Integer(n as i64)),
     }
 }
 
-pub fn smembers(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |s| s.iter().cloned().collect::<Vec<_>>())
+pub fn smembers(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], |s| s.iter().cloned().collect::<Vec<_>>())
         .map_or_else(|e| e, |m| members(m.unwrap_or_default()))
 }
 
-pub fn sismember(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |s| s.contains(&args[2]))
+pub fn sismember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], |s| s.contains(&args[2]))
         .map_or_else(|e| e, |b| Reply::Integer(i64::from(b.unwrap_or(false))))
 }
 
-pub fn smismember(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn smismember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     let asked = &args[2..];
-    read(&mut db, &args[1], |s| {
+    read(db, &args[1], |s| {
         asked.iter().map(|m| s.contains(m)).collect::<Vec<_>>()
     })
     .map_or_else(
@@ -71,9 +71,9 @@ pub fn smismember(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn scard(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], Set::len).map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
+pub fn scard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], Set::len).map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
 }
 
 /// Parses the optional count of SPOP and SRANDMEMBER.
@@ -90,7 +90,7 @@ fn count_arg(args: &[Bytes], negative_ok: bool) -> Result<Option<i64>, Reply> {
     }
 }
 
-pub fn spop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn spop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     use rand::seq::IteratorRandom as _;
     if args.len() > 3 {
         return Reply::error(super::util::SYNTAX);
@@ -99,8 +99,8 @@ pub fn spop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let picked = match read(&mut db, &args[1], |s| {
+    let db = &mut *cx.db;
+    let picked = match read(db, &args[1], |s| {
         s.iter()
             .cloned()
             .choose_multiple(&mut rand::rng(), count.unwrap_or(1) as usize)
@@ -115,7 +115,7 @@ pub fn spop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         }
         Ok(Some(p)) => p,
     };
-    let _ = write(&mut db, &args[1], |s| {
+    let _ = write(db, &args[1], |s| {
         picked.iter().for_each(|m| {
             s.remove(m);
         })
@@ -126,7 +126,7 @@ pub fn spop(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn srandmember(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn srandmember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     use rand::seq::IteratorRandom as _;
     if args.len() > 3 {
         return Reply::error(super::util::SYNTAX);
@@ -135,9 +135,9 @@ pub fn srandmember(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     let mut rng = rand::rng();
-    let picked = read(&mut db, &args[1], |s| match count {
+    let picked = read(db, &args[1], |s| match count {
         None | Some(0..) => s
             .iter()
             .cloned()
@@ -190,17 +190,17 @@ fn combine(sets: Vec<Set>, op: Op) -> Set {
     })
 }
 
-fn algebra(shared: &Shared, args: &[Bytes], op: Op) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    load(&mut db, &args[1..]).map_or_else(
+fn algebra(cx: &mut Ctx, args: &[Bytes], op: Op) -> Reply {
+    let db = &mut *cx.db;
+    load(db, &args[1..]).map_or_else(
         |e| e,
         |sets| members(combine(sets, op).iter().cloned().collect::<Vec<_>>()),
     )
 }
 
-fn algebra_store(shared: &Shared, args: &[Bytes], op: Op) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    let result = match load(&mut db, &args[2..]) {
+fn algebra_store(cx: &mut Ctx, args: &[Bytes], op: Op) -> Reply {
+    let db = &mut *cx.db;
+    let result = match load(db, &args[2..]) {
         Ok(sets) => combine(sets, op),
         Err(e) => return e,
     };
@@ -212,36 +212,36 @@ fn algebra_store(shared: &Shared, args: &[Bytes], op: Op) -> Reply {
     Reply::Integer(n as i64)
 }
 
-pub fn sinter(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra(shared, args, Op::Inter)
+pub fn sinter(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra(cx, args, Op::Inter)
 }
 
-pub fn sunion(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra(shared, args, Op::Union)
+pub fn sunion(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra(cx, args, Op::Union)
 }
 
-pub fn sdiff(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra(shared, args, Op::Diff)
+pub fn sdiff(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra(cx, args, Op::Diff)
 }
 
-pub fn sinterstore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra_store(shared, args, Op::Inter)
+pub fn sinterstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, Op::Inter)
 }
 
-pub fn sunionstore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra_store(shared, args, Op::Union)
+pub fn sunionstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, Op::Union)
 }
 
-pub fn sdiffstore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    algebra_store(shared, args, Op::Diff)
+pub fn sdiffstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, Op::Diff)
 }
 
 /// `SMOVE source destination member`
-pub fn smove(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn smove(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     let present = match (
-        read(&mut db, &args[1], |s| s.contains(&args[3])),
-        read(&mut db, &args[2], |_| ()),
+        read(db, &args[1], |s| s.contains(&args[3])),
+        read(db, &args[2], |_| ()),
     ) {
         (Err(e), _) | (_, Err(e)) => return e,
         (Ok(p), _) => p.unwrap_or(false),
@@ -249,7 +249,93 @@ pub fn smove(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     if !present {
         return Reply::Integer(0);
     }
-    let _ = write(&mut db, &args[1], |s| s.remove(&args[3]));
-    let _ = write(&mut db, &args[2], |s| s.insert(args[3].clone()));
+    let _ = write(db, &args[1], |s| s.remove(&args[3]));
+    let _ = write(db, &args[2], |s| s.insert(args[3].clone()));
     Reply::Integer(1)
+}
+
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: the size of the
+/// intersection, counting stopped at `limit` (0 = no limit).
+pub fn sintercard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let numkeys = match super::util::parse_i64(&args[1]) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Reply::error("ERR numkeys should be greater than 0"),
+    };
+    if numkeys > (args.len() - 2) as u64 {
+        return Reply::error("ERR Number of keys can't be greater than number of args");
+    }
+    let keys = &args[2..2 + numkeys as usize];
+    let mut limit = 0u64;
+    let mut rest = args[2 + keys.len()..].iter();
+    while let Some(opt) = rest.next() {
+        match rest.next() {
+            Some(value) if super::util::eq(opt, "LIMIT") => {
+                limit = match super::util::parse_i64(value) {
+                    Some(n) if n >= 0 => n as u64,
+                    _ => return Reply::error("ERR LIMIT can't be negative"),
+                }
+            }
+            _ => return Reply::error(super::util::SYNTAX),
+        }
+    }
+    // Repeating a key changes no intersection: load each one once.
+    let mut seen = std::collections::HashSet::new();
+    let distinct: Vec<Bytes> = keys.iter().filter(|k| seen.insert(*k)).cloned().collect();
+    let db = &mut *cx.db;
+    let mut sets = match load(db, &distinct) {
+        Ok(sets) => sets,
+        Err(e) => return e,
+    };
+    // Walk the smallest set, probing the others.
+    sets.sort_by_key(Set::len);
+    let Some((smallest, others)) = sets.split_first() else {
+        return Reply::Integer(0);
+    };
+    let mut n = 0u64;
+    for m in smallest.iter() {
+        if others.iter().all(|s| s.contains(m)) {
+            n += 1;
+            if n == limit {
+                break;
+            }
+        }
+    }
+    Reply::Integer(n as i64)
+}
+
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`; see
+/// [`super::keys::scan_members`] for the cursor.
+pub fn sscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
+    let cursor = match scan_cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    // As in Redis: a missing key is an empty scan, and the options are only
+    // checked once the key is known to hold a set.
+    let Some(entry) = cx.db.peek(&args[1]) else {
+        return scan_reply(0, vec![]);
+    };
+    let value = &entry.value;
+    let Value::Set(s) = value else {
+        return Reply::error(crate::db::WRONGTYPE);
+    };
+    let opts = match ScanOptions::parse(&args[3..], false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (next, items) = scan_members(
+        s.iter().map(|m| (m, ())),
+        s.len(),
+        is_compact(value),
+        cursor,
+        &opts,
+    );
+    scan_reply(
+        next,
+        items
+            .into_iter()
+            .map(|(m, _)| Reply::Bulk(m.clone()))
+            .collect(),
+    )
 }

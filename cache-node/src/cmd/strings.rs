@@ -2,13 +2,13 @@
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::util::{NOT_INTEGER, SYNTAX, eq, int_arg, parse_i64};
 use crate::db::{Db, Value, WRONGTYPE};
 use crate::frame::Reply;
-use crate::server::{Client, Shared};
 
-pub fn get(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn get(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     match db.get(&args[1]).map(|e| &e.value) {
         Some(Value::Str(s)) => Reply::Bulk(s.clone()),
         Some(_) => Reply::error(WRONGTYPE),
@@ -24,13 +24,13 @@ enum Ttl {
 }
 
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT unix-s | PXAT unix-ms | KEEPTTL]`
-pub fn set(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let mut nx = false;
     let mut xx = false;
     let mut get = false;
     let mut ttl = Ttl::Clear;
     let mut expiry_given = false;
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     let now = db.now_ms();
     let mut i = 3;
     while i < args.len() {
@@ -90,16 +90,16 @@ pub fn set(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
     let deadline = match ttl {
         Ttl::Clear => None,
-        Ttl::Keep => old.and_then(|e| e.expires_at),
+        Ttl::Keep => old.and_then(|e| e.expires_at()),
         Ttl::At(at) => Some(at),
     };
     db.set(key.clone(), Value::Str(args[2].clone()), deadline);
     old_value
 }
 
-fn incr_by(shared: &Shared, key: &Bytes, delta: i64) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    let current = match string_at(&mut db, key) {
+fn incr_by(cx: &mut Ctx, key: &Bytes, delta: i64) -> Reply {
+    let db = &mut *cx.db;
+    let current = match string_at(db, key) {
         Err(e) => return e,
         Ok(None) => 0,
         Ok(Some(s)) => match parse_i64(&s) {
@@ -110,7 +110,7 @@ fn incr_by(shared: &Shared, key: &Bytes, delta: i64) -> Reply {
     let Some(next) = current.checked_add(delta) else {
         return Reply::error("ERR increment or decrement would overflow");
     };
-    store_int(&mut db, key, next);
+    store_int(db, key, next);
     Reply::Integer(next)
 }
 
@@ -122,31 +122,31 @@ fn store_int(db: &mut Db, key: &Bytes, n: i64) {
     }
 }
 
-pub fn incr(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    incr_by(shared, &args[1], 1)
+pub fn incr(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(cx, &args[1], 1)
 }
 
-pub fn decr(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    incr_by(shared, &args[1], -1)
+pub fn decr(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    incr_by(cx, &args[1], -1)
 }
 
-pub fn incrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn incrby(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match int_arg(&args[2]) {
-        Ok(n) => incr_by(shared, &args[1], n),
+        Ok(n) => incr_by(cx, &args[1], n),
         Err(e) => e,
     }
 }
 
-pub fn decrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn decrby(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match int_arg(&args[2]).map(i64::checked_neg) {
-        Ok(Some(n)) => incr_by(shared, &args[1], n),
+        Ok(Some(n)) => incr_by(cx, &args[1], n),
         Ok(None) => Reply::error("ERR decrement would overflow"),
         Err(e) => e,
     }
 }
 
-pub fn mget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn mget(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     Reply::Array(
         args[1..]
             .iter()
@@ -159,11 +159,11 @@ pub fn mget(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn mset(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn mset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() % 2 != 1 {
         return Reply::error("ERR wrong number of arguments for 'mset' command");
     }
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     for pair in args[1..].chunks(2) {
         db.set(pair[0].clone(), Value::Str(pair[1].clone()), None);
     }
@@ -192,9 +192,9 @@ macro_rules! string_or_return {
 /// Largest string a command may build (Redis's default proto-max-bulk-len).
 const MAX_STRING: usize = 512 * 1024 * 1024;
 
-pub fn append(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    let value = match string_or_return!(&mut db, &args[1]) {
+pub fn append(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    let value = match string_or_return!(db, &args[1]) {
         None => args[2].clone(),
         Some(old) => {
             if old.len() + args[2].len() > MAX_STRING {
@@ -215,19 +215,19 @@ pub fn append(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Integer(len as i64)
 }
 
-pub fn strlen(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    Reply::Integer(string_or_return!(&mut db, &args[1]).map_or(0, |s| s.len() as i64))
+pub fn strlen(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    Reply::Integer(string_or_return!(db, &args[1]).map_or(0, |s| s.len() as i64))
 }
 
 /// `GETRANGE key start end`, both inclusive, negative counting from the end.
-pub fn getrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn getrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
         (Ok(s), Ok(e)) => (s, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let Some(s) = string_or_return!(&mut db, &args[1]) else {
+    let db = &mut *cx.db;
+    let Some(s) = string_or_return!(db, &args[1]) else {
         return Reply::bulk(Bytes::new());
     };
     let len = s.len() as i64;
@@ -242,7 +242,7 @@ pub fn getrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Bulk(s.slice(start as usize..=end as usize))
 }
 
-pub fn setrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn setrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let offset = match int_arg(&args[2]) {
         Ok(n) if n < 0 => return Reply::error("ERR offset is out of range"),
         Ok(n) => n as usize,
@@ -252,8 +252,8 @@ pub fn setrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     if offset.saturating_add(patch.len()) > MAX_STRING {
         return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
-    let mut db = shared.db.lock().expect("db lock");
-    let old = string_or_return!(&mut db, &args[1]);
+    let db = &mut *cx.db;
+    let old = string_or_return!(db, &args[1]);
     if patch.is_empty() {
         // Nothing to write: report the length without creating the key.
         return Reply::Integer(old.map_or(0, |s| s.len() as i64));
@@ -271,9 +271,9 @@ pub fn setrange(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Integer(len as i64)
 }
 
-pub fn getdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    match string_or_return!(&mut db, &args[1]) {
+pub fn getdel(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    match string_or_return!(db, &args[1]) {
         Some(s) => {
             db.remove(&args[1]);
             Reply::Bulk(s)
@@ -283,8 +283,8 @@ pub fn getdel(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST]`
-pub fn getex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn getex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     let now = db.now_ms() as i64;
     // None: leave the deadline alone; Some(None): persist; Some(Some(at)): set.
     let change: Option<Option<i64>> = match args.len() {
@@ -313,7 +313,7 @@ pub fn getex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
         }
         _ => return Reply::error(SYNTAX),
     };
-    let Some(value) = string_or_return!(&mut db, &args[1]) else {
+    let Some(value) = string_or_return!(db, &args[1]) else {
         return Reply::Null;
     };
     match change {
@@ -331,8 +331,8 @@ pub fn getex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Bulk(value)
 }
 
-pub fn setnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn setnx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     if db.peek(&args[1]).is_some() {
         return Reply::Integer(0);
     }
@@ -340,12 +340,12 @@ pub fn setnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     Reply::Integer(1)
 }
 
-fn set_with_ttl(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> Reply {
+fn set_with_ttl(cx: &mut Ctx, args: &[Bytes], unit_ms: i64, name: &str) -> Reply {
     let n = match int_arg(&args[2]) {
         Ok(n) => n,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     let now = db.now_ms() as i64;
     match n.checked_mul(unit_ms).and_then(|ms| ms.checked_add(now)) {
         Some(at) if n > 0 => {
@@ -360,19 +360,19 @@ fn set_with_ttl(shared: &Shared, args: &[Bytes], unit_ms: i64, name: &str) -> Re
     }
 }
 
-pub fn setex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    set_with_ttl(shared, args, 1000, "setex")
+pub fn setex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_with_ttl(cx, args, 1000, "setex")
 }
 
-pub fn psetex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    set_with_ttl(shared, args, 1, "psetex")
+pub fn psetex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set_with_ttl(cx, args, 1, "psetex")
 }
 
-pub fn msetnx(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn msetnx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() % 2 != 1 {
         return Reply::error("ERR wrong number of arguments for 'msetnx' command");
     }
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     if args[1..].chunks(2).any(|pair| db.peek(&pair[0]).is_some()) {
         return Reply::Integer(0);
     }
@@ -399,12 +399,12 @@ pub(super) fn parse_float(arg: &[u8]) -> Option<f64> {
     s.parse().ok()
 }
 
-pub fn incrbyfloat(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn incrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(incr) = parse_float(&args[2]) else {
         return Reply::error("ERR value is not a valid float");
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let current = match string_or_return!(&mut db, &args[1]) {
+    let db = &mut *cx.db;
+    let current = match string_or_return!(db, &args[1]) {
         None => 0.0,
         Some(s) => match parse_float(&s) {
             Some(f) => f,

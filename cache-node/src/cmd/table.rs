@@ -2,7 +2,7 @@
 
 use super::flags::*;
 use super::{
-    Handler, admin, cluster, connection, hashes, keys, lists, server, sets, strings, zsets,
+    Handler, admin, bits, blocking, multi, pubsub, cluster, connection, hashes, hll, keys, lists, server, sets, strings, zsets,
 };
 
 /// One command as data.
@@ -12,7 +12,12 @@ pub struct Spec {
     /// Exact argument count including the name; negative means "at least".
     pub arity: i32,
     pub flags: u32,
-    /// First key, last key (negative counts from the end), step; 0s for none.
+    /// Key positions: first key, last key (negative counts from the end),
+    /// step; 0s for none. A `last` of [`KEYNUM`] marks a row whose keys are
+    /// counted by a `numkeys` argument instead (built by [`numkeys`] and
+    /// [`STORE_NUMKEYS`]); read it through [`Spec::key_spec`]. The first
+    /// number is a key position in every form, so `keys.0 > 0` always means
+    /// "this command has keys".
     pub keys: (i32, i32, i32),
     pub acl: &'static [&'static str],
     pub group: &'static str,
@@ -27,7 +32,65 @@ impl Spec {
     pub fn short_name(&self) -> &'static str {
         self.name.rsplit('|').next().unwrap_or(self.name)
     }
+
+    /// Where this command's keys are.
+    pub fn key_spec(&self) -> KeySpec {
+        match self.keys {
+            (first, KEYNUM, numkeys) => KeySpec::KeyNum {
+                first: first.max(0) as usize,
+                numkeys: numkeys.max(0) as usize,
+            },
+            (first, last, step) if first > 0 => KeySpec::Range { first, last, step },
+            _ => KeySpec::None,
+        }
+    }
+
+    /// The (first, last, step) that `COMMAND INFO` reports, as Redis derives
+    /// it from key specs: a keynum row reports only the keys before its count
+    /// (the destination of the ...STORE forms), and clients learn the rest
+    /// from the `movablekeys` flag and `COMMAND GETKEYS`.
+    pub fn legacy_keys(&self) -> (i32, i32, i32) {
+        match self.key_spec() {
+            KeySpec::None => (0, 0, 0),
+            KeySpec::Range { first, last, step } => (first, last, step),
+            KeySpec::KeyNum { first, numkeys } if first < numkeys => {
+                (first as i32, numkeys as i32 - 1, 1)
+            }
+            KeySpec::KeyNum { .. } => (0, 0, 0),
+        }
+    }
+
+    /// Whether the key positions depend on the arguments (`movablekeys`).
+    pub fn movable_keys(&self) -> bool {
+        matches!(self.key_spec(), KeySpec::KeyNum { .. })
+    }
 }
+
+/// A command's key positions, decoded from its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// The command takes no keys.
+    None,
+    /// Keys at `first`, `first + step`, ... up to `last` (negative counts
+    /// from the end).
+    Range { first: i32, last: i32, step: i32 },
+    /// Valkey's "keynum" key spec: the argument at `numkeys` says how many
+    /// keys follow it. The arguments from `first` up to the count are keys
+    /// too (`first == numkeys` when there are none, as in ZUNION).
+    KeyNum { first: usize, numkeys: usize },
+}
+
+/// The `last` that marks a keynum row; no real row ends this far back.
+pub const KEYNUM: i32 = i32::MIN;
+
+/// `numkeys key [key ...]` with the count at `at`: ZUNION, SINTERCARD,
+/// LMPOP (1); BLMPOP, BZMPOP (2, after the timeout).
+pub(super) const fn numkeys(at: i32) -> (i32, i32, i32) {
+    (at, KEYNUM, at)
+}
+
+/// `destination numkeys key [key ...]`: the ...STORE forms.
+const STORE_NUMKEYS: (i32, i32, i32) = (1, KEYNUM, 2);
 
 /// Finds a command by its name, ignoring ASCII case.
 pub fn lookup<'a>(table: &'a [Spec], name: &[u8]) -> Option<&'a Spec> {
@@ -105,6 +168,8 @@ const ALL: (i32, i32, i32) = (1, -1, 1);
 const PAIRS: (i32, i32, i32) = (1, -1, 2);
 
 const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+const ADMIN_CONN: u32 = NOSCRIPT | LOADING | STALE;
+const PUBSUB: u32 = NOSCRIPT | LOADING | STALE;
 
 #[rustfmt::skip]
 pub static COMMANDS: &[Spec] = &[
@@ -120,7 +185,41 @@ pub static COMMANDS: &[Spec] = &[
         spec("client|setname", 3, CONN, NONE, &["@slow", "@connection"], "connection", "2.6.9", "Sets the connection name.", connection::client_setname),
         spec("client|getname", 2, CONN, NONE, &["@slow", "@connection"], "connection", "2.6.9", "Returns the name of the connection.", connection::client_getname),
         spec("client|setinfo", 4, CONN, NONE, &["@slow", "@connection"], "connection", "7.2.0", "Sets information specific to the client or connection.", connection::client_setinfo),
+        spec("client|list", -2, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", "Lists open connections.", connection::client_list),
+        spec("client|info", 2, CONN, NONE, &["@slow", "@connection"], "connection", "6.2.0", "Returns information about the connection.", connection::client_info),
+        spec("client|kill", -3, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", "Terminates open connections.", connection::client_kill),
+        spec("client|pause", -3, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "3.0.0", "Suspends commands processing.", connection::client_pause),
+        spec("client|unpause", 2, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "6.2.0", "Resumes processing commands from paused clients.", connection::client_unpause),
+        spec("client|reply", 3, CONN, NONE, &["@slow", "@connection"], "connection", "3.2.0", "Instructs the server whether to reply to commands.", connection::client_reply),
+        spec("client|no-evict", 3, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "7.0.0", "Sets the client eviction mode of the connection.", connection::client_no_evict),
+        spec("client|no-touch", 3, CONN, NONE, &["@slow", "@connection"], "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", connection::client_no_touch),
+        spec("client|unblock", -3, ADMIN_CONN, NONE, &["@admin", "@slow", "@dangerous", "@connection"], "connection", "5.0.0", "Unblocks a client blocked by a blocking command from a different connection.", connection::client_unblock),
+        spec("client|getredir", 2, CONN, NONE, &["@slow", "@connection"], "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.", connection::client_getredir),
         spec("client|help", 2, CONN, NONE, &["@slow", "@connection"], "connection", "5.0.0", "Returns helpful text about the different subcommands.", server::container_help),
+    ]),
+    spec("reset", 1, CONN | NO_AUTH, NONE, &["@fast", "@connection"], "connection", "6.2.0", "Resets the connection.", connection::reset),
+    // Transactions.
+    spec("multi", 1, NOSCRIPT | LOADING | STALE | FAST, NONE, &["@fast", "@transaction"], "transactions", "1.2.0", "Starts a transaction.", multi::multi),
+    spec("exec", 1, NOSCRIPT | LOADING | STALE, NONE, &["@slow", "@transaction"], "transactions", "1.2.0", "Executes all commands in a transaction.", multi::exec),
+    spec("discard", 1, NOSCRIPT | LOADING | STALE | FAST, NONE, &["@fast", "@transaction"], "transactions", "2.0.0", "Discards a transaction.", multi::discard),
+    spec("watch", -2, NOSCRIPT | LOADING | STALE | FAST, ALL, &["@fast", "@transaction"], "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", multi::watch),
+    spec("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST, NONE, &["@fast", "@transaction"], "transactions", "2.2.0", "Forgets about watched keys of a transaction.", multi::unwatch),
+    // Pub/sub.
+    spec("subscribe", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.0.0", "Listens for messages published to channels.", pubsub::subscribe),
+    spec("unsubscribe", -1, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.0.0", "Stops listening to messages posted to channels.", pubsub::unsubscribe),
+    spec("psubscribe", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", pubsub::psubscribe),
+    spec("punsubscribe", -1, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", pubsub::punsubscribe),
+    spec("ssubscribe", -2, PUBSUB, ALL, &["@pubsub", "@slow"], "pubsub", "7.0.0", "Listens for messages published to shard channels.", pubsub::ssubscribe),
+    spec("sunsubscribe", -1, PUBSUB, ALL, &["@pubsub", "@slow"], "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.", pubsub::sunsubscribe),
+    spec("publish", 3, PUBSUB | FAST, NONE, &["@pubsub", "@fast"], "pubsub", "2.0.0", "Posts a message to a channel.", pubsub::publish),
+    spec("spublish", 3, PUBSUB | FAST, ONE, &["@pubsub", "@fast"], "pubsub", "7.0.0", "Post a message to a shard channel", pubsub::spublish),
+    container("pubsub", "pubsub", "2.8.0", "A container for Pub/Sub commands.", &[
+        spec("pubsub|channels", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.8.0", "Returns the active channels.", pubsub::channels),
+        spec("pubsub|numsub", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.8.0", "Returns a count of subscribers to channels.", pubsub::numsub),
+        spec("pubsub|numpat", 2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "2.8.0", "Returns a count of unique pattern subscriptions.", pubsub::numpat),
+        spec("pubsub|shardchannels", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "7.0.0", "Returns the active shard channels.", pubsub::channels),
+        spec("pubsub|shardnumsub", -2, PUBSUB, NONE, &["@pubsub", "@slow"], "pubsub", "7.0.0", "Returns the count of subscribers of shard channels.", pubsub::numsub),
+        spec("pubsub|help", 2, LOADING | STALE, NONE, &["@slow"], "pubsub", "6.2.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
     // Strings.
     spec("get", 2, READONLY | FAST, ONE, &["@read", "@string", "@fast"], "string", "1.0.0", "Returns the string value of a key.", strings::get),
@@ -142,6 +241,14 @@ pub static COMMANDS: &[Spec] = &[
     spec("psetex", 4, WRITE | DENYOOM, ONE, &["@write", "@string", "@slow"], "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", strings::psetex),
     spec("msetnx", -3, WRITE | DENYOOM, PAIRS, &["@write", "@string", "@slow"], "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
     spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, &["@write", "@string", "@fast"], "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
+    // Bits.
+    spec("setbit", 4, WRITE | DENYOOM, ONE, &["@write", "@bitmap", "@slow"], "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", bits::setbit),
+    spec("getbit", 3, READONLY | FAST, ONE, &["@read", "@bitmap", "@fast"], "bitmap", "2.2.0", "Returns a bit value by offset.", bits::getbit),
+    spec("bitcount", -2, READONLY, ONE, &["@read", "@bitmap", "@slow"], "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", bits::bitcount),
+    spec("bitpos", -3, READONLY, ONE, &["@read", "@bitmap", "@slow"], "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", bits::bitpos),
+    spec("bitop", -4, WRITE | DENYOOM, (2, -1, 1), &["@write", "@bitmap", "@slow"], "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", bits::bitop),
+    spec("bitfield", -2, WRITE | DENYOOM, ONE, &["@write", "@bitmap", "@slow"], "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", bits::bitfield),
+    spec("bitfield_ro", -2, READONLY | FAST, ONE, &["@read", "@bitmap", "@fast"], "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", bits::bitfield_ro),
     // Generic keyspace.
     spec("del", -2, WRITE, ALL, &["@keyspace", "@write", "@slow"], "generic", "1.0.0", "Deletes one or more keys.", keys::del),
     spec("unlink", -2, WRITE | FAST, ALL, &["@keyspace", "@write", "@fast"], "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys::del),
@@ -162,6 +269,13 @@ pub static COMMANDS: &[Spec] = &[
     spec("copy", -3, WRITE | DENYOOM, (1, 2, 1), &["@keyspace", "@write", "@slow"], "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
     spec("keys", 2, READONLY, NONE, &["@keyspace", "@read", "@slow", "@dangerous"], "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     spec("scan", -2, READONLY, NONE, &["@keyspace", "@read", "@slow"], "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
+    container("object", "generic", "2.2.3", "A container for object introspection commands.", &[
+        spec("object|encoding", 3, READONLY, (2, 2, 1), &["@keyspace", "@read", "@slow"], "generic", "2.2.3", "Returns the internal encoding of a Redis object.", keys::object_encoding),
+        spec("object|freq", 3, READONLY, (2, 2, 1), &["@keyspace", "@read", "@slow"], "generic", "4.0.0", "Returns the logarithmic access frequency counter of a Redis object.", keys::object_freq),
+        spec("object|idletime", 3, READONLY, (2, 2, 1), &["@keyspace", "@read", "@slow"], "generic", "2.2.3", "Returns the time since the last access to a Redis object.", keys::object_idletime),
+        spec("object|refcount", 3, READONLY, (2, 2, 1), &["@keyspace", "@read", "@slow"], "generic", "2.2.3", "Returns the reference count of a value of a key.", keys::object_refcount),
+        spec("object|help", 2, LOADING | STALE, NONE, &["@keyspace", "@slow"], "generic", "6.2.0", "Returns helpful text about the different subcommands.", server::container_help),
+    ]),
     spec("randomkey", 1, READONLY, NONE, &["@keyspace", "@read", "@slow"], "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     spec("dbsize", 1, READONLY | FAST, NONE, &["@keyspace", "@read", "@fast"], "server", "1.0.0", "Returns the number of keys in the database.", keys::dbsize),
     spec("flushall", -1, WRITE, NONE, &["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", "Removes all keys from all databases.", keys::flushall),
@@ -182,6 +296,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("hincrby", 4, WRITE | DENYOOM | FAST, ONE, &["@write", "@hash", "@fast"], "hash", "2.0.0", "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", hashes::hincrby),
     spec("hincrbyfloat", 4, WRITE | DENYOOM | FAST, ONE, &["@write", "@hash", "@fast"], "hash", "2.6.0", "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", hashes::hincrbyfloat),
     spec("hrandfield", -2, READONLY, ONE, &["@read", "@hash", "@slow"], "hash", "6.2.0", "Returns one or more random fields from a hash.", hashes::hrandfield),
+    spec("hscan", -3, READONLY, ONE, &["@read", "@hash", "@slow"], "hash", "2.8.0", "Iterates over fields and values of a hash.", hashes::hscan),
     // Lists.
     spec("lpush", -3, WRITE | DENYOOM | FAST, ONE, &["@write", "@list", "@fast"], "list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", lists::lpush),
     spec("rpush", -3, WRITE | DENYOOM | FAST, ONE, &["@write", "@list", "@fast"], "list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist.", lists::rpush),
@@ -198,7 +313,12 @@ pub static COMMANDS: &[Spec] = &[
     spec("linsert", 5, WRITE | DENYOOM, ONE, &["@write", "@list", "@slow"], "list", "2.2.0", "Inserts an element before or after another element in a list.", lists::linsert),
     spec("lpos", -3, READONLY, ONE, &["@read", "@list", "@slow"], "list", "6.0.6", "Returns the index of matching elements in a list.", lists::lpos),
     spec("lmove", 5, WRITE | DENYOOM, (1, 2, 1), &["@write", "@list", "@slow"], "list", "6.2.0", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", lists::lmove),
+    spec("blpop", -3, WRITE | BLOCKING, (1, -2, 1), &["@write", "@list", "@slow", "@blocking"], "list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blocking::blpop),
+    spec("brpop", -3, WRITE | BLOCKING, (1, -2, 1), &["@write", "@list", "@slow", "@blocking"], "list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blocking::brpop),
+    spec("blmove", 6, WRITE | DENYOOM | BLOCKING, (1, 2, 1), &["@write", "@list", "@slow", "@blocking"], "list", "6.2.0", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", blocking::blmove),
+    spec("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, (1, 2, 1), &["@write", "@list", "@slow", "@blocking"], "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", blocking::brpoplpush),
     spec("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), &["@write", "@list", "@slow"], "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", lists::rpoplpush),
+    spec("lmpop", -4, WRITE, numkeys(1), &["@write", "@list", "@slow"], "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", lists::lmpop),
     // Sets.
     spec("sadd", -3, WRITE | DENYOOM | FAST, ONE, &["@write", "@set", "@fast"], "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", sets::sadd),
     spec("srem", -3, WRITE | FAST, ONE, &["@write", "@set", "@fast"], "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", sets::srem),
@@ -214,7 +334,9 @@ pub static COMMANDS: &[Spec] = &[
     spec("sinterstore", -3, WRITE | DENYOOM, ALL, &["@write", "@set", "@slow"], "set", "1.0.0", "Stores the intersect of multiple sets in a key.", sets::sinterstore),
     spec("sunionstore", -3, WRITE | DENYOOM, ALL, &["@write", "@set", "@slow"], "set", "1.0.0", "Stores the union of multiple sets in a key.", sets::sunionstore),
     spec("sdiffstore", -3, WRITE | DENYOOM, ALL, &["@write", "@set", "@slow"], "set", "1.0.0", "Stores the difference of multiple sets in a key.", sets::sdiffstore),
+    spec("sintercard", -3, READONLY, numkeys(1), &["@read", "@set", "@slow"], "set", "7.0.0", "Returns the number of members of the intersect of multiple sets.", sets::sintercard),
     spec("smove", 4, WRITE | FAST, (1, 2, 1), &["@write", "@set", "@fast"], "set", "1.0.0", "Moves a member from one set to another.", sets::smove),
+    spec("sscan", -3, READONLY, ONE, &["@read", "@set", "@slow"], "set", "2.8.0", "Iterates over members of a set.", sets::sscan),
     // Sorted sets.
     spec("zadd", -4, WRITE | DENYOOM | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", zsets::zadd),
     spec("zincrby", 4, WRITE | DENYOOM | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "1.2.0", "Increments the score of a member in a sorted set.", zsets::zincrby),
@@ -239,6 +361,21 @@ pub static COMMANDS: &[Spec] = &[
     spec("zpopmin", -2, WRITE | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmin),
     spec("zpopmax", -2, WRITE | FAST, ONE, &["@write", "@sortedset", "@fast"], "sorted-set", "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmax),
     spec("zrandmember", -2, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Returns one or more random members from a sorted set.", zsets::zrandmember),
+    spec("bzpopmin", -3, WRITE | FAST | BLOCKING, (1, -2, 1), &["@write", "@sortedset", "@fast", "@blocking"], "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blocking::bzpopmin),
+    spec("bzpopmax", -3, WRITE | FAST | BLOCKING, (1, -2, 1), &["@write", "@sortedset", "@fast", "@blocking"], "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blocking::bzpopmax),
+    spec("zunion", -3, READONLY, numkeys(1), &["@read", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Returns the union of multiple sorted sets.", zsets::zunion),
+    spec("zinter", -3, READONLY, numkeys(1), &["@read", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Returns the intersect of multiple sorted sets.", zsets::zinter),
+    spec("zdiff", -3, READONLY, numkeys(1), &["@read", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Returns the difference between multiple sorted sets.", zsets::zdiff),
+    spec("zunionstore", -4, WRITE | DENYOOM, STORE_NUMKEYS, &["@write", "@sortedset", "@slow"], "sorted-set", "2.0.0", "Stores the union of multiple sorted sets in a key.", zsets::zunionstore),
+    spec("zinterstore", -4, WRITE | DENYOOM, STORE_NUMKEYS, &["@write", "@sortedset", "@slow"], "sorted-set", "2.0.0", "Stores the intersect of multiple sorted sets in a key.", zsets::zinterstore),
+    spec("zdiffstore", -4, WRITE | DENYOOM, STORE_NUMKEYS, &["@write", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore),
+    spec("zintercard", -3, READONLY, numkeys(1), &["@read", "@sortedset", "@slow"], "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", zsets::zintercard),
+    spec("zmpop", -4, WRITE, numkeys(1), &["@write", "@sortedset", "@slow"], "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zsets::zmpop),
+    spec("zscan", -3, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),
+    // HyperLogLog.
+    spec("pfadd", -2, WRITE | DENYOOM | FAST, ONE, &["@write", "@hyperloglog", "@fast"], "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", hll::pfadd),
+    spec("pfcount", -2, READONLY, ALL, &["@read", "@hyperloglog", "@slow"], "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", hll::pfcount),
+    spec("pfmerge", -2, WRITE | DENYOOM, ALL, &["@write", "@hyperloglog", "@slow"], "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", hll::pfmerge),
     // Server.
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
@@ -247,6 +384,7 @@ pub static COMMANDS: &[Spec] = &[
         spec("command|info", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Returns information about one, multiple or all commands.", server::command_info),
         spec("command|docs", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "7.0.0", "Returns documentary information about one, multiple or all commands.", server::command_docs),
         spec("command|list", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "7.0.0", "Returns a list of command names.", server::command_list),
+        spec("command|getkeys", -3, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Extracts the key names from an arbitrary command.", server::command_getkeys),
         spec("command|help", 2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "5.0.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
     container("config", "server", "2.0.0", "A container for server configuration commands.", &[

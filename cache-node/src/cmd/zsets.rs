@@ -1,12 +1,15 @@
-//! Sorted set commands (the numkeys forms ZUNION/ZINTER/ZDIFF come later).
+//! Sorted set commands.
+
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::util::{SYNTAX, eq, int_arg};
-use crate::db::Db;
-use crate::frame::{Protocol, Reply};
-use crate::server::{Client, Shared};
-use crate::types::SortedSet;
+use crate::db::{Db, Value, WRONGTYPE};
+use crate::frame::{Protocol, Reply, format_double};
+use crate::types::{Set, SortedSet};
 
 fn read<R>(db: &mut Db, key: &[u8], f: impl FnOnce(&SortedSet) -> R) -> Result<Option<R>, Reply> {
     db.read(key, f).map_err(Reply::error)
@@ -269,65 +272,58 @@ fn parse_range(
     Ok((RangeQuery { by, rev, limit }, withscores))
 }
 
-fn range_reply(
-    shared: &Shared,
-    client: &Client,
-    args: &[Bytes],
-    by_score: bool,
-    by_lex: bool,
-    rev: bool,
-) -> Reply {
+fn range_reply(cx: &mut Ctx, args: &[Bytes], by_score: bool, by_lex: bool, rev: bool) -> Reply {
     let (query, scores) = match parse_range(args, 2, by_score, by_lex, rev, !by_lex) {
         Ok(q) => q,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |z| query.run(z)).map_or_else(
+    let proto = cx.client.proto;
+    read(cx.db, &args[1], |z| query.run(z)).map_or_else(
         |e| e,
-        |items| with_scores(items.unwrap_or_default(), scores, client.proto),
+        |items| with_scores(items.unwrap_or_default(), scores, proto),
     )
 }
 
-pub fn zrange(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, false, false, false)
+pub fn zrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, false, false, false)
 }
 
-pub fn zrevrange(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, false, false, true)
+pub fn zrevrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, false, false, true)
 }
 
-pub fn zrangebyscore(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, true, false, false)
+pub fn zrangebyscore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, true, false, false)
 }
 
-pub fn zrevrangebyscore(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, true, false, true)
+pub fn zrevrangebyscore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, true, false, true)
 }
 
-pub fn zrangebylex(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, false, true, false)
+pub fn zrangebylex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, false, true, false)
 }
 
-pub fn zrevrangebylex(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    range_reply(shared, client, args, false, true, true)
+pub fn zrevrangebylex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    range_reply(cx, args, false, true, true)
 }
 
 /// `ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]`
-pub fn zrangestore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zrangestore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     // Parse as ZRANGE over args[1..] so that option positions line up.
     let (query, _) = match parse_range(&args[1..], 2, false, false, false, false) {
         Ok(q) => q,
         Err(e) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let items = match read(&mut db, &args[2], |z| query.run(z)) {
+    let db = &mut *cx.db;
+    let items = match read(db, &args[2], |z| query.run(z)) {
         Ok(items) => items.unwrap_or_default(),
         Err(e) => return e,
     };
     let n = items.len();
     db.remove(&args[1]);
     if n > 0 {
-        let _ = write(&mut db, &args[1], |z| {
+        let _ = write(db, &args[1], |z| {
             for (m, s) in items {
                 z.insert(m, s);
             }
@@ -337,7 +333,7 @@ pub fn zrangestore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
 }
 
 /// `ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]`
-pub fn zadd(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zadd(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, false);
     let mut i = 2;
@@ -374,14 +370,14 @@ pub fn zadd(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
             None => return Reply::error(NOT_FLOAT),
         }
     }
-    let mut db = shared.db.lock().expect("db lock");
-    if let Err(e) = read(&mut db, &args[1], |_| ()) {
+    let db = &mut *cx.db;
+    if let Err(e) = read(db, &args[1], |_| ()) {
         return e;
     }
     if xx && db.peek(&args[1]).is_none() {
         return if incr { Reply::Null } else { Reply::Integer(0) };
     }
-    let outcome = write(&mut db, &args[1], |z| {
+    let outcome = write(db, &args[1], |z| {
         let (mut added, mut changed) = (0, 0);
         let mut last = None;
         for (score, member) in parsed {
@@ -422,12 +418,12 @@ pub fn zadd(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn zincrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zincrby(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let Some(delta) = parse_score(&args[2]) else {
         return Reply::error(NOT_FLOAT);
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let result = write(&mut db, &args[1], |z| {
+    let db = &mut *cx.db;
+    let result = write(db, &args[1], |z| {
         let next = z.score(&args[3]).unwrap_or(0.0) + delta;
         if next.is_nan() {
             return Err(Reply::error("ERR resulting score is not a number (NaN)"));
@@ -441,16 +437,16 @@ pub fn zincrby(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     }
 }
 
-pub fn zscore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |z| z.score(&args[2]))
+pub fn zscore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], |z| z.score(&args[2]))
         .map_or_else(|e| e, |s| s.flatten().map_or(Reply::Null, Reply::Double))
 }
 
-pub fn zmscore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
+pub fn zmscore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
     let members = &args[2..];
-    read(&mut db, &args[1], |z| {
+    read(db, &args[1], |z| {
         members.iter().map(|m| z.score(m)).collect::<Vec<_>>()
     })
     .map_or_else(
@@ -466,13 +462,12 @@ pub fn zmscore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
     )
 }
 
-pub fn zcard(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], SortedSet::len)
-        .map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
+pub fn zcard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    read(db, &args[1], SortedSet::len).map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
 }
 
-fn count_reply(shared: &Shared, args: &[Bytes], lex: bool) -> Reply {
+fn count_reply(cx: &mut Ctx, args: &[Bytes], lex: bool) -> Reply {
     let by = if lex {
         match (LexBound::parse(&args[2]), LexBound::parse(&args[3])) {
             (Some(a), Some(b)) => By::Lex(a, b),
@@ -489,27 +484,27 @@ fn count_reply(shared: &Shared, args: &[Bytes], lex: bool) -> Reply {
         rev: false,
         limit: None,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    read(&mut db, &args[1], |z| query.run(z).len())
+    let db = &mut *cx.db;
+    read(db, &args[1], |z| query.run(z).len())
         .map_or_else(|e| e, |n| Reply::Integer(n.unwrap_or(0) as i64))
 }
 
-pub fn zcount(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    count_reply(shared, args, false)
+pub fn zcount(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    count_reply(cx, args, false)
 }
 
-pub fn zlexcount(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    count_reply(shared, args, true)
+pub fn zlexcount(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    count_reply(cx, args, true)
 }
 
-fn rank_reply(shared: &Shared, args: &[Bytes], rev: bool) -> Reply {
+fn rank_reply(cx: &mut Ctx, args: &[Bytes], rev: bool) -> Reply {
     let withscore = match args.get(3) {
         None => false,
         Some(a) if eq(a, "WITHSCORE") && args.len() == 4 => true,
         Some(_) => return Reply::error(SYNTAX),
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let found = read(&mut db, &args[1], |z| {
+    let db = &mut *cx.db;
+    let found = read(db, &args[1], |z| {
         let rank = z.rank(&args[2])?;
         let score = z.score(&args[2])?;
         Some((if rev { z.len() - 1 - rank } else { rank }, score))
@@ -525,37 +520,37 @@ fn rank_reply(shared: &Shared, args: &[Bytes], rev: bool) -> Reply {
     }
 }
 
-pub fn zrank(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    rank_reply(shared, args, false)
+pub fn zrank(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    rank_reply(cx, args, false)
 }
 
-pub fn zrevrank(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    rank_reply(shared, args, true)
+pub fn zrevrank(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    rank_reply(cx, args, true)
 }
 
-pub fn zrem(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
-    let mut db = shared.db.lock().expect("db lock");
-    match read(&mut db, &args[1], |_| ()) {
+pub fn zrem(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let db = &mut *cx.db;
+    match read(db, &args[1], |_| ()) {
         Err(e) => e,
         Ok(None) => Reply::Integer(0),
-        Ok(Some(())) => write(&mut db, &args[1], |z| {
+        Ok(Some(())) => write(db, &args[1], |z| {
             args[2..].iter().filter(|m| z.remove(m).is_some()).count()
         })
         .map_or_else(|e| e, |n| Reply::Integer(n as i64)),
     }
 }
 
-fn remove_range(shared: &Shared, args: &[Bytes], by: By) -> Reply {
+fn remove_range(cx: &mut Ctx, args: &[Bytes], by: By) -> Reply {
     let query = RangeQuery {
         by,
         rev: false,
         limit: None,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    match read(&mut db, &args[1], |z| query.run(z)) {
+    let db = &mut *cx.db;
+    match read(db, &args[1], |z| query.run(z)) {
         Err(e) => e,
         Ok(None) => Reply::Integer(0),
-        Ok(Some(items)) => write(&mut db, &args[1], |z| {
+        Ok(Some(items)) => write(db, &args[1], |z| {
             for (m, _) in &items {
                 z.remove(m);
             }
@@ -565,56 +560,41 @@ fn remove_range(shared: &Shared, args: &[Bytes], by: By) -> Reply {
     }
 }
 
-pub fn zremrangebyrank(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zremrangebyrank(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match (int_arg(&args[2]), int_arg(&args[3])) {
-        (Ok(a), Ok(b)) => remove_range(shared, args, By::Rank(a, b)),
+        (Ok(a), Ok(b)) => remove_range(cx, args, By::Rank(a, b)),
         (Err(e), _) | (_, Err(e)) => e,
     }
 }
 
-pub fn zremrangebyscore(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zremrangebyscore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match (ScoreBound::parse(&args[2]), ScoreBound::parse(&args[3])) {
-        (Some(a), Some(b)) => remove_range(shared, args, By::Score(a, b)),
+        (Some(a), Some(b)) => remove_range(cx, args, By::Score(a, b)),
         _ => Reply::error("ERR min or max is not a float"),
     }
 }
 
-pub fn zremrangebylex(shared: &Shared, _: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zremrangebylex(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     match (LexBound::parse(&args[2]), LexBound::parse(&args[3])) {
-        (Some(a), Some(b)) => remove_range(shared, args, By::Lex(a, b)),
+        (Some(a), Some(b)) => remove_range(cx, args, By::Lex(a, b)),
         _ => Reply::error("ERR min or max not valid string range item"),
     }
 }
 
 /// `ZPOPMIN|ZPOPMAX key [count]`
-fn pop(shared: &Shared, client: &Client, args: &[Bytes], max: bool) -> Reply {
+fn pop(cx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
     let count = match args.get(2).map(|a| int_arg(a)) {
         None => None,
         Some(Ok(n)) if n < 0 => return Reply::error("ERR value is out of range, must be positive"),
         Some(Ok(n)) => Some(n as usize),
         Some(Err(e)) => return e,
     };
-    let mut db = shared.db.lock().expect("db lock");
-    let popped = match read(&mut db, &args[1], |_| ()) {
+    let db = &mut *cx.db;
+    let popped = match read(db, &args[1], |_| ()) {
         Err(e) => return e,
         Ok(None) => vec![],
         Ok(Some(())) => {
-            let result = write(&mut db, &args[1], |z| {
-                let n = count.unwrap_or(1);
-                let picked: Vec<(Bytes, f64)> = if max {
-                    z.iter()
-                        .rev()
-                        .take(n)
-                        .map(|(m, s)| (m.clone(), s))
-                        .collect()
-                } else {
-                    z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
-                };
-                for (m, _) in &picked {
-                    z.remove(m);
-                }
-                picked
-            });
+            let result = write(db, &args[1], |z| pop_extremes(z, count.unwrap_or(1), max));
             match result {
                 Ok(p) => p,
                 Err(e) => return e,
@@ -629,20 +609,21 @@ fn pop(shared: &Shared, client: &Client, args: &[Bytes], max: bool) -> Reply {
                 .flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)])
                 .collect(),
         ),
-        Some(_) => with_scores(popped, true, client.proto),
+        Some(_) => with_scores(popped, true, cx.client.proto),
     }
 }
 
-pub fn zpopmin(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    pop(shared, client, args, false)
+pub fn zpopmin(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    pop(cx, args, false)
 }
 
-pub fn zpopmax(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
-    pop(shared, client, args, true)
+pub fn zpopmax(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    pop(cx, args, true)
 }
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`
-pub fn zrandmember(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Reply {
+pub fn zrandmember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let client = &mut *cx.client;
     use rand::seq::IteratorRandom as _;
     let count = match args.get(2).map(|a| int_arg(a)) {
         None => None,
@@ -657,9 +638,9 @@ pub fn zrandmember(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Repl
     if count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
         return Reply::error("ERR value is out of range");
     }
-    let mut db = shared.db.lock().expect("db lock");
+    let db = &mut *cx.db;
     let mut rng = rand::rng();
-    let picked = read(&mut db, &args[1], |z| match count {
+    let picked = read(db, &args[1], |z| match count {
         None | Some(0..) => z
             .iter()
             .map(|(m, s)| (m.clone(), s))
@@ -684,6 +665,418 @@ pub fn zrandmember(shared: &Shared, client: &mut Client, args: &[Bytes]) -> Repl
             .map_or(Reply::Null, |(m, _)| Reply::Bulk(m)),
         (Ok(p), Some(_)) => with_scores(p.unwrap_or_default(), scores, client.proto),
     }
+}
+
+/// An input of ZUNION and friends: a sorted set, or a plain set whose
+/// members all score 1 (a missing key is an empty input).
+enum Source {
+    Missing,
+    Sorted(SortedSet),
+    Plain(Set),
+}
+
+impl Source {
+    fn load(db: &mut Db, key: &[u8]) -> Result<Self, Reply> {
+        match db.peek(key).map(|e| &e.value) {
+            None => Ok(Source::Missing),
+            Some(Value::ZSet(z)) => Ok(Source::Sorted(z.clone())),
+            Some(Value::Set(s)) => Ok(Source::Plain(s.clone())),
+            Some(_) => Err(Reply::error(WRONGTYPE)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Source::Missing => 0,
+            Source::Sorted(z) => z.len(),
+            Source::Plain(s) => s.len(),
+        }
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            Source::Missing => None,
+            Source::Sorted(z) => z.score(member),
+            Source::Plain(s) => s.contains(member).then_some(1.0),
+        }
+    }
+
+    fn members(&self) -> Box<dyn Iterator<Item = (&Bytes, f64)> + '_> {
+        match self {
+            Source::Missing => Box::new(std::iter::empty()),
+            Source::Sorted(z) => Box::new(z.iter()),
+            Source::Plain(s) => Box::new(s.iter().map(|m| (m, 1.0))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+/// How ZUNION and ZINTER combine the scores of a member found in several inputs.
+#[derive(Debug, Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, acc: &mut f64, value: f64) {
+        match self {
+            Aggregate::Sum => {
+                *acc += value;
+                // inf + -inf: Redis settles on 0 rather than store NaN.
+                if acc.is_nan() {
+                    *acc = 0.0;
+                }
+            }
+            Aggregate::Min if value < *acc => *acc = value,
+            Aggregate::Max if value > *acc => *acc = value,
+            Aggregate::Min | Aggregate::Max => {}
+        }
+    }
+}
+
+/// What a form of the command replies with, which decides its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// ZUNION, ZINTER, ZDIFF: the members (`WITHSCORES` allowed).
+    Members,
+    /// The ...STORE forms: stored, the count replied.
+    Store,
+    /// ZINTERCARD: the count only (`LIMIT` allowed, no weights).
+    Cardinality,
+}
+
+/// A parsed ZUNION-family request.
+struct Algebra {
+    /// Inputs with their weights, in argument order. A key named twice is
+    /// loaded once and shared, so repeating a big key cannot multiply the
+    /// copies.
+    sources: Vec<(Rc<Source>, f64)>,
+    aggregate: Aggregate,
+    withscores: bool,
+    /// Stop counting here (ZINTERCARD); 0 means no limit.
+    limit: u64,
+}
+
+/// Parses `numkeys key [key ...]` at `args[at..]` and the options after the
+/// keys, loading the inputs on the way. Redis's order: the count, then the
+/// inputs' types, then the options.
+fn parse_algebra(
+    db: &mut Db,
+    args: &[Bytes],
+    at: usize,
+    op: SetOp,
+    output: Output,
+    name: &str,
+) -> Result<Algebra, Reply> {
+    let numkeys = int_arg(&args[at])?;
+    if numkeys < 1 {
+        return Err(Reply::error(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    let available = args.len().saturating_sub(at + 1);
+    if numkeys as u64 > available as u64 {
+        return Err(Reply::error(SYNTAX));
+    }
+    let keys = &args[at + 1..at + 1 + numkeys as usize];
+    let mut loaded: HashMap<&Bytes, Rc<Source>> = HashMap::new();
+    let mut sources = Vec::with_capacity(keys.len());
+    for key in keys {
+        let source = match loaded.get(key) {
+            Some(source) => Rc::clone(source),
+            None => {
+                let source = Rc::new(Source::load(db, key)?);
+                loaded.insert(key, Rc::clone(&source));
+                source
+            }
+        };
+        sources.push((source, 1.0));
+    }
+    let mut algebra = Algebra {
+        sources,
+        aggregate: Aggregate::Sum,
+        withscores: false,
+        limit: 0,
+    };
+    let scored = op != SetOp::Diff && output != Output::Cardinality;
+    let mut i = at + 1 + keys.len();
+    while i < args.len() {
+        let remaining = args.len() - i;
+        let a = &args[i];
+        if scored && eq(a, "WEIGHTS") && remaining > keys.len() {
+            for (j, (_, weight)) in algebra.sources.iter_mut().enumerate() {
+                *weight = parse_score(&args[i + 1 + j])
+                    .ok_or_else(|| Reply::error("ERR weight value is not a float"))?;
+            }
+            i += 1 + keys.len();
+        } else if scored && eq(a, "AGGREGATE") && remaining >= 2 {
+            let how = &args[i + 1];
+            algebra.aggregate = if eq(how, "SUM") {
+                Aggregate::Sum
+            } else if eq(how, "MIN") {
+                Aggregate::Min
+            } else if eq(how, "MAX") {
+                Aggregate::Max
+            } else {
+                return Err(Reply::error(SYNTAX));
+            };
+            i += 2;
+        } else if output == Output::Members && eq(a, "WITHSCORES") {
+            algebra.withscores = true;
+            i += 1;
+        } else if output == Output::Cardinality && eq(a, "LIMIT") && remaining >= 2 {
+            algebra.limit = match super::util::parse_i64(&args[i + 1]) {
+                Some(n) if n >= 0 => n as u64,
+                _ => return Err(Reply::error("ERR LIMIT can't be negative")),
+            };
+            i += 2;
+        } else {
+            return Err(Reply::error(SYNTAX));
+        }
+    }
+    Ok(algebra)
+}
+
+/// A weighted score; `inf * 0` counts as 0, as in Redis.
+fn weighted(score: f64, weight: f64) -> f64 {
+    let s = score * weight;
+    if s.is_nan() { 0.0 } else { s }
+}
+
+impl Algebra {
+    /// The result, or (with `count_only`) just its size up to `limit`, with
+    /// an empty set.
+    fn run(mut self, op: SetOp, count_only: bool) -> (SortedSet, u64) {
+        let mut out = SortedSet::default();
+        if op != SetOp::Diff {
+            // Smallest first, as Redis orders them: an intersection walks the
+            // smallest input, and sums add up in the same order.
+            self.sources.sort_by_key(|(s, _)| s.len());
+        }
+        let aggregate = self.aggregate;
+        let Some(((first, w0), rest)) = self.sources.split_first() else {
+            return (out, 0);
+        };
+        match op {
+            SetOp::Inter => {
+                let mut n = 0;
+                for (m, s) in first.members() {
+                    let mut score = weighted(s, *w0);
+                    let everywhere = rest.iter().all(|(src, w)| match src.score(m) {
+                        Some(s) => {
+                            aggregate.apply(&mut score, s * w);
+                            true
+                        }
+                        None => false,
+                    });
+                    if !everywhere {
+                        continue;
+                    }
+                    n += 1;
+                    if count_only {
+                        if n == self.limit {
+                            break;
+                        }
+                    } else {
+                        out.insert(m.clone(), score);
+                    }
+                }
+                (out, n)
+            }
+            SetOp::Union => {
+                let mut acc: HashMap<Bytes, f64> = HashMap::new();
+                for (src, w) in &self.sources {
+                    for (m, s) in src.members() {
+                        let score = weighted(s, *w);
+                        match acc.get_mut(m) {
+                            Some(total) => aggregate.apply(total, score),
+                            None => {
+                                acc.insert(m.clone(), score);
+                            }
+                        }
+                    }
+                }
+                for (m, s) in acc {
+                    out.insert(m, s);
+                }
+                let n = out.len() as u64;
+                (out, n)
+            }
+            SetOp::Diff => {
+                for (m, s) in first.members() {
+                    if rest.iter().all(|(src, _)| src.score(m).is_none()) {
+                        out.insert(m.clone(), s);
+                    }
+                }
+                let n = out.len() as u64;
+                (out, n)
+            }
+        }
+    }
+}
+
+/// `ZUNION|ZINTER|ZDIFF numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...] [WITHSCORES]`
+fn algebra_reply(cx: &mut Ctx, args: &[Bytes], op: SetOp, name: &str) -> Reply {
+    let algebra = match parse_algebra(cx.db, args, 1, op, Output::Members, name) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let withscores = algebra.withscores;
+    let (result, _) = algebra.run(op, false);
+    let items = result.iter().map(|(m, s)| (m.clone(), s)).collect();
+    with_scores(items, withscores, cx.client.proto)
+}
+
+/// `ZUNIONSTORE|ZINTERSTORE|ZDIFFSTORE destination numkeys key [key ...] ...`
+fn algebra_store(cx: &mut Ctx, args: &[Bytes], op: SetOp, name: &str) -> Reply {
+    let db = &mut *cx.db;
+    let algebra = match parse_algebra(db, args, 2, op, Output::Store, name) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    let (result, n) = algebra.run(op, false);
+    // The destination is replaced whatever it held, and deleted when the
+    // result is empty.
+    db.remove(&args[1]);
+    if n > 0 {
+        db.set(args[1].clone(), Value::ZSet(result), None);
+    }
+    Reply::Integer(n as i64)
+}
+
+pub fn zunion(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_reply(cx, args, SetOp::Union, "zunion")
+}
+
+pub fn zinter(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_reply(cx, args, SetOp::Inter, "zinter")
+}
+
+pub fn zdiff(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_reply(cx, args, SetOp::Diff, "zdiff")
+}
+
+pub fn zunionstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, SetOp::Union, "zunionstore")
+}
+
+pub fn zinterstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, SetOp::Inter, "zinterstore")
+}
+
+pub fn zdiffstore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    algebra_store(cx, args, SetOp::Diff, "zdiffstore")
+}
+
+/// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`
+pub fn zintercard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match parse_algebra(
+        cx.db,
+        args,
+        1,
+        SetOp::Inter,
+        Output::Cardinality,
+        "zintercard",
+    ) {
+        Ok(algebra) => Reply::Integer(algebra.run(SetOp::Inter, true).1 as i64),
+        Err(e) => e,
+    }
+}
+
+/// Removes and returns the `n` lowest (or highest) members.
+fn pop_extremes(z: &mut SortedSet, n: usize, max: bool) -> Vec<(Bytes, f64)> {
+    let picked: Vec<(Bytes, f64)> = if max {
+        z.iter()
+            .rev()
+            .take(n)
+            .map(|(m, s)| (m.clone(), s))
+            .collect()
+    } else {
+        z.iter().take(n).map(|(m, s)| (m.clone(), s)).collect()
+    };
+    for (m, _) in &picked {
+        z.remove(m);
+    }
+    picked
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`: pops from the first
+/// non-empty sorted set; `[key, [[member, score], ...]]`, or a null array.
+pub fn zmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let parse_where = |w: &[u8]| {
+        if w.eq_ignore_ascii_case(b"MIN") {
+            Some(false)
+        } else if w.eq_ignore_ascii_case(b"MAX") {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let (keys, max, count) = match super::lists::mpop_args(args, 1, parse_where) {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
+    };
+    let db = &mut *cx.db;
+    for key in keys {
+        // Missing keys are skipped; a key of another type stops the search.
+        match read(db, key, |_| ()) {
+            Err(e) => return e,
+            Ok(None) => continue,
+            Ok(Some(())) => {}
+        }
+        return match write(db, key, |z| pop_extremes(z, count, max)) {
+            Err(e) => e,
+            Ok(popped) => Reply::Array(vec![
+                Reply::Bulk(key.clone()),
+                Reply::Array(
+                    popped
+                        .into_iter()
+                        .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+                        .collect(),
+                ),
+            ]),
+        };
+    }
+    Reply::NullArray
+}
+
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: members and scores
+/// (scores as strings, in RESP3 too); see [`super::keys::scan_members`].
+pub fn zscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
+    let cursor = match scan_cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    // As in Redis: a missing key is an empty scan, and the options are only
+    // checked once the key is known to hold a sorted set.
+    let Some(entry) = cx.db.peek(&args[1]) else {
+        return scan_reply(0, vec![]);
+    };
+    let value = &entry.value;
+    let Value::ZSet(z) = value else {
+        return Reply::error(WRONGTYPE);
+    };
+    let opts = match ScanOptions::parse(&args[3..], false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (next, items) = scan_members(z.iter(), z.len(), is_compact(value), cursor, &opts);
+    scan_reply(
+        next,
+        items
+            .into_iter()
+            .flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::text(&format_double(s))])
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -99,3 +99,28 @@ pub fn encode(args: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+impl Conn {
+    /// Reads one bulk string reply (`$<len>\r\n<data>\r\n`) of unknown length.
+    pub async fn read_bulk(&mut self) -> String {
+        let mut header = Vec::new();
+        let mut byte = [0u8; 1];
+        while !header.ends_with(b"\r\n") {
+            tokio::time::timeout(Duration::from_secs(5), self.0.read_exact(&mut byte))
+                .await
+                .expect("timed out reading a bulk header")
+                .unwrap();
+            header.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&header);
+        assert!(text.starts_with('$'), "not a bulk reply: {text:?}");
+        let len: usize = text[1..text.len() - 2].parse().unwrap();
+        let mut body = vec![0u8; len + 2];
+        tokio::time::timeout(Duration::from_secs(5), self.0.read_exact(&mut body))
+            .await
+            .expect("timed out reading a bulk body")
+            .unwrap();
+        body.truncate(len);
+        String::from_utf8(body).unwrap()
+    }
+}

@@ -1,0 +1,77 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! Queued commands run inside `EXEC` under the keyspace lock the connection
+//! already holds, so nothing else runs in between. `WATCH` is optimistic
+//! locking: the keyspace marks a watcher dirty on any change of a watched
+//! key ([`crate::db::Db::watch`]), and `EXEC` then answers a null array.
+
+use bytes::Bytes;
+
+use super::{Ctx, execute, lookup_request};
+use crate::client::Multi;
+use crate::frame::Reply;
+
+pub fn multi(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    if cx.client.multi.is_some() {
+        return Reply::error("ERR MULTI calls can not be nested");
+    }
+    cx.client.multi = Some(Multi::default());
+    Reply::OK
+}
+
+pub fn exec(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let Some(multi) = cx.client.multi.take() else {
+        return Reply::error("ERR EXEC without MULTI");
+    };
+    let broken = cx.db.watch_broken(cx.client.id);
+    unwatch_all(cx);
+    if multi.failed {
+        return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    if broken {
+        return Reply::NullArray;
+    }
+    cx.client.in_exec = true;
+    let replies = multi
+        .queued
+        .iter()
+        .map(|args| match lookup_request(args) {
+            Ok(spec) => execute(cx, spec, args),
+            Err(e) => e,
+        })
+        .collect();
+    cx.client.in_exec = false;
+    Reply::Array(replies)
+}
+
+pub fn discard(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    if cx.client.multi.take().is_none() {
+        return Reply::error("ERR DISCARD without MULTI");
+    }
+    unwatch_all(cx);
+    Reply::OK
+}
+
+pub fn watch(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if cx.client.multi.is_some() {
+        return Reply::error("ERR WATCH inside MULTI is not allowed");
+    }
+    for key in &args[1..] {
+        if !cx.client.watched.contains(key) {
+            cx.client.watched.push(key.clone());
+            cx.db.watch(cx.client.id, key.clone());
+        }
+    }
+    Reply::OK
+}
+
+pub fn unwatch(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    unwatch_all(cx);
+    Reply::OK
+}
+
+/// Forgets every key the client watches.
+pub fn unwatch_all(cx: &mut Ctx) {
+    let keys = std::mem::take(&mut cx.client.watched);
+    cx.db.unwatch(cx.client.id, &keys);
+}
