@@ -276,10 +276,7 @@ impl Handle {
             self.kill();
             return;
         }
-        self.outbox
-            .lock()
-            .expect("outbox lock")
-            .push_back(message);
+        self.outbox.lock().expect("outbox lock").push_back(message);
         self.wake.notify_one();
     }
 

@@ -19,8 +19,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tidecache_topology::{SLOT_COUNT, key_slot};
+use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::evict::{self, Pool, Settings, Source};
@@ -392,7 +392,11 @@ impl Db {
                 self.stats.misses += 1;
             }
         }
-        if live { self.slots[slot].get(key) } else { None }
+        if live {
+            self.slots[slot].get(key)
+        } else {
+            None
+        }
     }
 
     /// `TOUCH`: records an access to `key` even for a `CLIENT NO-TOUCH`
@@ -723,9 +727,16 @@ impl Db {
             Source::SoonestDeadline => self.deadlines.first().map(|(_, k)| k.clone()),
             Source::Random { volatile } => {
                 let mut found = None;
-                sample(&self.slots, &self.deadlines, self.len, volatile, 1, |k, _| {
-                    found = Some(k.clone());
-                });
+                sample(
+                    &self.slots,
+                    &self.deadlines,
+                    self.len,
+                    volatile,
+                    1,
+                    |k, _| {
+                        found = Some(k.clone());
+                    },
+                );
                 found
             }
             Source::Ranked { volatile } => self.best_victim(volatile, now),
@@ -792,6 +803,12 @@ impl Db {
                 w.notify_one();
             }
         }
+    }
+
+    /// Bytes accounted for `key` (MEMORY USAGE), or `None` when missing.
+    pub fn memory_usage(&mut self, key: &[u8]) -> Option<usize> {
+        let entry = self.peek(key)?;
+        Some(Self::charge(key, &entry.value, entry.deadline))
     }
 
     /// `WATCH key` for `client`.
@@ -1049,7 +1066,14 @@ mod tests {
             // small), so never more than 16/7 of the keys just after growing.
             let buckets = table_buckets(cap);
             assert!(buckets.is_power_of_two(), "{cap}");
-            assert_eq!(cap, if buckets < 8 { buckets - 1 } else { buckets / 8 * 7 });
+            assert_eq!(
+                cap,
+                if buckets < 8 {
+                    buckets - 1
+                } else {
+                    buckets / 8 * 7
+                }
+            );
             assert!(buckets <= t.len() * 16 / 7 + 16, "{cap}");
             assert!(bytes >= last);
             last = bytes;
@@ -1059,7 +1083,9 @@ mod tests {
     #[test]
     fn tables_shrink_when_mostly_empty() {
         let (mut db, _) = db();
-        let keys: Vec<Bytes> = (0..2000).map(|i| Bytes::from(format!("{{t}}{i}"))).collect();
+        let keys: Vec<Bytes> = (0..2000)
+            .map(|i| Bytes::from(format!("{{t}}{i}")))
+            .collect();
         for k in &keys {
             db.set(k.clone(), s("v"), None);
         }
@@ -1115,7 +1141,9 @@ mod tests {
     }
 
     fn live(db: &mut Db, keys: &[&str]) -> Vec<bool> {
-        keys.iter().map(|k| db.peek(k.as_bytes()).is_some()).collect()
+        keys.iter()
+            .map(|k| db.peek(k.as_bytes()).is_some())
+            .collect()
     }
 
     #[test]
@@ -1182,7 +1210,10 @@ mod tests {
         assert!(db.rename(b"hot", Bytes::from("hot2")));
         assert!(freq(&mut db, "hot2") >= hot);
         assert!(db.evict_one());
-        assert_eq!(live(&mut db, &["hot2", "warm", "cold"]), [true, true, false]);
+        assert_eq!(
+            live(&mut db, &["hot2", "warm", "cold"]),
+            [true, true, false]
+        );
         // Decay: a minute later every counter is one lower.
         clock.advance(60_000);
         assert_eq!(freq(&mut db, "warm"), evict::LFU_INIT);

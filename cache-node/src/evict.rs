@@ -519,19 +519,40 @@ mod tests {
             (Policy::NoEviction, [Nothing, Nothing, Nothing]),
             (
                 Policy::AllKeysLru,
-                [Nothing, Ranked { volatile: false }, Ranked { volatile: false }],
+                [
+                    Nothing,
+                    Ranked { volatile: false },
+                    Ranked { volatile: false },
+                ],
             ),
             (
                 Policy::AllKeysLfu,
-                [Nothing, Ranked { volatile: false }, Ranked { volatile: false }],
+                [
+                    Nothing,
+                    Ranked { volatile: false },
+                    Ranked { volatile: false },
+                ],
             ),
             (
                 Policy::AllKeysRandom,
-                [Nothing, Random { volatile: false }, Random { volatile: false }],
+                [
+                    Nothing,
+                    Random { volatile: false },
+                    Random { volatile: false },
+                ],
             ),
-            (Policy::VolatileLru, [Nothing, Nothing, Ranked { volatile: true }]),
-            (Policy::VolatileLfu, [Nothing, Nothing, Ranked { volatile: true }]),
-            (Policy::VolatileRandom, [Nothing, Nothing, Random { volatile: true }]),
+            (
+                Policy::VolatileLru,
+                [Nothing, Nothing, Ranked { volatile: true }],
+            ),
+            (
+                Policy::VolatileLfu,
+                [Nothing, Nothing, Ranked { volatile: true }],
+            ),
+            (
+                Policy::VolatileRandom,
+                [Nothing, Nothing, Random { volatile: true }],
+            ),
             (Policy::VolatileTtl, [Nothing, Nothing, SoonestDeadline]),
             (
                 Policy::VolatileFirst,
@@ -542,7 +563,11 @@ mod tests {
         // (keys, volatile): empty, keys without deadlines, some with.
         for (policy, expected) in cases {
             for ((keys, volatile), want) in [(0, 0), (10, 0), (10, 3)].into_iter().zip(expected) {
-                assert_eq!(source(policy, keys, volatile), want, "{policy:?} {keys} {volatile}");
+                assert_eq!(
+                    source(policy, keys, volatile),
+                    want,
+                    "{policy:?} {keys} {volatile}"
+                );
             }
         }
     }

@@ -29,6 +29,7 @@
 //!   which slots it serves, `MOVED`/`CROSSSLOT`/`CLUSTERDOWN` for the others.
 //! - [`tls`]: the `--tls-*` files loaded into a rustls acceptor at start;
 //!   the TLS port's connections then run the same loop as plain ones.
+//! - [`slowlog`]: the last commands slower than a threshold (`SLOWLOG`).
 //! - [`http`]: liveness, readiness and Prometheus metrics over HTTP.
 //! - [`clock`]: Unix time driven by tokio's clock, so tests can pause time.
 
@@ -47,6 +48,7 @@ pub mod memory;
 pub mod parse;
 pub mod pubsub;
 pub mod server;
+pub mod slowlog;
 pub mod tls;
 pub mod types;
 

@@ -269,7 +269,10 @@ mod tests {
         };
         assert_eq!(r.fragmentation_ratio(), 1.5);
         assert_eq!(Report::default().fragmentation_ratio(), 0.0);
-        assert!(!jemalloc_in_use(), "the library's tests run on the system allocator");
+        assert!(
+            !jemalloc_in_use(),
+            "the library's tests run on the system allocator"
+        );
         assert_eq!(allocator_stats(), None);
         assert_eq!(allocator_name(), "libc");
     }

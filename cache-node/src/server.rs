@@ -57,6 +57,7 @@ pub struct Shared {
     pub clients: Mutex<HashMap<u64, Arc<Handle>>>,
     pub pubsub: Mutex<PubSub>,
     pub pubsub_limit: OutputLimit,
+    pub slowlog: crate::slowlog::SlowLog,
     pause: Mutex<Pause>,
     /// Notified when a pause ends early (`CLIENT UNPAUSE`).
     pub unpaused: Notify,
@@ -89,6 +90,7 @@ impl Shared {
             clients: Mutex::new(HashMap::new()),
             pubsub: Mutex::new(PubSub::default()),
             pubsub_limit: OutputLimit::PUBSUB,
+            slowlog: crate::slowlog::SlowLog::default(),
             pause: Mutex::new(Pause::default()),
             unpaused: Notify::new(),
             next_client_id: AtomicU64::new(1),
@@ -424,8 +426,16 @@ async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
                         _ => blocked_until = Some(*deadline),
                     }
                 }
-                match wait_for(stream, client, shared, &mut input, query_limit, wait, shutdown)
-                    .await?
+                match wait_for(
+                    stream,
+                    client,
+                    shared,
+                    &mut input,
+                    query_limit,
+                    wait,
+                    shutdown,
+                )
+                .await?
                 {
                     Resumed::Retry => retry = Some(args),
                     Resumed::Reply(reply) => {
@@ -534,7 +544,11 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
     if blocking {
         handle.blocked.store(false, Ordering::Release);
         shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-        shared.db.lock().expect("db lock").unblock(&keys, &handle.wake);
+        shared
+            .db
+            .lock()
+            .expect("db lock")
+            .unblock(&keys, &handle.wake);
     }
     Ok(resumed)
 }

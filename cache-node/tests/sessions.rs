@@ -66,8 +66,11 @@ async fn watch_fails_a_transaction_whose_keys_changed() {
     a.call(&["WATCH", "balance"], "+OK\r\n").await;
     b.call(&["INCRBY", "balance", "5"], ":15\r\n").await;
     a.call(&["MULTI"], "+OK\r\n").await;
-    a.call(&["WATCH", "x"], "-ERR WATCH inside MULTI is not allowed\r\n")
-        .await;
+    a.call(
+        &["WATCH", "x"],
+        "-ERR WATCH inside MULTI is not allowed\r\n",
+    )
+    .await;
     a.call(&["SET", "balance", "0"], "+QUEUED\r\n").await;
     a.call(&["EXEC"], "*-1\r\n").await;
     a.call(&["GET", "balance"], "$2\r\n15\r\n").await;
@@ -122,7 +125,9 @@ async fn published_messages_reach_channel_and_pattern_subscribers() {
     .await;
     sub.call(&["PING"], "*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
 
-    publisher.call(&["PUBLISH", "news", "hello"], ":2\r\n").await;
+    publisher
+        .call(&["PUBLISH", "news", "hello"], ":2\r\n")
+        .await;
     sub.expect("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n")
         .await;
     sub.expect("*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n")
@@ -133,7 +138,10 @@ async fn published_messages_reach_channel_and_pattern_subscribers() {
     publisher.call(&["PUBLISH", "zzz", "x"], ":0\r\n").await;
 
     publisher
-        .call(&["PUBSUB", "NUMSUB", "news", "none"], "*4\r\n$4\r\nnews\r\n:1\r\n$4\r\nnone\r\n:0\r\n")
+        .call(
+            &["PUBSUB", "NUMSUB", "news", "none"],
+            "*4\r\n$4\r\nnews\r\n:1\r\n$4\r\nnone\r\n:0\r\n",
+        )
         .await;
     publisher.call(&["PUBSUB", "NUMPAT"], ":1\r\n").await;
     publisher
@@ -179,17 +187,20 @@ async fn resp3_subscribers_get_push_frames_between_replies() {
     .await;
     // RESP3 keeps the connection usable for ordinary commands.
     sub.call(&["SET", "k", "v"], "+OK\r\n").await;
-    publisher.call(&["SPUBLISH", "orders", "o1"], ":1\r\n").await;
+    publisher
+        .call(&["SPUBLISH", "orders", "o1"], ":1\r\n")
+        .await;
     publisher.call(&["PUBLISH", "orders", "o1"], ":0\r\n").await;
     sub.expect(">3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no1\r\n")
         .await;
     publisher
-        .call(&["PUBSUB", "SHARDNUMSUB", "orders"], "*2\r\n$6\r\norders\r\n:1\r\n")
+        .call(
+            &["PUBSUB", "SHARDNUMSUB", "orders"],
+            "*2\r\n$6\r\norders\r\n:1\r\n",
+        )
         .await;
     sub.call(&["RESET"], "+RESET\r\n").await;
-    publisher
-        .call(&["PUBSUB", "SHARDCHANNELS"], "*0\r\n")
-        .await;
+    publisher.call(&["PUBSUB", "SHARDCHANNELS"], "*0\r\n").await;
 }
 
 #[tokio::test]
@@ -206,10 +217,14 @@ async fn blocked_pops_wake_on_push_and_time_out() {
     waiter
         .expect("*2\r\n$2\r\nq2\r\n$1\r\na\r\n+PONG\r\n")
         .await;
-    pusher.call(&["LRANGE", "q2", "0", "-1"], "*1\r\n$1\r\nb\r\n").await;
+    pusher
+        .call(&["LRANGE", "q2", "0", "-1"], "*1\r\n$1\r\nb\r\n")
+        .await;
 
     // Data already there: no wait.
-    waiter.call(&["BRPOP", "q2", "1"], "*2\r\n$2\r\nq2\r\n$1\r\nb\r\n").await;
+    waiter
+        .call(&["BRPOP", "q2", "1"], "*2\r\n$2\r\nq2\r\n$1\r\nb\r\n")
+        .await;
     waiter.call(&["BLPOP", "q1", "0.05"], "*-1\r\n").await;
     waiter
         .call(&["BLPOP", "q1", "-1"], "-ERR timeout is negative\r\n")
@@ -229,16 +244,29 @@ async fn blocked_pops_wake_on_push_and_time_out() {
         .await;
 
     // BLMOVE and sorted sets.
-    waiter.send(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]).await;
+    waiter
+        .send(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"])
+        .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     pusher.call(&["LPUSH", "src", "m"], ":1\r\n").await;
     waiter.expect("$1\r\nm\r\n").await;
-    pusher.call(&["LRANGE", "dst", "0", "-1"], "*1\r\n$1\r\nm\r\n").await;
+    pusher
+        .call(&["LRANGE", "dst", "0", "-1"], "*1\r\n$1\r\nm\r\n")
+        .await;
     waiter.send(&["BZPOPMIN", "z", "0"]).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    pusher.call(&["ZADD", "z", "2", "two", "1", "one"], ":2\r\n").await;
-    waiter.expect("*3\r\n$1\r\nz\r\n$3\r\none\r\n$1\r\n1\r\n").await;
-    waiter.call(&["BZPOPMAX", "z", "0"], "*3\r\n$1\r\nz\r\n$3\r\ntwo\r\n$1\r\n2\r\n").await;
+    pusher
+        .call(&["ZADD", "z", "2", "two", "1", "one"], ":2\r\n")
+        .await;
+    waiter
+        .expect("*3\r\n$1\r\nz\r\n$3\r\none\r\n$1\r\n1\r\n")
+        .await;
+    waiter
+        .call(
+            &["BZPOPMAX", "z", "0"],
+            "*3\r\n$1\r\nz\r\n$3\r\ntwo\r\n$1\r\n2\r\n",
+        )
+        .await;
 
     // Inside a transaction nothing blocks.
     waiter.call(&["MULTI"], "+OK\r\n").await;
@@ -273,7 +301,9 @@ async fn client_unblock_ends_a_wait() {
     waiter.expect("*-1\r\n").await;
     waiter.send(&["BRPOP", "q", "0"]).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    admin.call(&["CLIENT", "UNBLOCK", "1", "ERROR"], ":1\r\n").await;
+    admin
+        .call(&["CLIENT", "UNBLOCK", "1", "ERROR"], ":1\r\n")
+        .await;
     waiter
         .expect("-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
         .await;
@@ -297,7 +327,9 @@ async fn client_list_info_and_kill() {
     let n = node(&[]).await;
     let mut me = Conn::to(&n).await;
     let mut victim = Conn::to(&n).await;
-    victim.call(&["CLIENT", "SETNAME", "victim"], "+OK\r\n").await;
+    victim
+        .call(&["CLIENT", "SETNAME", "victim"], "+OK\r\n")
+        .await;
     me.send(&["CLIENT", "LIST"]).await;
     let list = me.read_bulk().await;
     let lines: Vec<&str> = list.lines().collect();
@@ -309,7 +341,10 @@ async fn client_list_info_and_kill() {
     me.send(&["CLIENT", "INFO"]).await;
     let info = me.read_bulk().await;
     assert!(info.starts_with("id=1 ") && info.ends_with('\n'), "{info}");
-    assert!(info.contains(" flags=N ") && info.contains(" resp=2 "), "{info}");
+    assert!(
+        info.contains(" flags=N ") && info.contains(" resp=2 "),
+        "{info}"
+    );
 
     me.call(&["CLIENT", "KILL", "1.2.3.4:5"], "-ERR No such client\r\n")
         .await;
@@ -327,7 +362,9 @@ async fn client_pause_write_holds_writes_until_it_ends() {
     let n = node(&[]).await;
     let mut admin = Conn::to(&n).await;
     let mut writer = Conn::to(&n).await;
-    admin.call(&["CLIENT", "PAUSE", "300", "WRITE"], "+OK\r\n").await;
+    admin
+        .call(&["CLIENT", "PAUSE", "300", "WRITE"], "+OK\r\n")
+        .await;
     // Reads go on.
     writer.call(&["GET", "k"], "$-1\r\n").await;
     let start = std::time::Instant::now();
@@ -336,15 +373,17 @@ async fn client_pause_write_holds_writes_until_it_ends() {
     admin.call(&["GET", "k"], "$-1\r\n").await;
     admin.call(&["CLIENT", "UNPAUSE"], "+OK\r\n").await;
     writer.expect("+OK\r\n").await;
-    assert!(start.elapsed() < Duration::from_millis(300), "UNPAUSE ends the pause early");
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "UNPAUSE ends the pause early"
+    );
     admin.call(&["GET", "k"], "$1\r\nv\r\n").await;
     admin
-        .call(
-            &["CLIENT", "PAUSE", "-1"],
-            "-ERR timeout is negative\r\n",
-        )
+        .call(&["CLIENT", "PAUSE", "-1"], "-ERR timeout is negative\r\n")
         .await;
     // A pause that runs out lets writes through by itself.
-    admin.call(&["CLIENT", "PAUSE", "50", "WRITE"], "+OK\r\n").await;
+    admin
+        .call(&["CLIENT", "PAUSE", "50", "WRITE"], "+OK\r\n")
+        .await;
     writer.call(&["SET", "k", "w"], "+OK\r\n").await;
 }

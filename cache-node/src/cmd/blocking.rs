@@ -1,4 +1,5 @@
-//! Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN, BZPOPMAX.
+//! Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP.
 //!
 //! Each first tries what its non-blocking form would do. When every key is
 //! empty it sets the client's [`Wait`]: the connection registers with the
@@ -83,11 +84,7 @@ fn bpop(cx: &mut Ctx, args: &[Bytes], end: End) -> Reply {
     match first_ready::<List>(cx.db, keys) {
         Err(e) => e,
         Ok(Some(key)) => {
-            let item = cx
-                .db
-                .write::<List, _>(&key, |l| l.pop(end))
-                .ok()
-                .flatten();
+            let item = cx.db.write::<List, _>(&key, |l| l.pop(end)).ok().flatten();
             match item {
                 Some(item) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(item)]),
                 None => Reply::NullArray,
@@ -144,7 +141,11 @@ fn bzpop(cx: &mut Ctx, args: &[Bytes], max: bool) -> Reply {
             let popped = cx
                 .db
                 .write::<SortedSet, _>(&key, |z| {
-                    let top = if max { z.iter().next_back() } else { z.iter().next() };
+                    let top = if max {
+                        z.iter().next_back()
+                    } else {
+                        z.iter().next()
+                    };
                     let (member, score) = top.map(|(m, s)| (m.clone(), s))?;
                     z.remove(&member);
                     Some((member, score))
@@ -172,6 +173,42 @@ pub fn bzpopmin(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// `BZPOPMAX key [key ...] timeout`
 pub fn bzpopmax(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     bzpop(cx, args, true)
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]` and
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`: the
+/// arguments are checked before the timeout, as in Redis.
+fn bmpop(cx: &mut Ctx, args: &[Bytes], zset: bool) -> Reply {
+    let keys = if zset {
+        super::lists::mpop_args(args, 2, super::zsets::min_max).map(|(k, _, _)| k.to_vec())
+    } else {
+        super::lists::mpop_args(args, 2, end_arg).map(|(k, _, _)| k.to_vec())
+    };
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(e) => return e,
+    };
+    let deadline = match deadline(&args[1]) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let reply = if zset {
+        super::zsets::zmpop_at(cx, args, 2)
+    } else {
+        super::lists::lmpop_at(cx, args, 2)
+    };
+    if reply != Reply::NullArray {
+        return reply;
+    }
+    block(cx, &keys, deadline, Reply::NullArray)
+}
+
+pub fn blmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    bmpop(cx, args, false)
+}
+
+pub fn bzmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    bmpop(cx, args, true)
 }
 
 #[cfg(test)]

@@ -399,8 +399,7 @@ pub fn client_pause(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args.len() > 4 {
         return Reply::error(SYNTAX);
     }
-    let Some(until) =
-        tokio::time::Instant::now().checked_add(std::time::Duration::from_millis(ms))
+    let Some(until) = tokio::time::Instant::now().checked_add(std::time::Duration::from_millis(ms))
     else {
         return Reply::error("ERR timeout is out of range");
     };

@@ -100,7 +100,9 @@ fn ttl_ms(cx: &mut Ctx, key: &[u8]) -> i64 {
     let now = db.now_ms();
     match db.peek(key) {
         None => -2,
-        Some(e) => e.expires_at().map_or(-1, |at| at.saturating_sub(now) as i64),
+        Some(e) => e
+            .expires_at()
+            .map_or(-1, |at| at.saturating_sub(now) as i64),
     }
 }
 
@@ -531,7 +533,10 @@ pub fn object_idletime(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let settings = cx.db.eviction();
     let now = cx.db.now_ms();
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
-        idletime_reply(Policy::of(settings.policy.name()), access(e, now, &settings))
+        idletime_reply(
+            Policy::of(settings.policy.name()),
+            access(e, now, &settings),
+        )
     })
 }
 
@@ -540,7 +545,10 @@ pub fn object_freq(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let settings = cx.db.eviction();
     let now = cx.db.now_ms();
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
-        freq_reply(Policy::of(settings.policy.name()), access(e, now, &settings))
+        freq_reply(
+            Policy::of(settings.policy.name()),
+            access(e, now, &settings),
+        )
     })
 }
 

@@ -387,7 +387,12 @@ pub(super) fn mpop_args<W>(
 /// first non-empty list; `[key, [elements]]`, or a null array when all are
 /// empty.
 pub fn lmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (keys, end, count) = match mpop_args(args, 1, end_arg) {
+    lmpop_at(cx, args, 1)
+}
+
+/// LMPOP with its numkeys argument at `at` (BLMPOP has a timeout before it).
+pub(super) fn lmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
+    let (keys, end, count) = match mpop_args(args, at, end_arg) {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };

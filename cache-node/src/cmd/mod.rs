@@ -9,6 +9,7 @@
 
 mod admin;
 mod bits;
+mod blocking;
 mod cluster;
 mod connection;
 mod hashes;
@@ -17,9 +18,9 @@ mod keys;
 mod lists;
 mod multi;
 mod pubsub;
-mod blocking;
 mod server;
 mod sets;
+mod slowlog;
 mod strings;
 mod table;
 mod zsets;
@@ -262,7 +263,18 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
         return Reply::Null;
     }
     shared.count_call(spec);
-    (spec.run)(cx, args)
+    let start = std::time::Instant::now();
+    let reply = (spec.run)(cx, args);
+    let micros = start.elapsed().as_micros() as u64;
+    if shared.slowlog.is_slow(micros) && cx.client.wait.is_none() {
+        shared.slowlog.record(
+            args,
+            micros,
+            cx.client.addr.to_string(),
+            cx.client.name.clone().unwrap_or_default(),
+        );
+    }
+    reply
 }
 
 /// Commands without the write flag that a write pause holds back anyway:

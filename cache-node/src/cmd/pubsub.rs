@@ -96,11 +96,11 @@ fn remove(cx: &mut Ctx, kind: Kind, targets: &[Bytes]) -> Reply {
     let mut replies = Vec::with_capacity(targets.len());
     for name in targets {
         if names(cx, kind).remove(&name) {
-            cx.shared.pubsub.lock().expect("pubsub lock").unsubscribe(
-                kind,
-                &name,
-                cx.client.id,
-            );
+            cx.shared
+                .pubsub
+                .lock()
+                .expect("pubsub lock")
+                .unsubscribe(kind, &name, cx.client.id);
         }
         replies.push(confirmation(verb, Some(name), count(cx, kind)));
     }
@@ -155,13 +155,24 @@ pub fn numsub(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Map(
         args[2..]
             .iter()
-            .map(|c| (Reply::Bulk(c.clone()), Reply::Integer(ps.count(kind, c) as i64)))
+            .map(|c| {
+                (
+                    Reply::Bulk(c.clone()),
+                    Reply::Integer(ps.count(kind, c) as i64),
+                )
+            })
             .collect(),
     )
 }
 
 pub fn numpat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
-    Reply::Integer(cx.shared.pubsub.lock().expect("pubsub lock").pattern_count() as i64)
+    Reply::Integer(
+        cx.shared
+            .pubsub
+            .lock()
+            .expect("pubsub lock")
+            .pattern_count() as i64,
+    )
 }
 
 fn wrong_arity(sub: &[u8]) -> Reply {

@@ -339,6 +339,18 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
         ("lfu-log-factor", eviction.lfu_log_factor.to_string()),
         ("lfu-decay-time", eviction.lfu_decay_time.to_string()),
         ("maxclients", c.maxclients.to_string()),
+        (
+            "slowlog-log-slower-than",
+            shared
+                .slowlog
+                .threshold_us
+                .load(Ordering::Relaxed)
+                .to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            shared.slowlog.max_len.load(Ordering::Relaxed).to_string(),
+        ),
         ("protected-mode", yes_no(c.protected_mode)),
         ("cluster-enabled", yes_no(c.cluster_enabled)),
         ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
@@ -376,6 +388,8 @@ const SETTABLE: &[&str] = &[
     "maxmemory-samples",
     "lfu-log-factor",
     "lfu-decay-time",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 /// `CONFIG SET parameter value [parameter value ...]`: all or nothing, as
@@ -396,8 +410,11 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'config|set' command");
     }
-    let failed =
-        |name: &str, why: &str| Reply::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+    let failed = |name: &str, why: &str| {
+        Reply::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
     let mut names: Vec<String> = Vec::new();
     for pair in pairs.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
@@ -412,6 +429,7 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         names.push(name);
     }
     let mut maxmemory = None;
+    let mut slowlog = (None, None);
     let mut eviction = cx.db.eviction();
     for (name, pair) in names.iter().zip(pairs.chunks(2)) {
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -442,14 +460,13 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                         ),
                     )
                 }),
-            "maxmemory-samples" => int(1, crate::evict::MAX_SAMPLES as i64)
-                .map(|n| eviction.samples = n as usize),
-            "lfu-log-factor" => {
-                int(0, i32::MAX.into()).map(|n| eviction.lfu_log_factor = n as u32)
+            "maxmemory-samples" => {
+                int(1, crate::evict::MAX_SAMPLES as i64).map(|n| eviction.samples = n as usize)
             }
-            "lfu-decay-time" => {
-                int(0, i32::MAX.into()).map(|n| eviction.lfu_decay_time = n as u32)
-            }
+            "lfu-log-factor" => int(0, i32::MAX.into()).map(|n| eviction.lfu_log_factor = n as u32),
+            "lfu-decay-time" => int(0, i32::MAX.into()).map(|n| eviction.lfu_decay_time = n as u32),
+            "slowlog-log-slower-than" => int(i64::MIN, i64::MAX).map(|n| slowlog.0 = Some(n)),
+            "slowlog-max-len" => int(0, i64::from(i32::MAX)).map(|n| slowlog.1 = Some(n as usize)),
             // Every name was checked against SETTABLE above.
             _ => Ok(()),
         };
@@ -458,6 +475,12 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     }
     cx.db.set_eviction(eviction);
+    if let Some(t) = slowlog.0 {
+        shared.slowlog.threshold_us.store(t, Ordering::Relaxed);
+    }
+    if let Some(n) = slowlog.1 {
+        shared.slowlog.set_max_len(n);
+    }
     if let Some(n) = maxmemory {
         shared.set_maxmemory(n);
     }

@@ -2,7 +2,8 @@
 
 use super::flags::*;
 use super::{
-    Handler, admin, bits, blocking, multi, pubsub, cluster, connection, hashes, hll, keys, lists, server, sets, strings, zsets,
+    Handler, admin, bits, blocking, cluster, connection, hashes, hll, keys, lists, multi, pubsub,
+    server, sets, slowlog, strings, zsets,
 };
 
 /// One command as data.
@@ -319,6 +320,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, (1, 2, 1), &["@write", "@list", "@slow", "@blocking"], "list", "2.2.0", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", blocking::brpoplpush),
     spec("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), &["@write", "@list", "@slow"], "list", "1.2.0", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", lists::rpoplpush),
     spec("lmpop", -4, WRITE, numkeys(1), &["@write", "@list", "@slow"], "list", "7.0.0", "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", lists::lmpop),
+    spec("blmpop", -5, WRITE | BLOCKING, numkeys(2), &["@write", "@list", "@slow", "@blocking"], "list", "7.0.0", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", blocking::blmpop),
     // Sets.
     spec("sadd", -3, WRITE | DENYOOM | FAST, ONE, &["@write", "@set", "@fast"], "set", "1.0.0", "Adds one or more members to a set. Creates the key if it doesn't exist.", sets::sadd),
     spec("srem", -3, WRITE | FAST, ONE, &["@write", "@set", "@fast"], "set", "1.0.0", "Removes one or more members from a set. Deletes the set if the last member was removed.", sets::srem),
@@ -371,6 +373,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("zdiffstore", -4, WRITE | DENYOOM, STORE_NUMKEYS, &["@write", "@sortedset", "@slow"], "sorted-set", "6.2.0", "Stores the difference of multiple sorted sets in a key.", zsets::zdiffstore),
     spec("zintercard", -3, READONLY, numkeys(1), &["@read", "@sortedset", "@slow"], "sorted-set", "7.0.0", "Returns the number of members of the intersect of multiple sorted sets.", zsets::zintercard),
     spec("zmpop", -4, WRITE, numkeys(1), &["@write", "@sortedset", "@slow"], "sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", zsets::zmpop),
+    spec("bzmpop", -5, WRITE | BLOCKING, numkeys(2), &["@write", "@sortedset", "@slow", "@blocking"], "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", blocking::bzmpop),
     spec("zscan", -3, READONLY, ONE, &["@read", "@sortedset", "@slow"], "sorted-set", "2.8.0", "Iterates over members and scores of a sorted set.", zsets::zscan),
     // HyperLogLog.
     spec("pfadd", -2, WRITE | DENYOOM | FAST, ONE, &["@write", "@hyperloglog", "@fast"], "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", hll::pfadd),
@@ -379,6 +382,20 @@ pub static COMMANDS: &[Spec] = &[
     // Server.
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
+    container("slowlog", "server", "2.2.12", "A container for slow log commands.", &[
+        spec("slowlog|get", -2, LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.2.12", "Returns the slow log's entries.", slowlog::get),
+        spec("slowlog|len", 2, LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.2.12", "Returns the number of entries in the slow log.", slowlog::len),
+        spec("slowlog|reset", 2, LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "2.2.12", "Clears all entries from the slow log.", slowlog::reset),
+        spec("slowlog|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "6.2.0", "Show helpful text about the different subcommands", server::container_help),
+    ]),
+    container("memory", "server", "4.0.0", "A container for memory diagnostics commands.", &[
+        spec("memory|usage", -3, READONLY, (2, 2, 1), &["@read", "@slow"], "server", "4.0.0", "Estimates the memory usage of a key.", slowlog::usage),
+        spec("memory|stats", 2, 0, NONE, &["@slow"], "server", "4.0.0", "Returns details about memory usage.", slowlog::stats),
+        spec("memory|doctor", 2, 0, NONE, &["@slow"], "server", "4.0.0", "Outputs a memory problems report.", slowlog::doctor),
+        spec("memory|malloc-stats", 2, 0, NONE, &["@slow"], "server", "4.0.0", "Returns the allocator statistics.", slowlog::malloc_stats),
+        spec("memory|purge", 2, 0, NONE, &["@slow"], "server", "4.0.0", "Asks the allocator to release memory.", slowlog::purge),
+        spec("memory|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "4.0.0", "Returns helpful text about the different subcommands.", server::container_help),
+    ]),
     command_container(&[
         spec("command|count", 2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Returns a count of commands.", server::command_count),
         spec("command|info", -2, LOADING | STALE, NONE, &["@slow", "@connection"], "server", "2.8.13", "Returns information about one, multiple or all commands.", server::command_info),

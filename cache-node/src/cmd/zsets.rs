@@ -1011,16 +1011,23 @@ fn pop_extremes(z: &mut SortedSet, n: usize, max: bool) -> Vec<(Bytes, f64)> {
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`: pops from the first
 /// non-empty sorted set; `[key, [[member, score], ...]]`, or a null array.
 pub fn zmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let parse_where = |w: &[u8]| {
-        if w.eq_ignore_ascii_case(b"MIN") {
-            Some(false)
-        } else if w.eq_ignore_ascii_case(b"MAX") {
-            Some(true)
-        } else {
-            None
-        }
-    };
-    let (keys, max, count) = match super::lists::mpop_args(args, 1, parse_where) {
+    zmpop_at(cx, args, 1)
+}
+
+/// `MIN|MAX` of ZMPOP: whether to pop the highest scores.
+pub(super) fn min_max(w: &[u8]) -> Option<bool> {
+    if w.eq_ignore_ascii_case(b"MIN") {
+        Some(false)
+    } else if w.eq_ignore_ascii_case(b"MAX") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// ZMPOP with its numkeys argument at `at` (BZMPOP has a timeout before it).
+pub(super) fn zmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
+    let (keys, max, count) = match super::lists::mpop_args(args, at, min_max) {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
