@@ -32,7 +32,10 @@ e2e: ## End-to-end tests on the embedded control plane
 crds: ## Regenerate crds/ from the Rust types
 	cargo run --locked -q -p tidecache-operator --bin crdgen > crds/cachecluster.yaml
 
+bench: ## cache-node vs redis-server: throughput, CPU, memory, latency (bench/compare.sh)
+	bench/compare.sh
+
 tools: ## Build the control plane, etcd and helm into the cache
 	e2e/scripts/tools.sh build
 
-.PHONY: help up down test build unit lint chart e2e crds tools
+.PHONY: help up down test build unit lint chart e2e crds tools bench

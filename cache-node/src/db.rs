@@ -552,12 +552,14 @@ impl Db {
         Some((entry, live))
     }
 
-    /// Gives memory back from a slot table left mostly empty (after mass
-    /// deletion or eviction), as Redis shrinks its dicts below 1/8 full.
+    /// Gives memory back from a slot table left empty or mostly empty
+    /// (after deletions or evictions), as Redis shrinks its dicts below 1/8
+    /// full. An empty table is freed: with 16384 of them, the smallest
+    /// tables of slots that each held a key would add up to megabytes.
     fn shrink_if_sparse(&mut self, slot: usize) {
         let table = &mut self.slots[slot];
         let before = table.capacity();
-        if before > 64 && table.len() * 8 < before {
+        if (table.is_empty() && before > 0) || (before > 64 && table.len() * 8 < before) {
             table.shrink_to(table.len() * 2);
             self.retable(slot, before);
         }
@@ -861,12 +863,6 @@ impl Db {
         }
     }
 
-    /// How many clients are blocked on some key (INFO `blocked_clients` counts
-    /// clients, this counts registrations; see the server's counter).
-    pub fn blocked_keys(&self) -> usize {
-        self.interest.blocked.len()
-    }
-
     /// Keys watched by some client (INFO `watching_clients` and friends).
     pub fn watched_keys(&self) -> usize {
         self.interest.watchers.len()
@@ -996,15 +992,21 @@ mod tests {
         db.replace_value(b"k5", s("longer value than before"));
         db.set_deadline(b"k6", None);
         db.set_deadline(b"k7", Some(3_000_000));
-        for i in 0..100 {
+        for i in 1..100 {
             db.remove(format!("k{i}").as_bytes());
         }
-        // Tables keep their capacity, as hashbrown's do: what remains is
-        // exactly the tables' size.
+        // What remains: one entry and the one table left holding it.
         let tables: usize = db.slots.iter().map(|t| table_bytes(t.capacity())).sum();
-        assert!(tables > 0);
-        assert_eq!(db.used_bytes(), tables);
+        assert_eq!(tables, table_bytes(3));
+        assert_eq!(
+            db.used_bytes(),
+            tables + alloc_size(2) + DEADLINE_COST
+        );
+        db.remove(b"k0");
+        assert_eq!(db.used_bytes(), 0, "emptied tables are freed");
+        assert!(db.slots.iter().all(|t| t.capacity() == 0));
         assert_eq!(db.keys_with_deadline(), 0);
+        db.set(Bytes::from("k"), s("v"), None);
         db.flush();
         assert_eq!(db.used_bytes(), 0);
     }

@@ -92,6 +92,11 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
                 &shared.stats.connected_clients.load(Ordering::Relaxed),
             );
             w("maxclients", &cfg.maxclients);
+            w(
+                "blocked_clients",
+                &shared.stats.blocked_clients.load(Ordering::Relaxed),
+            );
+            w("watching_keys", &db.watched_keys());
         }
         "memory" => {
             use crate::memory::human;
@@ -133,6 +138,18 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
             w("evicted_keys", &stats.evicted);
             w("keyspace_hits", &stats.hits);
             w("keyspace_misses", &stats.misses);
+            {
+                let ps = shared.pubsub.lock().expect("pubsub lock");
+                w(
+                    "pubsub_channels",
+                    &ps.names(crate::pubsub::Kind::Channel, None).len(),
+                );
+                w("pubsub_patterns", &ps.pattern_count());
+                w(
+                    "pubsubshard_channels",
+                    &ps.names(crate::pubsub::Kind::Shard, None).len(),
+                );
+            }
             w("total_error_replies", &0);
             w(
                 "protocol_errors",

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Runs cache-node and Debian's redis-server side by side on loopback and
+# prints the median of each measurement and the ratio cache-node/redis.
+#
+#   bench/compare.sh                 # RUNS=5
+#   RUNS=3 NO_BUILD=1 bench/compare.sh
+#
+# Knobs (environment): RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
+# N_PIPE (2000000), N_CPU (300000), N_LAT (100000), MEM_KEYS (1000000),
+# GROW_KEYS (3000000), NODE_PORT (6400), REDIS_PORT (6401),
+# NO_BUILD=1 (use the binary as it is), NODE_BIN (target/release/cache-node).
+#
+# Every measurement runs the two servers alternately (the order flips each
+# run), with the same client command, so drift in the machine's load hits
+# both alike. Nothing is pinned: redis-benchmark shares the cores with the
+# server it measures, for both servers.
+set -euo pipefail
+
+RUNS=${RUNS:-5}
+MEM_RUNS=${MEM_RUNS:-3}
+GROW_RUNS=${GROW_RUNS:-3}
+N_PIPE=${N_PIPE:-2000000}
+N_CPU=${N_CPU:-300000}
+N_LAT=${N_LAT:-100000}
+MEM_KEYS=${MEM_KEYS:-1000000}
+GROW_KEYS=${GROW_KEYS:-3000000}
+NODE_PORT=${NODE_PORT:-6400}
+REDIS_PORT=${REDIS_PORT:-6401}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+node_bin=${NODE_BIN:-$root/target/release/cache-node}
+tmp=$(mktemp -d /tmp/tidecache-bench.XXXXXX)
+declare -A pid=()
+
+log() { printf '%s\n' "$*" >&2; }
+
+stop() { # stop <name>: kill one server we started, by its pid
+    local p=${pid[$1]:-}
+    [[ -n $p ]] || return 0
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    pid[$1]=
+}
+cleanup() { stop node; stop redis; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { [[ $1 == node ]] && echo "$NODE_PORT" || echo "$REDIS_PORT"; }
+
+start() { # start <name>: a fresh, empty server, the only one running
+    stop node
+    stop redis
+    if [[ $1 == node ]]; then
+        TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$NODE_PORT" \
+            >"$tmp/node.log" 2>&1 &
+    else
+        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+            --daemonize no --logfile "$tmp/redis.log" &
+    fi
+    pid[$1]=$!
+    for _ in $(seq 100); do
+        [[ $(timeout 2 redis-cli -p "$(port "$1")" ping 2>/dev/null) == PONG ]] && return 0
+        sleep 0.1
+    done
+    log "$1 did not answer PING on port $(port "$1")"
+    cat "$tmp/$1.log" >&2 || true
+    exit 1
+}
+
+ticks() { # utime+stime of every thread of the process, in clock ticks
+    # The command name may contain spaces: count fields after its ')'.
+    sed 's/.*) //' "/proc/${pid[$1]}/stat" | awk '{print $12 + $13}'
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${pid[$1]}/status"; }
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+# results go to $tmp/<metric>.<server>, one number a line
+record() { echo "$3" >>"$tmp/$1.$2"; log "  $1 $2 = $3"; }
+
+order() { # order <run>: the two servers, flipped on odd runs
+    if (( $1 % 2 )); then echo redis node; else echo node redis; fi
+}
+
+# ---- setup -----------------------------------------------------------------
+sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    timeout 300 $sudo apt-get update
+    timeout 600 $sudo apt-get install -y redis-server redis-tools
+fi
+if [[ ${NO_BUILD:-} != 1 ]]; then
+    (cd "$root" && timeout 3600 cargo build --release -p cache-node)
+fi
+[[ -x $node_bin ]] || { log "no $node_bin (build it, or unset NO_BUILD)"; exit 1; }
+for p in "$NODE_PORT" "$REDIS_PORT"; do
+    if timeout 2 redis-cli -p "$p" ping >/dev/null 2>&1; then log "port $p is taken"; exit 1; fi
+done
+
+clk=$(getconf CLK_TCK)
+commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(cd "$root" && git --no-optional-locks status --porcelain -- cache-node 2>/dev/null | wc -l)
+alloc=system
+grep -q '^static ALLOCATOR: tikv_jemallocator::Jemalloc' "$root/cache-node/src/main.rs" && alloc=jemalloc
+
+# memtier_benchmark can hold a fixed request rate; Debian 12 does not ship it,
+# so this falls back to redis-benchmark there.
+if ! command -v memtier_benchmark >/dev/null &&
+    timeout 30 apt-cache policy memtier-benchmark 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    timeout 600 ${sudo:-} apt-get install -y memtier-benchmark || true
+fi
+have_memtier=0
+if command -v memtier_benchmark >/dev/null; then have_memtier=1; fi
+
+# ---- a. pipelined throughput -------------------------------------------------
+log "a. redis-benchmark -t set,get -P 16 -n $N_PIPE -q"
+for r in $(seq "$RUNS"); do
+    for s in $(order "$r"); do
+        start "$s"
+        out=$(timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -P 16 -n "$N_PIPE" -q |
+            tr '\r' '\n' | sed -n 's/^ *\([A-Z]*\): \([0-9.]*\) requests per second.*/\1 \2/p')
+        record set_rps "$s" "$(awk '$1=="SET" {print $2}' <<<"$out")"
+        record get_rps "$s" "$(awk '$1=="GET" {print $2}' <<<"$out")"
+    done
+done
+
+# ---- b. server CPU per operation, not pipelined ------------------------------
+log "b. redis-benchmark -t set,get -n $N_CPU -c 50 (server CPU from /proc/<pid>/stat)"
+for r in $(seq "$RUNS"); do
+    for s in $(order "$r"); do
+        start "$s"
+        t0=$(ticks "$s")
+        timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -n "$N_CPU" -c 50 --csv >"$tmp/cpu.csv"
+        t1=$(ticks "$s")
+        # microseconds of server CPU per command (SET and GET: 2*N commands)
+        record cpu_us "$s" "$(awk -v d=$((t1 - t0)) -v hz="$clk" -v n=$((2 * N_CPU)) \
+            'BEGIN {printf "%.3f", d * 1e6 / hz / n}')"
+        record cpu_rps_set "$s" "$(awk -F'"' '$2=="SET" {print $4}' "$tmp/cpu.csv")"
+        record cpu_rps_get "$s" "$(awk -F'"' '$2=="GET" {print $4}' "$tmp/cpu.csv")"
+    done
+done
+
+# ---- c. memory per key -------------------------------------------------------
+log "c. $MEM_KEYS SETs of 16-byte keys and 16-byte values through redis-cli --pipe (VmRSS)"
+awk -v n="$MEM_KEYS" 'BEGIN {
+    for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nk%015d\r\n$16\r\nv%015d\r\n", i, i }' \
+    >"$tmp/load.resp"
+for r in $(seq "$MEM_RUNS"); do
+    for s in $(order "$r"); do
+        start "$s"
+        before=$(rss_kb "$s")
+        timeout 300 redis-cli -p "$(port "$s")" --pipe <"$tmp/load.resp" >"$tmp/pipe.out"
+        keys=$(timeout 10 redis-cli -p "$(port "$s")" dbsize)
+        [[ $keys == "$MEM_KEYS" ]] || { log "$s holds $keys keys, not $MEM_KEYS"; cat "$tmp/pipe.out" >&2; exit 1; }
+        after=$(rss_kb "$s")
+        record mem_b "$s" "$(awk -v a="$after" -v b="$before" -v n="$MEM_KEYS" \
+            'BEGIN {printf "%.1f", (a - b) * 1024 / n}')"
+    done
+done
+
+# ---- d. p99 latency at a light load -----------------------------------------
+if (( have_memtier )); then
+    lat_how="memtier_benchmark --rate-limiting"
+else
+    lat_how="redis-benchmark -c 4, closed loop (approximation: no fixed rate)"
+fi
+log "d. p99 latency: $lat_how"
+for r in $(seq "$RUNS"); do
+    for s in $(order "$r"); do
+        start "$s"
+        if (( have_memtier )); then
+            # 4 connections x 2000 req/s each = 8000 req/s, 1:1 set:get
+            timeout 300 memtier_benchmark -s 127.0.0.1 -p "$(port "$s")" -t 1 -c 4 \
+                --rate-limiting=2000 --test-time=20 --ratio=1:1 -d 16 \
+                --key-maximum=100000 --hide-histogram --print-percentiles=99 \
+                >"$tmp/memtier.out" 2>/dev/null
+            record p99_set_ms "$s" "$(awk '$1=="Sets" {print $(NF-1)}' "$tmp/memtier.out")"
+            record p99_get_ms "$s" "$(awk '$1=="Gets" {print $(NF-1)}' "$tmp/memtier.out")"
+        else
+            timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -n "$N_LAT" -c 4 --csv >"$tmp/lat.csv"
+            record p99_set_ms "$s" "$(awk -F'"' '$2=="SET" {print $14}' "$tmp/lat.csv")"
+            record p99_get_ms "$s" "$(awk -F'"' '$2=="GET" {print $14}' "$tmp/lat.csv")"
+        fi
+    done
+done
+
+# ---- e. longest request while the keyspace grows ----------------------------
+if (( GROW_RUNS > 0 )); then
+    log "e. redis-benchmark -t set -r 1000000000 -n $GROW_KEYS -c 1 -P 16 (max latency)"
+    for r in $(seq "$GROW_RUNS"); do
+        for s in $(order "$r"); do
+            start "$s"
+            timeout 600 redis-benchmark -p "$(port "$s")" -t set -r 1000000000 -n "$GROW_KEYS" \
+                -c 1 -P 16 --csv >"$tmp/grow.csv"
+            record grow_max_ms "$s" "$(awk -F'"' '$2=="SET" {print $16}' "$tmp/grow.csv")"
+            record grow_keys "$s" "$(timeout 10 redis-cli -p "$(port "$s")" dbsize)"
+        done
+    done
+fi
+stop node
+stop redis
+
+# ---- report ----------------------------------------------------------------
+row() { # row <metric> <label> <unit> <target-op> <target>
+    local n rd ratio met
+    n=$(median <"$tmp/$1.node")
+    rd=$(median <"$tmp/$1.redis")
+    ratio=$(awk -v a="$n" -v b="$rd" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')
+    met=-
+    if [[ -n $4 ]]; then
+        met=$(awk -v r="$ratio" -v t="$5" -v op="$4" \
+            'BEGIN {ok = (op == ">=") ? r >= t : r <= t; print ok ? "met" : "NOT met"}')
+    fi
+    printf '| %-44s | %-9s | %12s | %12s | %6s | %-8s | %-7s |\n' "$2" "$3" "$n" "$rd" "$ratio" \
+        "${4:+$4 $5}" "$met"
+}
+
+echo
+echo "cache-node $commit ($dirty uncommitted files under cache-node/) allocator=$alloc"
+echo "vs $(redis-server --version | cut -d" " -f3,5)"
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%FT%TZ)"
+echo "medians of $RUNS runs ($MEM_RUNS for memory, $GROW_RUNS for growth); servers alternate, order flipped each run"
+echo "redis-benchmark runs on the same 2 cores as the server under test (nothing pinned)"
+echo "ratio = cache-node / redis for every row; the target column says which way is better"
+echo
+printf '| %-44s | %-9s | %12s | %12s | %6s | %-8s | %-7s |\n' measurement unit cache-node redis ratio target result
+echo "|----------------------------------------------|-----------|--------------|--------------|--------|----------|---------|"
+row set_rps "a. SET -P 16 throughput" "req/s" ">=" 1.5
+row get_rps "a. GET -P 16 throughput" "req/s" ">=" 1.5
+row cpu_us "b. server CPU per op (SET+GET, -c 50)" "us/op" "<=" 0.7
+row cpu_rps_set "   SET throughput in b (context)" "req/s" "" ""
+row cpu_rps_get "   GET throughput in b (context)" "req/s" "" ""
+row mem_b "c. RSS per key (16 B key, 16 B value)" "bytes" "<=" 0.6
+row p99_set_ms "d. SET p99 ($([[ $have_memtier == 1 ]] && echo rate-limited || echo '-c 4, approx.'))" "ms" "<=" 1
+row p99_get_ms "d. GET p99 ($([[ $have_memtier == 1 ]] && echo rate-limited || echo '-c 4, approx.'))" "ms" "<=" 1
+if (( GROW_RUNS > 0 )); then
+    row grow_max_ms "e. longest SET while keys grow to ~$GROW_KEYS" "ms" "" ""
+    row grow_keys "   keys at the end of e" "keys" "" ""
+fi
+echo
+echo "raw values (one a run, in run order):"
+for f in "$tmp"/*.node "$tmp"/*.redis; do
+    printf '  %-18s %s\n' "$(basename "$f")" "$(tr '\n' ' ' <"$f")"
+done
