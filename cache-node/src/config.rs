@@ -62,7 +62,7 @@ pub struct Config {
     /// `volatile-first` evicts keys with a TTL, soonest deadline first, then
     /// the least recently used of the others. The start-up value: CONFIG SET
     /// changes it.
-    #[arg(long, env = "TIDECACHE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = crate::evict::Policy::NAMES)]
+    #[arg(long, env = "TIDECACHE_MAXMEMORY_POLICY", default_value = "noeviction", value_parser = crate::evict::Policy::NAMES, ignore_case = true)]
     pub maxmemory_policy: String,
 
     /// Keys sampled per eviction (1 to 64): more is closer to true LRU/LFU,
@@ -331,6 +331,11 @@ mod tests {
         .unwrap();
         let s = crate::evict::Settings::from_config(&c);
         assert_eq!((s.samples, s.lfu_log_factor, s.lfu_decay_time), (64, 0, 7));
+        // Any case, as in redis.conf.
+        let c =
+            Config::try_parse_from(["cache-node", "--maxmemory-policy", "AllKeys-LFU"]).unwrap();
+        let s = crate::evict::Settings::from_config(&c);
+        assert_eq!(s.policy, crate::evict::Policy::AllKeysLfu);
         for bad in ["0", "65", "-1", "five"] {
             assert!(
                 Config::try_parse_from(["cache-node", "--maxmemory-samples", bad]).is_err(),

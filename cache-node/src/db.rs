@@ -421,11 +421,9 @@ impl Db {
         let now = self.now_ms();
         // Under LFU an overwritten key keeps its counter, and the write
         // counts as an access (Redis's `dbSetValue`); otherwise it is new.
-        let previous = self.slots[usize::from(key_slot(&key))]
-            .get(&key)
-            .filter(|e| e.deadline == 0 || e.deadline > now)
-            .map(|e| e.access);
-        self.remove(&key);
+        let previous = self
+            .take(&key)
+            .and_then(|(old, live)| live.then_some(old.access));
         let settings = self.eviction;
         let access = match previous {
             Some(a) if settings.policy.is_lfu() && self.touching => {
@@ -890,40 +888,37 @@ fn sample(
     n: usize,
     mut f: impl FnMut(&Bytes, &Entry),
 ) {
-    use rand::Rng as _;
     let mut rng = rand::rng();
-    if volatile && deadlines.len() * 2 < len {
-        // Few keys have a deadline: walking the keyspace would mostly meet
-        // others, so draw from the deadline index, at random deadlines
-        // between the first and the last, a few steps into the keys there
-        // (keys set together often share a deadline).
-        let (Some(&(lo, _)), Some(&(hi, _))) = (deadlines.first(), deadlines.last()) else {
-            return;
-        };
-        for _ in 0..n {
-            let from = (rng.random_range(lo..=hi), Bytes::new());
-            let step = rng.random_range(0..8);
-            let found = deadlines
-                .range(from.clone()..)
-                .nth(step)
-                .or_else(|| deadlines.range(from..).next());
-            if let Some((_, k)) = found
-                && let Some(e) = slots[usize::from(key_slot(k))].get(k)
-            {
-                f(k, e);
-            }
-        }
-        return;
+    // When few keys have a deadline, walking the keyspace would mostly meet
+    // others: go to the deadline index straight away.
+    let taken = if volatile && deadlines.len() * 2 < len {
+        0
+    } else {
+        walk(slots, len, volatile, n, &mut rng, &mut f)
+    };
+    // A walk can also fall short where keys without a deadline cluster
+    // (random eviction leaves such runs behind): the index never does.
+    if volatile && taken < n {
+        from_deadlines(slots, deadlines, n - taken, &mut rng, &mut f);
     }
-    if len == 0 {
-        return;
+}
+
+/// Consecutive keys from a random point: a slot's keys are in hash order,
+/// as random as any other with respect to their use. Visits at most `16 n`
+/// keys; returns how many it passed to `f`.
+fn walk(
+    slots: &[HashMap<Bytes, Entry>],
+    len: usize,
+    volatile: bool,
+    n: usize,
+    rng: &mut impl rand::Rng,
+    f: &mut impl FnMut(&Bytes, &Entry),
+) -> usize {
+    if len == 0 || n == 0 {
+        return 0;
     }
-    // Consecutive keys from a random point: a slot's keys are in hash
-    // order, as random as any other with respect to their use.
     let start = rng.random_range(0..slots.len());
     let (mut taken, mut visited) = (0, 0);
-    // Enough visits to find `n` keys with a deadline when at least half of
-    // all keys have one.
     let budget = n.saturating_mul(16);
     for i in 0..slots.len() {
         let slot = &slots[(start + i) % slots.len()];
@@ -941,12 +936,41 @@ fn sample(
                 f(k, e);
                 taken += 1;
                 if taken >= n {
-                    return;
+                    return taken;
                 }
             }
             if visited >= budget {
-                return;
+                return taken;
             }
+        }
+    }
+    taken
+}
+
+/// Keys with a deadline, from the deadline index: at random deadlines
+/// between the first and the last, a few steps into the keys there (keys
+/// set together often share a deadline).
+fn from_deadlines(
+    slots: &[HashMap<Bytes, Entry>],
+    deadlines: &BTreeSet<(u64, Bytes)>,
+    n: usize,
+    rng: &mut impl rand::Rng,
+    f: &mut impl FnMut(&Bytes, &Entry),
+) {
+    let (Some(&(lo, _)), Some(&(hi, _))) = (deadlines.first(), deadlines.last()) else {
+        return;
+    };
+    for _ in 0..n {
+        let from = (rng.random_range(lo..=hi), Bytes::new());
+        let step = rng.random_range(0..8);
+        let found = deadlines
+            .range(from.clone()..)
+            .nth(step)
+            .or_else(|| deadlines.range(from..).next());
+        if let Some((_, k)) = found
+            && let Some(e) = slots[usize::from(key_slot(k))].get(k)
+        {
+            f(k, e);
         }
     }
 }
@@ -998,10 +1022,7 @@ mod tests {
         // What remains: one entry and the one table left holding it.
         let tables: usize = db.slots.iter().map(|t| table_bytes(t.capacity())).sum();
         assert_eq!(tables, table_bytes(3));
-        assert_eq!(
-            db.used_bytes(),
-            tables + alloc_size(2) + DEADLINE_COST
-        );
+        assert_eq!(db.used_bytes(), tables + alloc_size(2) + DEADLINE_COST);
         db.remove(b"k0");
         assert_eq!(db.used_bytes(), 0, "emptied tables are freed");
         assert!(db.slots.iter().all(|t| t.capacity() == 0));
@@ -1320,6 +1341,33 @@ mod tests {
         assert_eq!(db.keys_with_deadline(), 0);
         assert_eq!(db.len(), 1000);
         assert!(!db.evict_one());
+    }
+
+    #[test]
+    fn volatile_sampling_finds_every_key_with_a_deadline() {
+        // Random eviction by walks leaves runs of persistent keys behind;
+        // the sampler must still find the last volatile keys, every time.
+        for policy in [evict::Policy::VolatileRandom, evict::Policy::VolatileLru] {
+            for _ in 0..5 {
+                let (mut db, _) = lru_db(policy);
+                db.set_eviction(Settings {
+                    samples: 5,
+                    ..db.eviction()
+                });
+                let now = db.now_ms();
+                for i in 0..570 {
+                    db.set(Bytes::from(format!("p{i}")), s("v"), None);
+                }
+                for i in 0..1790 {
+                    db.set(Bytes::from(format!("t{i}")), s("v"), Some(now + 3_600_000));
+                }
+                let mut n = 0;
+                while db.evict_one() {
+                    n += 1;
+                }
+                assert_eq!((n, db.len()), (1790, 570), "{policy:?}");
+            }
+        }
     }
 
     #[test]

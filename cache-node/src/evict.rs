@@ -365,11 +365,18 @@ pub fn make_room(db: &mut Db, max: u64, evict: bool) -> Room {
 /// evicts what the policy allows or refuses the command.
 pub fn admit(cx: &mut Ctx, spec: &Spec) -> Result<(), Reply> {
     cx.db.set_touching(!cx.client.no_touch);
-    if spec.flags & flags::DENYOOM == 0 {
+    let max = cx.shared.maxmemory();
+    if spec.flags & flags::DENYOOM == 0 || max == 0 || cx.db.used_memory() <= max {
+        return Ok(());
+    }
+    // While clients are paused the dataset stands still (a failover waits
+    // for it to): no eviction, and the write waits for the end of the pause
+    // like any other, to be admitted then (Redis does the same).
+    if cx.shared.pause().is_some() {
         return Ok(());
     }
     // A client that set NO-EVICT asked not to be what triggers eviction.
-    match make_room(cx.db, cx.shared.maxmemory(), !cx.client.no_evict) {
+    match make_room(cx.db, max, !cx.client.no_evict) {
         Room::Fits | Room::Evicting => Ok(()),
         Room::Full => Err(Reply::error(OOM)),
     }
@@ -570,6 +577,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn keyspace(policy: Policy, keys: usize) -> Db {
+        let mut db =
+            Db::new(crate::clock::Clock::manual(1_700_000_000_000)).with_eviction(Settings {
+                policy,
+                ..Settings::default()
+            });
+        for i in 0..keys {
+            db.set(
+                Bytes::from(format!("k{i}")),
+                crate::db::Value::Str(Bytes::from(vec![b'v'; 100])),
+                None,
+            );
+        }
+        db
+    }
+
+    /// Evicts as successive writes would, past the time limit of each.
+    fn settle(db: &mut Db, max: u64) -> Room {
+        loop {
+            match make_room(db, max, true) {
+                Room::Evicting => continue,
+                done => return done,
+            }
+        }
+    }
+
+    #[test]
+    fn room_is_made_down_to_the_limit_and_no_further() {
+        let mut db = keyspace(Policy::AllKeysLru, 1000);
+        let used = db.used_memory();
+        assert_eq!(make_room(&mut db, 0, true), Room::Fits, "no limit");
+        assert_eq!(make_room(&mut db, used, true), Room::Fits, "at the limit");
+        assert_eq!(db.len(), 1000);
+        let limit = used / 2;
+        assert_eq!(make_room(&mut db, limit, false), Room::Full, "NO-EVICT");
+        assert_eq!(db.len(), 1000);
+        assert_eq!(settle(&mut db, limit), Room::Fits);
+        let after = db.used_memory();
+        assert!(after <= limit, "{after} over {limit}");
+        // Only as many keys as it took: one more would have been enough.
+        assert!(after > limit - 1000, "{after} far under {limit}");
+        assert_eq!(db.stats.evicted, 1000 - db.len() as u64);
+    }
+
+    #[test]
+    fn without_anything_to_evict_the_room_is_full() {
+        let mut db = keyspace(Policy::NoEviction, 100);
+        assert_eq!(make_room(&mut db, 1, true), Room::Full);
+        assert_eq!(db.len(), 100);
+        // volatile-* and no key with a TTL: the same.
+        let mut db = keyspace(Policy::VolatileLru, 100);
+        assert_eq!(make_room(&mut db, 1, true), Room::Full);
+        assert_eq!(db.len(), 100);
+        // A limit of one byte takes every key (the keyspace's own
+        // accounting then reads zero; jemalloc's would stay above and the
+        // next write would find the room full).
+        let mut db = keyspace(Policy::AllKeysRandom, 100);
+        assert_eq!(settle(&mut db, 1), Room::Fits);
+        assert!(db.is_empty());
+        assert_eq!(db.stats.evicted, 100);
+        assert_eq!(make_room(&mut db, 1, true), Room::Fits);
     }
 
     fn key(s: &str) -> Bytes {

@@ -30,6 +30,10 @@ impl Default for Limits {
     }
 }
 
+/// Most buffer space reserved ahead of the data for an incomplete bulk,
+/// beyond the size of what is already buffered.
+pub const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// A protocol violation, with the exact message Redis sends before it closes
 /// the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,8 +157,13 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Decoded, Prot
         let start = end + 2;
         let stop = start + len as usize;
         if stop + 2 > buf.len() {
-            // Make room once for the whole bulk instead of growing step by step.
-            buf.reserve(stop + 2 - buf.len());
+            // Make room for the rest of the bulk, but never more than the
+            // client has already sent (or `RESERVE_AHEAD`): a claimed length
+            // is not a promise, and reserving it up front would let a few
+            // connections announcing 512 MB bulks exhaust the node. The
+            // buffer still grows geometrically while a big value streams in.
+            let missing = stop + 2 - buf.len();
+            buf.reserve(missing.min(buf.len().max(RESERVE_AHEAD)));
             return Ok(Decoded::Incomplete);
         }
         spans.push((start, stop));

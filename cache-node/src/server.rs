@@ -127,11 +127,6 @@ impl Shared {
         self.maxmemory.store(bytes, Ordering::Relaxed);
     }
 
-    pub fn over_maxmemory(&self, db: &Db) -> bool {
-        let max = self.maxmemory();
-        max > 0 && db.used_bytes() as u64 > max
-    }
-
     /// Which user a password logs in as, if any.
     pub fn check_password(&self, user: Option<&[u8]>, password: &[u8]) -> Option<User> {
         let matches = |expected: &Option<String>| {

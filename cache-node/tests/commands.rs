@@ -292,8 +292,8 @@ async fn more_string_commands() {
         "-ERR invalid expire time in 'setex' command\r\n",
     )
     .await;
-    c.call(&["PSETEX", "e", "1500", "v"], "+OK\r\n").await;
-    c.call(&["TTL", "e"], ":2\r\n").await;
+    c.call(&["PSETEX", "e", "100000", "v"], "+OK\r\n").await;
+    c.call(&["TTL", "e"], ":100\r\n").await;
     c.call(&["GETEX", "e", "EX", "50"], "$1\r\nv\r\n").await;
     c.call(&["TTL", "e"], ":50\r\n").await;
     c.call(&["GETEX", "e", "PERSIST"], "$1\r\nv\r\n").await;

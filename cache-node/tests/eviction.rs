@@ -154,7 +154,10 @@ async fn limited(policy: &str) -> Node {
 async fn assert_bounded(c: &mut Client) {
     let used = c.info_n("memory", "used_memory").await;
     assert!(used <= LIMIT + 16 * 1024, "used_memory {used} over {LIMIT}");
-    assert!(used > LIMIT / 2, "used_memory {used}: the test did not fill memory");
+    assert!(
+        used > LIMIT / 2,
+        "used_memory {used}: the test did not fill memory"
+    );
 }
 
 /// Writes `n` keys named `prefix{i}` in batches, each batch followed by the
@@ -201,7 +204,9 @@ async fn noeviction_refuses_writes_but_serves_reads_and_deletes() {
     let mut written = 0;
     let mut refused = None;
     'fill: for start in (0..100_000).step_by(100) {
-        let cmds: Vec<_> = (start..start + 100).map(|i| set(format!("k{i}"), &[])).collect();
+        let cmds: Vec<_> = (start..start + 100)
+            .map(|i| set(format!("k{i}"), &[]))
+            .collect();
         for (i, r) in c.pipeline(&cmds).await.into_iter().enumerate() {
             match r {
                 R::Ok(_) => written += 1,
@@ -259,9 +264,10 @@ async fn allkeys_lfu_keeps_the_frequently_read_keys() {
     let n = limited("allkeys-lfu").await;
     let mut c = Client::to(&n).await;
     fill(&mut c, "hot", 50, |_| vec![], &[]).await;
-    // Enough reads that the counters stay above a new key's even if a
-    // minute passes (and takes a step off) during the test.
-    for _ in 0..60 {
+    // Enough reads that every counter stays above a new key's even if a
+    // minute passes (and takes a step off) during the test: from 6 the
+    // next step takes 11 reads on average, the one after 21.
+    for _ in 0..150 {
         c.pipeline(&gets("hot", 50)).await;
     }
     // The hot keys are read once in a while only: it is how often, not how
@@ -318,8 +324,12 @@ async fn volatile_policies_spare_keys_without_a_ttl_then_refuse() {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(refused, "{policy}: no OOM once only persistent keys were left");
-        assert_eq!(c.info("keyspace", "db0").await.split(',').nth(1), Some("expires=0"));
+        assert!(
+            refused,
+            "{policy}: no OOM once only persistent keys were left"
+        );
+        let db0 = c.info("keyspace", "db0").await;
+        assert_eq!(db0.split(',').nth(1), Some("expires=0"), "{policy}: {db0}");
         assert_eq!(c.count(names("p", 0..300)).await, 300, "{policy}");
         n.shutdown().await;
     }
@@ -362,7 +372,10 @@ async fn volatile_first_evicts_ttl_keys_then_falls_back_to_lru() {
     // recently used others, and never fail.
     fill(&mut c, "q", 30_000, |_| vec![], &gets("p", 50)).await;
     assert_bounded(&mut c).await;
-    assert_eq!(c.info("keyspace", "db0").await.split(',').nth(1), Some("expires=0"));
+    assert_eq!(
+        c.info("keyspace", "db0").await.split(',').nth(1),
+        Some("expires=0")
+    );
     let hot = c.count(names("p", 0..50)).await;
     assert!(hot >= 48, "only {hot} of 50 hot keys survived");
     assert_eq!(c.count(names("p", 50..300)).await, 0, "unread, so evicted");
@@ -379,14 +392,24 @@ async fn eviction_breaks_watches_like_any_deletion() {
         c.call(&["SET", "watched", "v", "EX", "10"]).await,
         R::Ok("OK".into())
     );
-    assert_eq!(watcher.call(&["WATCH", "watched"]).await, R::Ok("OK".into()));
+    assert_eq!(
+        watcher.call(&["WATCH", "watched"]).await,
+        R::Ok("OK".into())
+    );
     assert_eq!(watcher.call(&["MULTI"]).await, R::Ok("OK".into()));
     assert_eq!(
         watcher.call(&["SET", "other", "1"]).await,
         R::Ok("QUEUED".into())
     );
     // The soonest deadline of all: the first key evicted.
-    fill(&mut c, "t", 20_000, |_| vec!["EX".into(), "3600".into()], &[]).await;
+    fill(
+        &mut c,
+        "t",
+        20_000,
+        |_| vec!["EX".into(), "3600".into()],
+        &[],
+    )
+    .await;
     assert!(!c.exists("watched").await);
     assert_eq!(watcher.call(&["EXEC"]).await, R::Nil);
     n.shutdown().await;
@@ -403,8 +426,15 @@ async fn clients_with_no_evict_do_not_trigger_eviction() {
     );
     let mut refused = false;
     for start in (0..100_000).step_by(100) {
-        let cmds: Vec<_> = (start..start + 100).map(|i| set(format!("k{i}"), &[])).collect();
-        if let Some(e) = shy.pipeline(&cmds).await.into_iter().find(|r| *r != R::Ok("OK".into())) {
+        let cmds: Vec<_> = (start..start + 100)
+            .map(|i| set(format!("k{i}"), &[]))
+            .collect();
+        if let Some(e) = shy
+            .pipeline(&cmds)
+            .await
+            .into_iter()
+            .find(|r| *r != R::Ok("OK".into()))
+        {
             assert_eq!(e, R::Err(OOM.into()));
             refused = true;
             break;
@@ -416,6 +446,43 @@ async fn clients_with_no_evict_do_not_trigger_eviction() {
     assert_eq!(c.call(&["SET", "mine", "x"]).await, R::Ok("OK".into()));
     assert!(c.info_n("stats", "evicted_keys").await > 0);
     assert_bounded(&mut c).await;
+    n.shutdown().await;
+}
+
+#[tokio::test]
+async fn nothing_is_evicted_while_clients_are_paused() {
+    let n = limited("allkeys-lru").await;
+    let mut admin = Client::to(&n).await;
+    let mut c = Client::to(&n).await;
+    fill(&mut c, "k", 20_000, |_| vec![], &[]).await;
+    // Make sure memory is over the limit: a client that may not evict
+    // either adds 64 KB or is refused because it is over already.
+    assert_eq!(
+        admin.call(&["CLIENT", "NO-EVICT", "ON"]).await,
+        R::Ok("OK".into())
+    );
+    let big = "b".repeat(64 * 1024);
+    assert!(matches!(
+        admin.call(&["SET", "big", &big]).await,
+        R::Ok(_) | R::Err(_)
+    ));
+    assert!(admin.info_n("memory", "used_memory").await > LIMIT);
+    let evicted = admin.info_n("stats", "evicted_keys").await;
+    assert!(evicted > 0);
+    assert_eq!(
+        admin.call(&["CLIENT", "PAUSE", "10000", "WRITE"]).await,
+        R::Ok("OK".into())
+    );
+    // The write waits for the pause, and evicts nothing meanwhile.
+    let args = set("late".into(), &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.w.write_all(&encode(&args)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(admin.info_n("stats", "evicted_keys").await, evicted);
+    assert_eq!(admin.call(&["CLIENT", "UNPAUSE"]).await, R::Ok("OK".into()));
+    assert_eq!(c.reply().await, R::Ok("OK".into()));
+    assert!(admin.info_n("stats", "evicted_keys").await > evicted);
+    assert!(c.exists("late").await);
     n.shutdown().await;
 }
 
@@ -480,7 +547,10 @@ async fn config_sets_and_reports_the_eviction_parameters() {
         ("65", "argument must be between 1 and 64 inclusive"),
         ("-3", "argument must be between 1 and 64 inclusive"),
         ("five", "argument couldn't be parsed into an integer"),
-        ("99999999999999999999", "argument couldn't be parsed into an integer"),
+        (
+            "99999999999999999999",
+            "argument couldn't be parsed into an integer",
+        ),
     ] {
         c.call(
             &["CONFIG", "SET", "maxmemory-samples", bad],
@@ -574,7 +644,11 @@ async fn info_reports_memory_like_redis() {
     assert_eq!(c.info("memory", "mem_allocator").await, "libc");
     let human = c.info("memory", "used_memory_human").await;
     assert!(human.ends_with('K') || human.ends_with('M'), "{human}");
-    let ratio: f64 = c.info("memory", "mem_fragmentation_ratio").await.parse().unwrap();
+    let ratio: f64 = c
+        .info("memory", "mem_fragmentation_ratio")
+        .await
+        .parse()
+        .unwrap();
     assert!(ratio > 0.0);
     assert_eq!(c.info_n("stats", "evicted_keys").await, 0);
     // Deleting gives the memory back, emptied slot tables included.
@@ -583,7 +657,10 @@ async fn info_reports_memory_like_redis() {
     let del: Vec<&str> = del.iter().map(String::as_str).collect();
     assert_eq!(c.call(&del).await, R::Int(1000));
     let after = c.info_n("memory", "used_memory").await;
-    assert!(after < used / 2, "{after} after deleting everything, {used} before");
+    assert!(
+        after < used / 2,
+        "{after} after deleting everything, {used} before"
+    );
     assert_eq!(c.info_n("memory", "used_memory_peak").await, used);
     n.shutdown().await;
 }
@@ -664,8 +741,11 @@ async fn object_idletime_and_freq_read_the_access_data() {
     .await;
     // Under LFU: a new key starts at 5, its first reads count every time,
     // and a minute without use takes one step off.
-    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], "+OK\r\n")
-        .await;
+    c.call(
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        "+OK\r\n",
+    )
+    .await;
     c.call(&["SET", "f", "v"], "+OK\r\n").await;
     c.call(&["OBJECT", "FREQ", "f"], ":5\r\n").await;
     c.call(&["GET", "f"], "$1\r\nv\r\n").await;

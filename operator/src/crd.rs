@@ -123,8 +123,12 @@ pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory: Option<Quantity>,
 
-    /// What a node does at `maxMemory`. `noeviction`: writes that would grow
-    /// memory fail with `OOM`. Eviction policies arrive in a later release.
+    /// What a node does at `maxMemory` (Redis's `maxmemory-policy`).
+    /// `volatile-first` (the default, what ElastiCache Serverless does):
+    /// evict keys with a TTL first, soonest deadline first, then any key by
+    /// LRU. `noeviction`: writes that would grow memory fail with `OOM`. The
+    /// others are Redis's: `allkeys-lru`, `allkeys-lfu`, `allkeys-random`,
+    /// `volatile-lru`, `volatile-lfu`, `volatile-random`, `volatile-ttl`.
     #[serde(default)]
     pub max_memory_policy: MaxMemoryPolicy,
 }
@@ -133,16 +137,34 @@ pub struct NodeSpec {
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
 )]
+#[serde(rename_all = "kebab-case")]
 pub enum MaxMemoryPolicy {
     #[default]
+    VolatileFirst,
     #[serde(rename = "noeviction")]
     NoEviction,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
 }
 
 impl MaxMemoryPolicy {
+    /// The node's `--maxmemory-policy` value.
     pub fn as_str(self) -> &'static str {
         match self {
+            MaxMemoryPolicy::VolatileFirst => "volatile-first",
             MaxMemoryPolicy::NoEviction => "noeviction",
+            MaxMemoryPolicy::AllkeysLru => "allkeys-lru",
+            MaxMemoryPolicy::AllkeysLfu => "allkeys-lfu",
+            MaxMemoryPolicy::AllkeysRandom => "allkeys-random",
+            MaxMemoryPolicy::VolatileLru => "volatile-lru",
+            MaxMemoryPolicy::VolatileLfu => "volatile-lfu",
+            MaxMemoryPolicy::VolatileRandom => "volatile-random",
+            MaxMemoryPolicy::VolatileTtl => "volatile-ttl",
         }
     }
 }

@@ -11,7 +11,7 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use cache_node::parse::{Decoded, Limits, decode};
+use cache_node::parse::{Decoded, Limits, RESERVE_AHEAD, decode};
 use libfuzzer_sys::fuzz_target;
 
 /// Small limits, so the fuzzer reaches every limit check with short inputs.
@@ -25,10 +25,9 @@ const SMALL: Limits = Limits {
 /// stops at every possible cut, to the whole input at once.
 const CHUNKS: [usize; 8] = [1, 2, 3, 7, 16, 64, 1024, usize::MAX];
 
-/// How far the decoder may grow the buffer ahead of the data received
-/// (see `parse::RESERVE_AHEAD`); the bound below allows for amortised
-/// doubling on top.
-const SLACK: usize = 64 * 1024;
+/// How far the decoder may reserve ahead of the data received; the bound
+/// below allows for amortised doubling on top.
+const SLACK: usize = RESERVE_AHEAD;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&head, body)) = data.split_first() else {

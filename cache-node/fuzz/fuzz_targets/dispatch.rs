@@ -125,6 +125,8 @@ struct Fixtures {
     commands: Vec<(Vec<&'static str>, i32)>,
     /// Topology documents for `TIDECACHE TOPOLOGY SET`, in cluster mode.
     topologies: Vec<String>,
+    /// `DISPATCH_TRACE=1`: print each step and reply (to read a crash input).
+    trace: bool,
 }
 
 fn fixtures() -> &'static Fixtures {
@@ -154,6 +156,7 @@ fn fixtures() -> &'static Fixtures {
             cluster,
             commands,
             topologies: topologies(&me),
+            trace: std::env::var_os("DISPATCH_TRACE").is_some(),
         }
     })
 }
@@ -237,6 +240,7 @@ impl<'a> Gen<'a> {
     }
 }
 
+#[derive(Debug)]
 enum Step {
     Command { client: usize, args: Vec<Bytes> },
     /// Moves the manual clock forward (deadlines, idle times, LFU decay).
@@ -332,6 +336,9 @@ fuzz_target!(|data: &[u8]| {
         let Some(step) = step(&mut g, f) else {
             break;
         };
+        if f.trace {
+            eprintln!("{step:?}");
+        }
         match step {
             Step::Advance(ms) => clock.advance(ms),
             Step::Expire(budget) => {
@@ -350,6 +357,9 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let (reply, name) = dispatch(&mut cx, &args);
                 drop(db);
+                if f.trace {
+                    eprintln!("  -> {reply:?}");
+                }
                 match c.wait.take() {
                     // The server parks the client; here the command is
                     // dropped, and its timeout reply checked instead.

@@ -409,11 +409,11 @@ fn scan_hash(member: &[u8]) -> u64 {
 
 // Redis 7.2's defaults for its compact encodings.
 /// `hash-`, `set-` and `zset-max-listpack-entries`.
-const LISTPACK_ENTRIES: usize = 128;
+pub(super) const LISTPACK_ENTRIES: usize = 128;
 /// `hash-`, `set-` and `zset-max-listpack-value`.
-const LISTPACK_VALUE: usize = 64;
+pub(super) const LISTPACK_VALUE: usize = 64;
 /// `set-max-intset-entries`.
-const INTSET_ENTRIES: usize = 512;
+pub(super) const INTSET_ENTRIES: usize = 512;
 /// `list-max-listpack-size -2`: a list stays one listpack up to 8 KiB.
 const LIST_LISTPACK_BYTES: usize = 8192;
 /// Longest string Redis allocates together with its object header.

@@ -307,8 +307,43 @@ pub fn command_getkeys(_: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Array(keys)
 }
 
-pub fn command_list(_: &mut Ctx, _: &[Bytes]) -> Reply {
-    Reply::Array(all_specs().map(|s| Reply::text(s.name)).collect())
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]`:
+/// every command's full name, subcommands (`config|get`) included, as Redis
+/// lists them (COMMAND COUNT, by contrast, counts only top-level commands).
+pub fn command_list(_: &mut Ctx, args: &[Bytes]) -> Reply {
+    use super::util::{SYNTAX, eq};
+    let keep: Box<dyn Fn(&Spec) -> bool> = match &args[2..] {
+        [] => Box::new(|_| true),
+        [by, kind, arg] if eq(by, "filterby") => {
+            if eq(kind, "module") {
+                // There are no modules: no command belongs to any.
+                Box::new(|_| false)
+            } else if eq(kind, "aclcat") {
+                // Categories are named without their '@', case-insensitively;
+                // an unknown one matches nothing.
+                let category = arg.to_ascii_lowercase();
+                Box::new(move |s| {
+                    s.acl
+                        .iter()
+                        .any(|c| c.as_bytes().strip_prefix(b"@") == Some(&category[..]))
+                })
+            } else if eq(kind, "pattern") {
+                // Names are lowercase, so a lowercased pattern matches them
+                // case-insensitively, as Redis matches.
+                let pattern = arg.to_ascii_lowercase();
+                Box::new(move |s| crate::glob::matches(&pattern, s.name.as_bytes()))
+            } else {
+                return Reply::error(SYNTAX);
+            }
+        }
+        _ => return Reply::error(SYNTAX),
+    };
+    let names = all_specs()
+        .flat_map(|top| std::iter::once(top).chain(top.subcommands))
+        .filter(|s| keep(s))
+        .map(|s| Reply::text(s.name))
+        .collect();
+    Reply::Array(names)
 }
 
 /// `COMMAND` alone lists every command's info; `X HELP` lists X's subcommands.
@@ -347,7 +382,7 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
     let c = &shared.config;
     let eviction = db.eviction();
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    vec![
+    let mut params = vec![
         ("port", c.port.to_string()),
         ("bind", c.bind.clone()),
         ("maxmemory", shared.maxmemory().to_string()),
@@ -379,7 +414,31 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
         ("databases", "1".into()),
         ("appendonly", "no".into()),
         ("save", String::new()),
-    ]
+    ];
+    // The compact-encoding thresholds OBJECT ENCODING (and so *SCAN) goes
+    // by, fixed here, under their names and the ziplist aliases Redis still
+    // answers to. They are the values of the redis.conf Redis ships; a
+    // redis-server started without a config file keeps hashes compact up to
+    // 512 entries instead.
+    use super::keys::{INTSET_ENTRIES, LISTPACK_ENTRIES, LISTPACK_VALUE};
+    let (entries, value) = (LISTPACK_ENTRIES.to_string(), LISTPACK_VALUE.to_string());
+    params.extend([
+        ("hash-max-listpack-entries", entries.clone()),
+        ("hash-max-ziplist-entries", entries.clone()),
+        ("hash-max-listpack-value", value.clone()),
+        ("hash-max-ziplist-value", value.clone()),
+        ("zset-max-listpack-entries", entries.clone()),
+        ("zset-max-ziplist-entries", entries.clone()),
+        ("zset-max-listpack-value", value.clone()),
+        ("zset-max-ziplist-value", value.clone()),
+        ("set-max-intset-entries", INTSET_ENTRIES.to_string()),
+        ("set-max-listpack-entries", entries),
+        ("set-max-listpack-value", value),
+        ("list-max-listpack-size", "-2".into()),
+        ("list-max-ziplist-size", "-2".into()),
+        ("list-compress-depth", "0".into()),
+    ]);
+    params
 }
 
 /// `CONFIG GET parameter [parameter ...]`, each a glob pattern.
@@ -507,7 +566,20 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::OK
 }
 
-/// `CONFIG RESETSTAT`: nothing to reset yet beyond what INFO derives live.
-pub fn config_resetstat(_: &mut Ctx, _: &[Bytes]) -> Reply {
+/// `CONFIG RESETSTAT`: zeroes the counters INFO's stats section reports, as
+/// Redis does; gauges (connected and blocked clients, memory) stay. The
+/// Prometheus counters read the same numbers, and scrapers take the drop as
+/// a counter reset.
+pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let stats = &cx.shared.stats;
+    for counter in [
+        &stats.connections_received,
+        &stats.rejected_connections,
+        &stats.commands_processed,
+        &stats.protocol_errors,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    cx.db.stats = crate::db::Stats::default();
     Reply::OK
 }
