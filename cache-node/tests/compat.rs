@@ -31,6 +31,12 @@ async fn config_get_reports_the_encoding_thresholds() {
          $21\r\nlist-max-ziplist-size\r\n$2\r\n-2\r\n",
     )
     .await;
+    // Idle clients are never closed, which Redis spells `timeout 0`.
+    c.call(
+        &["CONFIG", "GET", "timeout"],
+        "*2\r\n$7\r\ntimeout\r\n$1\r\n0\r\n",
+    )
+    .await;
     // What the thresholds promise: 128 fields stay compact, 129 do not.
     let mut hset = vec!["HSET".to_string(), "h".into()];
     for i in 0..128 {

@@ -285,34 +285,12 @@ pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
 }
 
-/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields and values; see
-/// [`super::keys::scan_members`] for the cursor.
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields and values.
 pub fn hscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
-    use crate::db::{Value, WRONGTYPE};
-    let cursor = match scan_cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    // As in Redis: a missing key is an empty scan, and the options are only
-    // checked once the key is known to hold a hash.
-    let Some(entry) = cx.db.peek(&args[1]) else {
-        return scan_reply(0, vec![]);
-    };
-    let value = &entry.value;
-    let Value::Hash(h) = value else {
-        return Reply::error(WRONGTYPE);
-    };
-    let opts = match ScanOptions::parse(&args[3..], false) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let (next, items) = scan_members(h.iter(), h.len(), is_compact(value), cursor, &opts);
-    scan_reply(
-        next,
-        items
-            .into_iter()
-            .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
-            .collect(),
+    super::keys::scan_collection(
+        cx,
+        args,
+        |h: &Hash| (h.iter(), h.len()),
+        |f, v| vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
     )
 }

@@ -335,6 +335,43 @@ pub(super) fn scan_reply(next: u64, items: Vec<Reply>) -> Reply {
 /// [`scan_members`].
 const SCAN_ROUNDS: usize = 32;
 
+/// HSCAN, SSCAN and ZSCAN: the cursor, then the key (a missing key is an
+/// empty scan), its type, then the options, in Redis's order; then one page
+/// of the collection's `members` (with its length), each chosen member
+/// turned into its replies by `emit`.
+pub(super) fn scan_collection<'v, C, T, I>(
+    cx: &'v mut Ctx,
+    args: &[Bytes],
+    members: impl FnOnce(&'v C) -> (I, usize),
+    emit: impl Fn(&Bytes, T) -> Vec<Reply>,
+) -> Reply
+where
+    C: crate::db::Collection + 'v,
+    I: Iterator<Item = (&'v Bytes, T)>,
+{
+    let cursor = match scan_cursor(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let Some(entry) = cx.db.peek(&args[1]) else {
+        return scan_reply(0, vec![]);
+    };
+    let value = &entry.value;
+    let Some(collection) = C::of(value) else {
+        return Reply::error(crate::db::WRONGTYPE);
+    };
+    let opts = match ScanOptions::parse(&args[3..], false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let (iter, len) = members(collection);
+    let (next, items) = scan_members(iter, len, is_compact(value), cursor, &opts);
+    scan_reply(
+        next,
+        items.into_iter().flat_map(|(m, t)| emit(m, t)).collect(),
+    )
+}
+
 /// One step of HSCAN, SSCAN or ZSCAN over a collection's `members` (each
 /// with what the reply needs of it), starting at `cursor`. Returns the next
 /// cursor (0 when done) and the members chosen, already filtered by MATCH.

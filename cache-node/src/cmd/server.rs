@@ -412,6 +412,8 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
         ),
         // Fixed in Tidecache, reported so that tools reading them work.
         ("databases", "1".into()),
+        // Idle clients are never closed.
+        ("timeout", "0".into()),
         ("appendonly", "no".into()),
         ("save", String::new()),
     ];

@@ -303,39 +303,12 @@ pub fn sintercard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Integer(n as i64)
 }
 
-/// `SSCAN key cursor [MATCH pattern] [COUNT count]`; see
-/// [`super::keys::scan_members`] for the cursor.
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`.
 pub fn sscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
-    let cursor = match scan_cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    // As in Redis: a missing key is an empty scan, and the options are only
-    // checked once the key is known to hold a set.
-    let Some(entry) = cx.db.peek(&args[1]) else {
-        return scan_reply(0, vec![]);
-    };
-    let value = &entry.value;
-    let Value::Set(s) = value else {
-        return Reply::error(crate::db::WRONGTYPE);
-    };
-    let opts = match ScanOptions::parse(&args[3..], false) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let (next, items) = scan_members(
-        s.iter().map(|m| (m, ())),
-        s.len(),
-        is_compact(value),
-        cursor,
-        &opts,
-    );
-    scan_reply(
-        next,
-        items
-            .into_iter()
-            .map(|(m, _)| Reply::Bulk(m.clone()))
-            .collect(),
+    super::keys::scan_collection(
+        cx,
+        args,
+        |s: &Set| (s.iter().map(|m| (m, ())), s.len()),
+        |m, ()| vec![Reply::Bulk(m.clone())],
     )
 }

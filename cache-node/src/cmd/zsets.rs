@@ -1056,33 +1056,13 @@ pub(super) fn zmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
 }
 
 /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: members and scores
-/// (scores as strings, in RESP3 too); see [`super::keys::scan_members`].
+/// (scores as strings, in RESP3 too).
 pub fn zscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    use super::keys::{ScanOptions, is_compact, scan_cursor, scan_members, scan_reply};
-    let cursor = match scan_cursor(&args[2]) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    // As in Redis: a missing key is an empty scan, and the options are only
-    // checked once the key is known to hold a sorted set.
-    let Some(entry) = cx.db.peek(&args[1]) else {
-        return scan_reply(0, vec![]);
-    };
-    let value = &entry.value;
-    let Value::ZSet(z) = value else {
-        return Reply::error(WRONGTYPE);
-    };
-    let opts = match ScanOptions::parse(&args[3..], false) {
-        Ok(o) => o,
-        Err(e) => return e,
-    };
-    let (next, items) = scan_members(z.iter(), z.len(), is_compact(value), cursor, &opts);
-    scan_reply(
-        next,
-        items
-            .into_iter()
-            .flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::text(&format_double(s))])
-            .collect(),
+    super::keys::scan_collection(
+        cx,
+        args,
+        |z: &SortedSet| (z.iter(), z.len()),
+        |m, s| vec![Reply::Bulk(m.clone()), Reply::text(&format_double(s))],
     )
 }
 
