@@ -500,38 +500,18 @@ async fn bitfield_errors_follow_redis() {
     n.shutdown().await;
 }
 
-/// `WATCH key`, then `cmd`, then a one-command transaction: whether the
-/// transaction ran, i.e. whether `cmd` left the key unchanged.
-async fn leaves_unchanged(c: &mut Conn, key: &str, cmd: &[&str], reply: &str) -> bool {
-    c.call(&["WATCH", key], "+OK\r\n").await;
-    c.call(cmd, reply).await;
-    c.call(&["MULTI"], "+OK\r\n").await;
-    c.call(&["PING"], "+QUEUED\r\n").await;
-    c.send(&["EXEC"]).await;
-    let mut buf = [0u8; 5];
-    c.0.read_exact(&mut buf).await.unwrap();
-    match &buf {
-        b"*-1\r\n" => false,
-        b"*1\r\n+" => {
-            c.expect("PONG\r\n").await;
-            true
-        }
-        other => panic!("EXEC replied {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn writes_that_change_nothing_keep_watches() {
     let n = node(&[]).await;
     let mut c = Conn::to(&n).await;
     c.call(&["SET", "b", "\u{1}"], "+OK\r\n").await;
     // As in Redis: a write counts only when the string's bytes change.
-    assert!(leaves_unchanged(&mut c, "b", &["SETBIT", "b", "7", "1"], ":1\r\n").await);
-    assert!(!leaves_unchanged(&mut c, "b", &["SETBIT", "b", "7", "0"], ":1\r\n").await);
+    assert!(common::leaves_unchanged(&mut c, "b", &["SETBIT", "b", "7", "1"], ":1\r\n").await);
+    assert!(!common::leaves_unchanged(&mut c, "b", &["SETBIT", "b", "7", "0"], ":1\r\n").await);
     // Clearing a bit past the end grows the string.
-    assert!(!leaves_unchanged(&mut c, "b", &["SETBIT", "b", "15", "0"], ":0\r\n").await);
+    assert!(!common::leaves_unchanged(&mut c, "b", &["SETBIT", "b", "15", "0"], ":0\r\n").await);
     assert!(
-        leaves_unchanged(
+        common::leaves_unchanged(
             &mut c,
             "b",
             &[
@@ -542,7 +522,7 @@ async fn writes_that_change_nothing_keep_watches() {
         .await
     );
     assert!(
-        leaves_unchanged(
+        common::leaves_unchanged(
             &mut c,
             "b",
             &[
@@ -553,7 +533,7 @@ async fn writes_that_change_nothing_keep_watches() {
         .await
     );
     assert!(
-        !leaves_unchanged(
+        !common::leaves_unchanged(
             &mut c,
             "b",
             &[
@@ -564,7 +544,7 @@ async fn writes_that_change_nothing_keep_watches() {
         .await
     );
     assert!(
-        !leaves_unchanged(
+        !common::leaves_unchanged(
             &mut c,
             "b",
             &["BITFIELD", "b", "SET", "u8", "16", "0"],
@@ -573,7 +553,7 @@ async fn writes_that_change_nothing_keep_watches() {
         .await
     );
     assert!(
-        leaves_unchanged(
+        common::leaves_unchanged(
             &mut c,
             "b",
             &["BITFIELD_RO", "b", "GET", "u8", "0"],

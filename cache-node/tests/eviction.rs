@@ -667,12 +667,7 @@ async fn info_reports_memory_like_redis() {
 
 #[tokio::test]
 async fn metrics_export_memory_and_evictions() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = common::free_port().to_string();
     let n = node(&[
         "--maxmemory",
         "2mb",

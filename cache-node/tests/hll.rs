@@ -387,24 +387,6 @@ async fn values_from_redis_work_and_corrupt_ones_are_refused() {
     n.shutdown().await;
 }
 
-/// `WATCH key`, then `cmd`, then a one-command transaction: whether the
-/// transaction ran, i.e. whether `cmd` left the key unchanged.
-async fn leaves_unchanged(c: &mut Conn, key: &str, cmd: &[&str], reply: &str) -> bool {
-    c.call(&["WATCH", key], "+OK\r\n").await;
-    c.call(cmd, reply).await;
-    c.call(&["MULTI"], "+OK\r\n").await;
-    c.call(&["PING"], "+QUEUED\r\n").await;
-    c.send(&["EXEC"]).await;
-    match read_exact(c, 5).await.as_slice() {
-        b"*-1\r\n" => false,
-        b"*1\r\n+" => {
-            c.expect("PONG\r\n").await;
-            true
-        }
-        other => panic!("EXEC replied {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn only_real_changes_break_watches() {
     let n = node(&[]).await;
@@ -412,11 +394,11 @@ async fn only_real_changes_break_watches() {
     c.call(&["PFADD", "k", "a", "b"], ":1\r\n").await;
     // As in Redis: PFADD that raises no register, and PFCOUNT answered from
     // the cache, leave the value alone; storing a fresh count changes it.
-    assert!(leaves_unchanged(&mut c, "k", &["PFADD", "k", "a"], ":0\r\n").await);
-    assert!(leaves_unchanged(&mut c, "k", &["PFADD", "k"], ":0\r\n").await);
-    assert!(!leaves_unchanged(&mut c, "k", &["PFADD", "k", "zz"], ":1\r\n").await);
-    assert!(!leaves_unchanged(&mut c, "k", &["PFCOUNT", "k"], ":3\r\n").await);
-    assert!(leaves_unchanged(&mut c, "k", &["PFCOUNT", "k"], ":3\r\n").await);
-    assert!(!leaves_unchanged(&mut c, "k", &["PFMERGE", "k"], "+OK\r\n").await);
+    assert!(common::leaves_unchanged(&mut c, "k", &["PFADD", "k", "a"], ":0\r\n").await);
+    assert!(common::leaves_unchanged(&mut c, "k", &["PFADD", "k"], ":0\r\n").await);
+    assert!(!common::leaves_unchanged(&mut c, "k", &["PFADD", "k", "zz"], ":1\r\n").await);
+    assert!(!common::leaves_unchanged(&mut c, "k", &["PFCOUNT", "k"], ":3\r\n").await);
+    assert!(common::leaves_unchanged(&mut c, "k", &["PFCOUNT", "k"], ":3\r\n").await);
+    assert!(!common::leaves_unchanged(&mut c, "k", &["PFMERGE", "k"], "+OK\r\n").await);
     n.shutdown().await;
 }

@@ -278,12 +278,7 @@ async fn tls_port_runs_beside_the_plain_port() {
     let s = Setup::new();
     // A port the OS just handed out and took back: `--port 0` would mean
     // TLS only here.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = common::free_port().to_string();
     let node = s.start(&["--port", &port]).await.unwrap();
     assert_eq!(node.addr.port().to_string(), port);
     assert_ne!(node.tls_addr.unwrap(), node.addr);

@@ -124,3 +124,36 @@ impl Conn {
         String::from_utf8(body).unwrap()
     }
 }
+
+/// A loopback port the OS just handed out and took back (for a flag that
+/// cannot take 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `WATCH key`, then `cmd`, then a one-command transaction: whether the
+/// transaction ran, i.e. whether `cmd` left the key unchanged.
+pub async fn leaves_unchanged(c: &mut Conn, key: &str, cmd: &[&str], reply: &str) -> bool {
+    c.call(&["WATCH", key], "+OK\r\n").await;
+    c.call(cmd, reply).await;
+    c.call(&["MULTI"], "+OK\r\n").await;
+    c.call(&["PING"], "+QUEUED\r\n").await;
+    c.send(&["EXEC"]).await;
+    let mut buf = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), c.0.read_exact(&mut buf))
+        .await
+        .expect("timed out waiting for EXEC")
+        .unwrap();
+    match &buf {
+        b"*-1\r\n" => false,
+        b"*1\r\n+" => {
+            c.expect("PONG\r\n").await;
+            true
+        }
+        other => panic!("EXEC replied {other:?}"),
+    }
+}
