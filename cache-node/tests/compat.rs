@@ -204,3 +204,36 @@ async fn read_line(c: &mut Conn) -> String {
     line.truncate(line.len() - 2);
     String::from_utf8(line).unwrap()
 }
+
+/// redis-py's `test_pubsub_numsub` (tests/test_pubsub.py, RESP3): NUMSUB and
+/// SHARDNUMSUB answer a flat array in RESP3 as in RESP2, not a map, and
+/// repeat a channel asked for twice.
+#[tokio::test]
+async fn pubsub_numsub_is_a_flat_array_in_resp3() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.send(&["HELLO", "3"]).await;
+    c.skip(common::HELLO3_FIRST_CLIENT.len()).await;
+    let mut sub = Conn::to(&n).await;
+    sub.call(
+        &["SUBSCRIBE", "news"],
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+    )
+    .await;
+    sub.call(
+        &["SSUBSCRIBE", "orders"],
+        "*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n",
+    )
+    .await;
+    c.call(
+        &["PUBSUB", "NUMSUB", "news", "none", "news"],
+        "*6\r\n$4\r\nnews\r\n:1\r\n$4\r\nnone\r\n:0\r\n$4\r\nnews\r\n:1\r\n",
+    )
+    .await;
+    c.call(
+        &["PUBSUB", "SHARDNUMSUB", "orders", "orders"],
+        "*4\r\n$6\r\norders\r\n:1\r\n$6\r\norders\r\n:1\r\n",
+    )
+    .await;
+    c.call(&["PUBSUB", "NUMSUB"], "*0\r\n").await;
+}

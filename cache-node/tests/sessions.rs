@@ -387,3 +387,21 @@ async fn client_pause_write_holds_writes_until_it_ends() {
         .await;
     writer.call(&["SET", "k", "w"], "+OK\r\n").await;
 }
+
+#[tokio::test]
+async fn getset_and_substr_are_the_old_names() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["SET", "k", "hello", "EX", "100"], "+OK\r\n").await;
+    c.call(&["GETSET", "k", "world"], "$5\r\nhello\r\n").await;
+    // Like SET, GETSET drops the deadline.
+    c.call(&["TTL", "k"], ":-1\r\n").await;
+    c.call(&["GETSET", "new", "v"], "$-1\r\n").await;
+    c.call(&["SUBSTR", "k", "1", "3"], "$3\r\norl\r\n").await;
+    c.call(&["LPUSH", "l", "x"], ":1\r\n").await;
+    c.call(
+        &["GETSET", "l", "v"],
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    )
+    .await;
+}

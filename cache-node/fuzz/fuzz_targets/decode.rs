@@ -14,6 +14,9 @@ use bytes::{Bytes, BytesMut};
 use cache_node::parse::{Decoded, Limits, RESERVE_AHEAD, decode};
 use libfuzzer_sys::fuzz_target;
 
+#[global_allocator]
+static ALLOCATOR: cache_node_fuzz::Limited = cache_node_fuzz::Limited;
+
 /// Small limits, so the fuzzer reaches every limit check with short inputs.
 const SMALL: Limits = Limits {
     max_bulk_len: 64,

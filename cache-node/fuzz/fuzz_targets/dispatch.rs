@@ -14,9 +14,10 @@
 //! well-formed RESP2 and RESP3 — one value, lengths and counts right, no
 //! line break inside a simple string, errors starting with an uppercase
 //! code, no RESP3-only type in RESP2. Memory: the node runs with
-//! `--proto-max-bulk-len 1mb`, so no value may legitimately exceed 1 MB
-//! and libFuzzer's `-malloc_limit_mb` turns any allocation driven by a
-//! client-supplied number past that bound into a reported crash.
+//! `--proto-max-bulk-len 1mb`, so no value may legitimately exceed 1 MB,
+//! and the target's allocator ([`cache_node_fuzz::Limited`]) turns any
+//! single allocation over 256 MiB — one sized by a client-supplied number —
+//! into a reported crash; `-rss_limit_mb` bounds the total.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ use cache_node::frame::{Protocol, Reply};
 use cache_node::server::{self, Shared};
 use clap::Parser as _;
 use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOCATOR: cache_node_fuzz::Limited = cache_node_fuzz::Limited;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
 
 /// Most commands in one session, and arguments after a command's name.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::Ctx;
-use super::util::{SYNTAX, eq, int_arg, parse_i64};
+use super::util::{MAX_RANDOM_REPEATS, SYNTAX, eq, int_arg, parse_i64};
 use crate::db::Db;
 use crate::frame::{Protocol, Reply, format_double};
 use crate::types::Hash;
@@ -227,7 +227,9 @@ pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Some(a) if eq(a, "WITHVALUES") && args.len() == 4 => true,
         Some(_) => return Reply::error(SYNTAX),
     };
-    if count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
+    if count.is_some_and(|n| {
+        n.unsigned_abs() > (i64::MAX / 2) as u64 || (n < 0 && n.unsigned_abs() > MAX_RANDOM_REPEATS)
+    }) {
         return Reply::error("ERR value is out of range");
     }
     let db = &mut *cx.db;
@@ -235,7 +237,9 @@ pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let picked = read(db, &args[1], |h| {
         let pairs: Vec<(Bytes, Bytes)> = match count {
             None | Some(0..) => {
-                let n = count.map_or(1, |n| n as usize);
+                // At most the whole hash: `choose_multiple` reserves room
+                // for as many fields as asked before it picks any.
+                let n = count.map_or(1, |n| n as usize).min(h.len());
                 h.iter()
                     .map(|(f, v)| (f.clone(), v.clone()))
                     .choose_multiple(&mut rng, n)

@@ -307,6 +307,13 @@ pub(crate) mod util {
     pub const SYNTAX: &str = "ERR syntax error";
     pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
+    /// Most members a negative count may ask SRANDMEMBER, ZRANDMEMBER or
+    /// HRANDFIELD for. Repeats are allowed, so the collection's size does
+    /// not bound the reply, and every member is a reply element built in
+    /// memory before anything is written: a larger count gets "value is out
+    /// of range" rather than one command allocating gigabytes.
+    pub const MAX_RANDOM_REPEATS: u64 = 1_000_000;
+
     /// Parses a strict decimal i64 (no spaces, no `+`), as Redis's `string2ll`.
     pub fn parse_i64(arg: &[u8]) -> Option<i64> {
         if arg.is_empty() || arg.len() > 20 || arg[0] == b'+' {

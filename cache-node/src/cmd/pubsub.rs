@@ -144,7 +144,9 @@ pub fn channels(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     )
 }
 
-/// `PUBSUB NUMSUB|SHARDNUMSUB [channel ...]`
+/// `PUBSUB NUMSUB|SHARDNUMSUB [channel ...]`: channel, count, channel,
+/// count... as a flat array in RESP3 too (Redis does not make it a map, and
+/// a channel asked for twice is answered twice).
 pub fn numsub(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let kind = if eq(&args[1], "SHARDNUMSUB") {
         Kind::Shard
@@ -152,14 +154,14 @@ pub fn numsub(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Kind::Channel
     };
     let ps = cx.shared.pubsub.lock().expect("pubsub lock");
-    Reply::Map(
+    Reply::Array(
         args[2..]
             .iter()
-            .map(|c| {
-                (
+            .flat_map(|c| {
+                [
                     Reply::Bulk(c.clone()),
                     Reply::Integer(ps.count(kind, c) as i64),
-                )
+                ]
             })
             .collect(),
     )

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::Ctx;
-use super::util::int_arg;
+use super::util::{MAX_RANDOM_REPEATS, int_arg};
 use crate::db::{Db, Value};
 use crate::frame::Reply;
 use crate::types::Set;
@@ -84,10 +84,19 @@ fn count_arg(args: &[Bytes], negative_ok: bool) -> Result<Option<i64>, Reply> {
             Ok(n) if n < 0 && !negative_ok => {
                 Err(Reply::error("ERR value is out of range, must be positive"))
             }
+            Ok(n) if n < 0 && n.unsigned_abs() > MAX_RANDOM_REPEATS => {
+                Err(Reply::error("ERR value is out of range"))
+            }
             Ok(n) => Ok(Some(n)),
             Err(e) => Err(e),
         },
     }
+}
+
+/// A non-negative count, capped at the collection's size: `choose_multiple`
+/// reserves room for as many members as asked before it picks any.
+fn at_most(count: i64, len: usize) -> usize {
+    usize::try_from(count).map_or(0, |n| n.min(len))
 }
 
 pub fn spop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -103,7 +112,7 @@ pub fn spop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let picked = match read(db, &args[1], |s| {
         s.iter()
             .cloned()
-            .choose_multiple(&mut rand::rng(), count.unwrap_or(1) as usize)
+            .choose_multiple(&mut rand::rng(), at_most(count.unwrap_or(1), s.len()))
     }) {
         Err(e) => return e,
         Ok(None) => {
@@ -141,11 +150,12 @@ pub fn srandmember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         None | Some(0..) => s
             .iter()
             .cloned()
-            .choose_multiple(&mut rng, count.unwrap_or(1) as usize),
-        // A negative count allows repeats and returns exactly |count| members.
+            .choose_multiple(&mut rng, at_most(count.unwrap_or(1), s.len())),
+        // A negative count allows repeats and returns exactly |count|
+        // members (at most MAX_RANDOM_REPEATS, checked by `count_arg`).
         Some(n) => {
             let all: Vec<_> = s.iter().collect();
-            (0..n.unsigned_abs().min(10_000_000))
+            (0..n.unsigned_abs())
                 .map(|_| all[rand::Rng::random_range(&mut rng, 0..all.len())].clone())
                 .collect()
         }

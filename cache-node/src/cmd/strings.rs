@@ -189,15 +189,20 @@ macro_rules! string_or_return {
     };
 }
 
-/// Largest string a command may build (Redis's default proto-max-bulk-len).
-const MAX_STRING: usize = 512 * 1024 * 1024;
+/// Largest string a command may build: the configured proto-max-bulk-len,
+/// as Redis checks it, so a smaller limit also bounds what one command can
+/// make the node allocate.
+fn max_string(cx: &Ctx) -> usize {
+    usize::try_from(cx.shared.config.proto_max_bulk_len).unwrap_or(usize::MAX)
+}
 
 pub fn append(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let max = max_string(cx);
     let db = &mut *cx.db;
     let value = match string_or_return!(db, &args[1]) {
         None => args[2].clone(),
         Some(old) => {
-            if old.len() + args[2].len() > MAX_STRING {
+            if old.len() + args[2].len() > max {
                 return Reply::error(
                     "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
                 );
@@ -249,7 +254,7 @@ pub fn setrange(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let patch = &args[3];
-    if offset.saturating_add(patch.len()) > MAX_STRING {
+    if offset.saturating_add(patch.len()) > max_string(cx) {
         return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let db = &mut *cx.db;
@@ -420,4 +425,17 @@ pub fn incrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         db.set(args[1].clone(), Value::Str(text.clone()), None);
     }
     Reply::Bulk(text)
+}
+
+/// `GETSET key value`: what `SET key value GET` does (the deadline goes too).
+pub fn getset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    set(
+        cx,
+        &[
+            Bytes::from_static(b"SET"),
+            args[1].clone(),
+            args[2].clone(),
+            Bytes::from_static(b"GET"),
+        ],
+    )
 }

@@ -234,6 +234,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("append", 3, WRITE | DENYOOM | FAST, ONE, &["@write", "@string", "@fast"], "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
     spec("strlen", 2, READONLY | FAST, ONE, &["@read", "@string", "@fast"], "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     spec("getrange", 4, READONLY, ONE, &["@read", "@string", "@slow"], "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
+    spec("substr", 4, READONLY, ONE, &["@read", "@string", "@slow"], "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
+    spec("getset", 3, WRITE | DENYOOM | FAST, ONE, &["@write", "@string", "@fast"], "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", strings::getset),
     spec("setrange", 4, WRITE | DENYOOM, ONE, &["@write", "@string", "@slow"], "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
     spec("getdel", 2, WRITE | FAST, ONE, &["@write", "@string", "@fast"], "string", "6.2.0", "Returns the string value of a key after deleting the key.", strings::getdel),
     spec("getex", -2, WRITE | FAST, ONE, &["@write", "@string", "@fast"], "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", strings::getex),

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::Ctx;
-use super::util::{SYNTAX, eq, int_arg};
+use super::util::{MAX_RANDOM_REPEATS, SYNTAX, eq, int_arg};
 use crate::db::{Db, Value, WRONGTYPE};
 use crate::frame::{Protocol, Reply, format_double};
 use crate::types::{Set, SortedSet};
@@ -635,20 +635,24 @@ pub fn zrandmember(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Some(a) if eq(a, "WITHSCORES") && args.len() == 4 => true,
         Some(_) => return Reply::error(SYNTAX),
     };
-    if count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
+    if count.is_some_and(|n| {
+        n.unsigned_abs() > (i64::MAX / 2) as u64 || (n < 0 && n.unsigned_abs() > MAX_RANDOM_REPEATS)
+    }) {
         return Reply::error("ERR value is out of range");
     }
     let db = &mut *cx.db;
     let mut rng = rand::rng();
     let picked = read(db, &args[1], |z| match count {
+        // At most the whole set: `choose_multiple` reserves room for as
+        // many members as asked before it picks any.
         None | Some(0..) => z
             .iter()
             .map(|(m, s)| (m.clone(), s))
-            .choose_multiple(&mut rng, count.map_or(1, |n| n as usize)),
+            .choose_multiple(&mut rng, count.map_or(1, |n| n as usize).min(z.len())),
         // A negative count allows repeats and returns exactly |count| members.
         Some(n) => {
             let all: Vec<_> = z.iter().collect();
-            (0..n.unsigned_abs().min(10_000_000))
+            (0..n.unsigned_abs())
                 .map(|_| {
                     let (m, s) = all[rand::Rng::random_range(&mut rng, 0..all.len())];
                     (m.clone(), s)
