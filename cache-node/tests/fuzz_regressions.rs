@@ -149,3 +149,32 @@ async fn strings_stay_within_the_configured_bulk_limit() {
     c.call(&["STRLEN", "k"], ":1048576\r\n").await;
     n.shutdown().await;
 }
+
+/// dispatch, crash-73c41ff2: `SSUBSCRIBE` of several channels inside
+/// MULTI made EXEC announce one element per command and then write one per
+/// channel (as Redis does, redis/redis#12207), so the client misread every
+/// later reply. Several confirmations now nest as one array; a single one
+/// stays as Redis writes it.
+#[tokio::test]
+async fn exec_stays_well_formed_with_subscriptions_inside() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["MULTI"], "+OK\r\n").await;
+    c.call(&["SET", "k", "v"], "+QUEUED\r\n").await;
+    c.call(&["SSUBSCRIBE", "a", "b"], "+QUEUED\r\n").await;
+    c.call(
+        &["EXEC"],
+        "*2\r\n+OK\r\n*2\r\n*3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$10\r\nssubscribe\r\n$1\r\nb\r\n:2\r\n",
+    )
+    .await;
+    // The first connection is subscribed now (RESP2 allows it little else).
+    let mut c = Conn::to(&n).await;
+    c.call(&["MULTI"], "+OK\r\n").await;
+    c.call(&["SUBSCRIBE", "c"], "+QUEUED\r\n").await;
+    c.call(
+        &["EXEC"],
+        "*1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n",
+    )
+    .await;
+    n.shutdown().await;
+}

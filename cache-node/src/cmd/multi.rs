@@ -36,12 +36,26 @@ pub fn exec(cx: &mut Ctx, _: &[Bytes]) -> Reply {
         .queued
         .iter()
         .map(|args| match lookup_request(args) {
-            Ok(spec) => execute(cx, spec, args),
+            Ok(spec) => one_element(execute(cx, spec, args)),
             Err(e) => e,
         })
         .collect();
     cx.client.in_exec = false;
     Reply::Array(replies)
+}
+
+/// A queued command's reply as one element of EXEC's array. `SUBSCRIBE a b`
+/// and its kin answer with one message per channel; Redis writes them all
+/// into the array, which then holds more elements than it announced and
+/// desynchronises the client (redis/redis#12207). A single message stays
+/// as it is, as in Redis; several become one nested array, so the reply
+/// stays well-formed.
+fn one_element(reply: Reply) -> Reply {
+    match reply {
+        Reply::Many(mut replies) if replies.len() == 1 => replies.remove(0),
+        Reply::Many(replies) => Reply::Array(replies),
+        other => other,
+    }
 }
 
 pub fn discard(cx: &mut Ctx, _: &[Bytes]) -> Reply {

@@ -64,9 +64,6 @@ fn confirmation(verb: &str, name: Option<Bytes>, count: i64) -> Reply {
 }
 
 fn add(cx: &mut Ctx, kind: Kind, targets: &[Bytes]) -> Reply {
-    if cx.client.multi.is_some() {
-        return Reply::error("ERR Command not allowed inside a transaction");
-    }
     let (verb, _) = kind.verbs();
     let mut replies = Vec::with_capacity(targets.len());
     for name in targets {
