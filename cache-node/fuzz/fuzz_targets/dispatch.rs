@@ -90,12 +90,15 @@ const INTS: &[&str] = &[
     "1.0",
 ];
 
+// Packed: one word per line would make the dictionaries pages long.
+#[rustfmt::skip]
 const FLOATS: &[&str] = &[
     "0.5", "-0.5", "1.5", "1e308", "-1e308", "1e-320", "inf", "-inf", "+inf", "nan", "1e400",
     "3.0", "0x10", "1e", ".5", "5.", "-0", "1.7976931348623157e308", "(1", "(-inf", "(+inf",
     "(nan", "[a", "(a", "-", "+", "[", "(", "[b", "(c",
 ];
 
+#[rustfmt::skip]
 const WORDS: &[&str] = &[
     // Options of data commands.
     "NX", "XX", "GT", "LT", "CH", "INCR", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "GET", "PERSIST",
@@ -136,7 +139,13 @@ struct Fixtures {
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let base = ["cache-node", "--node-name", NODE_NAME, "--proto-max-bulk-len", "1mb"];
+        let base = [
+            "cache-node",
+            "--node-name",
+            NODE_NAME,
+            "--proto-max-bulk-len",
+            "1mb",
+        ];
         let standalone = Config::try_parse_from(base).expect("standalone flags");
         let cluster = Config::try_parse_from(base.iter().copied().chain([
             "--cluster-enabled",
@@ -238,7 +247,11 @@ impl<'a> Gen<'a> {
                 let n = usize::from(self.byte()?) % (MAX_RAW + 1);
                 return Some(Bytes::copy_from_slice(self.bytes(n)));
             }
-            _ => return Some(Bytes::from(f.topologies[usize::from(kind / 10) % f.topologies.len()].clone())),
+            _ => {
+                return Some(Bytes::from(
+                    f.topologies[usize::from(kind / 10) % f.topologies.len()].clone(),
+                ));
+            }
         };
         Some(Bytes::from_static(s.as_bytes()))
     }
@@ -246,7 +259,10 @@ impl<'a> Gen<'a> {
 
 #[derive(Debug)]
 enum Step {
-    Command { client: usize, args: Vec<Bytes> },
+    Command {
+        client: usize,
+        args: Vec<Bytes>,
+    },
     /// Moves the manual clock forward (deadlines, idle times, LFU decay).
     Advance(u64),
     /// Runs active expiry, as the server's expiry loop does.
@@ -325,8 +341,18 @@ fuzz_target!(|data: &[u8]| {
     // first); client 1 is the operator's admin user.
     let first_user = (!cluster_mode || head & 2 != 0).then_some(User::Default);
     let mut clients = [
-        Client::new(1, "127.0.0.1:40001".parse().expect("addr"), laddr, first_user),
-        Client::new(2, "127.0.0.1:40002".parse().expect("addr"), laddr, Some(User::Admin)),
+        Client::new(
+            1,
+            "127.0.0.1:40001".parse().expect("addr"),
+            laddr,
+            first_user,
+        ),
+        Client::new(
+            2,
+            "127.0.0.1:40002".parse().expect("addr"),
+            laddr,
+            Some(User::Admin),
+        ),
     ];
     for c in &clients {
         shared
