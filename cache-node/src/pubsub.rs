@@ -48,7 +48,15 @@ pub struct PubSub {
 }
 
 impl PubSub {
-    fn table(&mut self, kind: Kind) -> &mut Subscribers {
+    fn table(&self, kind: Kind) -> &Subscribers {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard,
+        }
+    }
+
+    fn table_mut(&mut self, kind: Kind) -> &mut Subscribers {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -57,14 +65,14 @@ impl PubSub {
     }
 
     pub fn subscribe(&mut self, kind: Kind, name: Bytes, who: &Arc<Handle>) {
-        self.table(kind)
+        self.table_mut(kind)
             .entry(name)
             .or_default()
             .insert(who.id, who.clone());
     }
 
     pub fn unsubscribe(&mut self, kind: Kind, name: &[u8], id: u64) {
-        let table = self.table(kind);
+        let table = self.table_mut(kind);
         if let Some(subs) = table.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
@@ -127,11 +135,7 @@ impl PubSub {
     /// Active channels (`PUBSUB CHANNELS`/`SHARDCHANNELS`), optionally
     /// filtered by a glob.
     pub fn names(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        let table = match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-            Kind::Shard => &self.shard,
-        };
+        let table = self.table(kind);
         table
             .keys()
             .filter(|c| pattern.is_none_or(|p| glob::matches(p, c)))
@@ -141,11 +145,7 @@ impl PubSub {
 
     /// Subscribers of one channel (`PUBSUB NUMSUB`/`SHARDNUMSUB`).
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
-        let table = match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-            Kind::Shard => &self.shard,
-        };
+        let table = self.table(kind);
         table.get(name).map_or(0, HashMap::len)
     }
 

@@ -341,18 +341,24 @@ fn shrinking_ttl(i: usize) -> Vec<String> {
     vec!["EX".into(), (100_000 - i).to_string()]
 }
 
+/// Writes 300 keys without a TTL, then 20,000 whose deadlines come ever
+/// sooner, past the limit, and checks that the TTL keys went first, soonest
+/// deadline first: every key without a TTL and the first TTL keys (latest
+/// deadlines) stay, and once memory was full every new key was the next to go.
+async fn ttl_keys_go_first_soonest_deadline_first(c: &mut Client) {
+    fill(c, "p", 300, |_| vec![], &[]).await;
+    fill(c, "t", 20_000, shrinking_ttl, &[]).await;
+    assert_bounded(c).await;
+    assert_eq!(c.count(names("p", 0..300)).await, 300);
+    assert_eq!(c.count(names("t", 0..1000)).await, 1000);
+    assert_eq!(c.count(names("t", 10_000..19_999)).await, 0);
+}
+
 #[tokio::test]
 async fn volatile_ttl_evicts_the_soonest_deadlines_first() {
     let n = limited("volatile-ttl").await;
     let mut c = Client::to(&n).await;
-    fill(&mut c, "p", 300, |_| vec![], &[]).await;
-    fill(&mut c, "t", 20_000, shrinking_ttl, &[]).await;
-    assert_bounded(&mut c).await;
-    assert_eq!(c.count(names("p", 0..300)).await, 300);
-    // The first keys, with the latest deadlines, stay; once memory was full
-    // every new key was the next to go.
-    assert_eq!(c.count(names("t", 0..1000)).await, 1000);
-    assert_eq!(c.count(names("t", 10_000..19_999)).await, 0);
+    ttl_keys_go_first_soonest_deadline_first(&mut c).await;
     assert!(c.exists("t19999").await, "the last one written has room");
     n.shutdown().await;
 }
@@ -361,13 +367,7 @@ async fn volatile_ttl_evicts_the_soonest_deadlines_first() {
 async fn volatile_first_evicts_ttl_keys_then_falls_back_to_lru() {
     let n = limited("volatile-first").await;
     let mut c = Client::to(&n).await;
-    fill(&mut c, "p", 300, |_| vec![], &[]).await;
-    fill(&mut c, "t", 20_000, shrinking_ttl, &[]).await;
-    assert_bounded(&mut c).await;
-    // TTL keys went first, soonest deadline first, keys without one stayed.
-    assert_eq!(c.count(names("p", 0..300)).await, 300);
-    assert_eq!(c.count(names("t", 0..1000)).await, 1000);
-    assert_eq!(c.count(names("t", 10_000..19_999)).await, 0);
+    ttl_keys_go_first_soonest_deadline_first(&mut c).await;
     // Writes of keys without a TTL push out every TTL key, then the least
     // recently used others, and never fail.
     fill(&mut c, "q", 30_000, |_| vec![], &gets("p", 50)).await;
