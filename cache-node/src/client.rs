@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::frame::{Protocol, Reply};
+use crate::parse::Decoder;
 
 /// An authenticated identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,8 @@ pub struct Client {
     pub no_evict: bool,
     pub no_touch: bool,
     pub handle: Arc<Handle>,
+    /// How far the request arriving in the connection's input was decoded.
+    pub decoder: Decoder,
 }
 
 impl Client {
@@ -130,6 +133,7 @@ impl Client {
             no_evict: false,
             no_touch: false,
             handle: Arc::new(Handle::new(id, addr, laddr)),
+            decoder: Decoder::default(),
         }
     }
 

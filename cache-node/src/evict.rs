@@ -269,7 +269,7 @@ pub struct Pool {
 impl Pool {
     /// Offers `key` ranked `rank`: kept when the pool has room or it beats
     /// the worst entry, which then leaves. A key already there is re-ranked.
-    pub fn offer(&mut self, rank: u64, key: &Bytes) {
+    pub fn offer(&mut self, rank: u64, key: &[u8]) {
         if let Some(i) = self.entries.iter().position(|(_, k)| k == key) {
             self.entries.remove(i);
         } else if self.entries.len() >= POOL_SIZE {
@@ -279,7 +279,7 @@ impl Pool {
             self.entries.remove(0);
         }
         let at = self.entries.partition_point(|(r, _)| *r <= rank);
-        self.entries.insert(at, (rank, key.clone()));
+        self.entries.insert(at, (rank, Bytes::copy_from_slice(key)));
     }
 
     /// Takes the best entry.

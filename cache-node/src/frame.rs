@@ -109,8 +109,8 @@ impl Reply {
                 }
             }
             Reply::Double(d) => match proto {
-                Protocol::Resp3 => line(out, b',', format_double(*d).as_bytes()),
-                Protocol::Resp2 => bulk(out, format_double(*d).as_bytes()),
+                Protocol::Resp3 => line(out, b',', format_reply_double(*d).as_bytes()),
+                Protocol::Resp2 => bulk(out, format_reply_double(*d).as_bytes()),
             },
             Reply::Boolean(b) => match proto {
                 Protocol::Resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
@@ -152,8 +152,10 @@ fn itoa(n: i64) -> String {
     n.to_string()
 }
 
-/// Formats a double as Redis does: integral values without a fraction,
-/// `inf`/`-inf`, otherwise the shortest representation that round-trips.
+/// Formats a double the way Redis writes a value it stores as text
+/// (INCRBYFLOAT, HINCRBYFLOAT): integral values without a fraction,
+/// `inf`/`-inf`, otherwise the shortest representation that round-trips,
+/// never in exponent form. Double replies use [`format_reply_double`].
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
         if d > 0.0 { "inf".into() } else { "-inf".into() }
@@ -164,6 +166,71 @@ pub fn format_double(d: f64) -> String {
     } else {
         format!("{d}")
     }
+}
+
+/// Formats a double reply (RESP3 `,`, or the bulk string RESP2 gets, as for
+/// ZSCORE) as Redis 7.0's `addReplyDouble` does, with C's `%.17g`: 17
+/// significant digits without trailing zeros, in exponent form below 1e-4
+/// and from 1e17 on. So `0.1` is `0.10000000000000001` and `1e300` is
+/// `1.0000000000000001e+300`; Redis 7.2 moved to shortest round-trip
+/// digits, 7.0 is what clients are tested against.
+pub fn format_reply_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d == 0.0 {
+        // `%.17g` writes `-0`, but a small sorted set (the usual case)
+        // keeps its scores as text, where Redis turns -0 into 0.
+        return "0".into();
+    }
+    // `{:.16e}` rounds to 17 significant digits as printf does (to nearest,
+    // ties to even, on the exact binary value), and its exponent is the one
+    // after rounding, which is what `%g` picks the notation by.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("an exponent");
+    let exp: i32 = exp.parse().expect("an integer exponent");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
+    // Not empty: the leading digit of a non-zero value is not 0.
+    let digits = digits.trim_end_matches('0');
+    let mut out = String::with_capacity(24);
+    out.push_str(sign);
+    if (-4..17).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(digits);
+                out.extend(std::iter::repeat_n('0', int_len - digits.len()));
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+            out.push_str(digits);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        if exp.abs() < 10 {
+            out.push('0');
+        }
+        out.push_str(&exp.unsigned_abs().to_string());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -203,5 +270,63 @@ mod tests {
             "=5\r\ntxt:x\r\n"
         );
         assert_eq!(enc(Reply::Set(vec![]), Protocol::Resp3), "~0\r\n");
+    }
+
+    #[test]
+    fn double_replies_match_redis_7_0() {
+        // ZADD z <score> a; ZSCORE z a, on redis-server 7.0.15, in RESP2
+        // and (after HELLO 3) RESP3.
+        for (score, redis) in [
+            (1e300, "1.0000000000000001e+300"),
+            (1e-300, "1e-300"),
+            (1.5e20, "1.5e+20"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (0.1, "0.10000000000000001"),
+            (1e17, "1e+17"),
+            (-1e16, "-10000000000000000"),
+            (1e16, "10000000000000000"),
+            (1e15, "1000000000000000"),
+            (1e-4, "0.0001"),
+            (1e-5, "1.0000000000000001e-05"),
+            (1e-7, "9.9999999999999995e-08"),
+            (0.000001234, "1.234e-06"),
+            (0.3, "0.29999999999999999"),
+            (2.5, "2.5"),
+            (3.0, "3"),
+            (12345.678, "12345.678"),
+            (123456789.123, "123456789.123"),
+            (1e21, "1e+21"),
+            (1e23, "9.9999999999999992e+22"),
+            (9007199254740993.0, "9007199254740992"),
+            (5e-324, "4.9406564584124654e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            // A tie at the 17th digit rounds to even, as glibc's printf.
+            (1234567890123456.0 + 0.25, "1234567890123456.2"),
+            (1234567890123456.0 + 0.75, "1234567890123456.8"),
+            // A listpack-encoded set stores -0 as "0".
+            (-0.0, "0"),
+        ] {
+            assert_eq!(format_reply_double(score), redis, "{score:e}");
+            assert_eq!(
+                enc(Reply::Double(score), Protocol::Resp2),
+                format!("${}\r\n{redis}\r\n", redis.len())
+            );
+            assert_eq!(
+                enc(Reply::Double(score), Protocol::Resp3),
+                format!(",{redis}\r\n")
+            );
+        }
+        assert_eq!(format_reply_double(f64::INFINITY), "inf");
+        assert_eq!(format_reply_double(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn stored_doubles_keep_their_long_form() {
+        // INCRBYFLOAT's text, unlike a double reply, has no exponent and no
+        // 17th digit (Redis 7.0 answers `INCRBYFLOAT f 1e300` with 301 digits).
+        assert_eq!(format_double(0.1), "0.1");
+        assert_eq!(format_double(3.0), "3");
+        let big = format_double(1e300);
+        assert!(big.len() == 301 && big.bytes().all(|b| b.is_ascii_digit()));
     }
 }

@@ -593,7 +593,7 @@ fn run_batch(
         let retried = first.is_some();
         let args = match first.take() {
             Some(args) => args,
-            None => match parse::decode(input, &shared.limits) {
+            None => match client.decoder.decode(input, &shared.limits) {
                 Ok(Decoded::Request(args)) if args.is_empty() => continue,
                 Ok(Decoded::Request(args)) => args,
                 Ok(Decoded::Incomplete) => break BatchEnd::Drained,

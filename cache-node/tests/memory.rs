@@ -53,7 +53,7 @@ fn request(key: String, value_len: usize) -> (Bytes, Bytes) {
     (frame.slice(..key.len()), frame.slice(key.len()..))
 }
 
-async fn accounting_is_close_to_the_allocator() {
+fn accounting_is_close_to_the_allocator() {
     for (keys, value_len, ttl) in [
         // Sparse: most slots hold one key.
         (5_000, 100, false),
@@ -135,9 +135,16 @@ async fn used_memory_stays_within_maxmemory() {
     n.shutdown().await;
 }
 
-#[tokio::test]
-async fn memory_as_jemalloc_counts_it() {
+#[test]
+fn memory_as_jemalloc_counts_it() {
     memory::use_jemalloc();
-    accounting_is_close_to_the_allocator().await;
-    used_memory_stays_within_maxmemory().await;
+    // Outside any runtime: what a runtime's start frees and reallocates
+    // shows up in the allocator's counts of the first measurement (seen as
+    // a real/accounted ratio of 0.84 on the first shape, 0.96 on a repeat).
+    accounting_is_close_to_the_allocator();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(used_memory_stays_within_maxmemory());
 }

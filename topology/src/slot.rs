@@ -11,11 +11,16 @@ pub const SLOT_COUNT: u16 = 16384;
 /// Cluster uses for key slots. Table-driven: it is on every keyed command's path.
 pub fn crc16(data: &[u8]) -> u16 {
     data.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ CRC16_TABLE[(((crc >> 8) as u8) ^ b) as usize]
+        (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ b)]
     })
 }
 
-const CRC16_TABLE: [u16; 256] = {
+/// The CRC of each byte value on its own: the top byte of the running CRC,
+/// combined with the next input byte, selects what the next 8 bits of
+/// polynomial division contribute.
+const CRC16_TABLE: [u16; 256] = crc16_table();
+
+const fn crc16_table() -> [u16; 256] {
     let mut table = [0u16; 256];
     let mut i = 0;
     while i < 256 {
@@ -33,7 +38,7 @@ const CRC16_TABLE: [u16; 256] = {
         i += 1;
     }
     table
-};
+}
 
 /// The slot of a key. Only the part between the first `{` and the next `}` is
 /// hashed when that part is non-empty (Redis's hash tags).
@@ -177,6 +182,31 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0x31C3);
     }
 
+    /// The bit-at-a-time definition the table is derived from.
+    fn crc16_bitwise(data: &[u8]) -> u16 {
+        let mut crc = 0u16;
+        for &b in data {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc
+    }
+
+    #[test]
+    fn crc16_table_matches_the_bitwise_definition() {
+        assert_eq!(crc16_bitwise(b"123456789"), 0x31C3);
+        for b in 0..=255u8 {
+            assert_eq!(crc16(&[b]), crc16_bitwise(&[b]), "byte {b}");
+            assert_eq!(crc16(&[b, !b, b]), crc16_bitwise(&[b, !b, b]), "byte {b}");
+        }
+    }
+
     #[test]
     fn key_slots_match_redis() {
         // Values as printed by `redis-cli cluster keyslot` on Redis 7.
@@ -237,6 +267,11 @@ mod tests {
             let k1 = format!("{a}{{{tag}}}{b}");
             prop_assume!(!a.contains('{'));
             prop_assert_eq!(key_slot(k1.as_bytes()), key_slot(tag.as_bytes()));
+        }
+
+        #[test]
+        fn crc16_matches_the_bitwise_definition(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            prop_assert_eq!(crc16(&data), crc16_bitwise(&data));
         }
 
         #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::util::{NOT_INTEGER, SYNTAX, eq, int_arg, parse_i64};
-use crate::db::{Value, WRONGTYPE};
+use crate::db::{Value, ValueRef, WRONGTYPE};
 use crate::frame::Reply;
 
 const BAD_OFFSET: &str = "ERR bit offset is not an integer or out of range";
@@ -263,8 +263,8 @@ fn grow_zeroed(buf: &mut Vec<u8>, len: usize) {
 
 /// Ensures `key` holds a string, creating an empty one; WRONGTYPE otherwise.
 fn string_for_write(cx: &mut Ctx, key: &Bytes) -> Result<(), Reply> {
-    match cx.db.peek(key).map(|e| &e.value) {
-        Some(Value::Str(_)) => Ok(()),
+    match cx.db.peek(key).map(|e| e.value) {
+        Some(ValueRef::Str(_)) => Ok(()),
         Some(_) => Err(Reply::error(WRONGTYPE)),
         None => {
             cx.db.set(key.clone(), Value::Str(Bytes::new()), None);
@@ -275,9 +275,9 @@ fn string_for_write(cx: &mut Ctx, key: &Bytes) -> Result<(), Reply> {
 
 /// The string at `key` for reading: `None` when missing.
 fn string_for_read(cx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-    match cx.db.get(key).map(|e| &e.value) {
+    match cx.db.get(key).map(|e| e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(ValueRef::Str(s)) => Ok(Some(s.to_bytes())),
         Some(_) => Err(Reply::error(WRONGTYPE)),
     }
 }
@@ -337,7 +337,7 @@ pub fn setbit(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     // Setting a bit to the value it has changes nothing: answer without
     // writing, so that the key counts as unchanged (a WATCH on it holds).
-    if let Some(Value::Str(s)) = cx.db.peek(&args[1]).map(|e| &e.value)
+    if let Some(ValueRef::Str(s)) = cx.db.peek(&args[1]).map(|e| e.value)
         && let Some(&b) = s.get(byte)
         && (b & (0x80u8 >> (offset & 7)) != 0) == on
     {
@@ -598,9 +598,9 @@ fn bitfield_generic(cx: &mut Ctx, args: &[Bytes], read_only: bool) -> Reply {
     let len = usize::try_from(highest / 8 + 1)
         .ok()
         .filter(|&n| n as u64 <= limit);
-    match cx.db.peek(key).map(|e| &e.value) {
-        Some(Value::Str(s)) => {
-            if let Some(replies) = len.and_then(|len| dry_run(s, &fields, len)) {
+    match cx.db.peek(key).map(|e| e.value) {
+        Some(ValueRef::Str(s)) => {
+            if let Some(replies) = len.and_then(|len| dry_run(&s, &fields, len)) {
                 return Reply::Array(replies);
             }
         }

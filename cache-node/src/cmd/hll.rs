@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::bits::edit_str;
-use crate::db::{Value, WRONGTYPE};
+use crate::db::{Value, ValueRef, WRONGTYPE};
 use crate::frame::Reply;
 use crate::hll::{self, REGISTERS, SPARSE_MAX_BYTES};
 
@@ -19,10 +19,10 @@ const CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
 /// WRONGTYPE for another type, Redis's HyperLogLog WRONGTYPE for a string
 /// that is not one.
 fn hll_at(cx: &mut Ctx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-    match cx.db.get(key).map(|e| &e.value) {
+    match cx.db.get(key).map(|e| e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) if hll::is_hll(s) => Ok(Some(s.clone())),
-        Some(Value::Str(_)) => Err(Reply::error(NOT_HLL)),
+        Some(ValueRef::Str(s)) if hll::is_hll(&s) => Ok(Some(s.to_bytes())),
+        Some(ValueRef::Str(_)) => Err(Reply::error(NOT_HLL)),
         Some(_) => Err(Reply::error(WRONGTYPE)),
     }
 }
@@ -48,23 +48,23 @@ fn union(cx: &mut Ctx, keys: &[Bytes]) -> Result<(Box<[u8; REGISTERS]>, bool), R
 pub fn pfadd(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let mut updated = false;
-    match cx.db.peek(key).map(|e| &e.value) {
+    match cx.db.peek(key).map(|e| e.value) {
         None => {
             cx.db
                 .set(key.clone(), Value::Str(Bytes::from(hll::empty())), None);
             updated = true;
         }
-        Some(Value::Str(s)) if hll::is_hll(s) => {
+        Some(ValueRef::Str(s)) if hll::is_hll(&s) => {
             // Nothing to raise: answer without writing, so that the key
             // counts as unchanged (a WATCH on it holds), as in Redis.
             if args[2..]
                 .iter()
-                .all(|e| hll::would_change(s, e) == Ok(false))
+                .all(|e| hll::would_change(&s, e) == Ok(false))
             {
                 return Reply::Integer(0);
             }
         }
-        Some(Value::Str(_)) => return Reply::error(NOT_HLL),
+        Some(ValueRef::Str(_)) => return Reply::error(NOT_HLL),
         Some(_) => return Reply::error(WRONGTYPE),
     }
     let result = cx.db.update(key, |v| {

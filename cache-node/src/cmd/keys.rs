@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::util::{SYNTAX, eq, int_arg};
-use crate::db::{Entry, Value};
+use crate::db::{Entry, ValueRef};
 use crate::frame::Reply;
 use crate::types::List;
 
@@ -229,14 +229,16 @@ pub fn copy(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if args[1] == args[2] {
         return Reply::error("ERR source and destination objects are the same");
     }
-    let Some(src) = db.peek(&args[1]).cloned() else {
+    let Some((value, deadline)) = db
+        .peek(&args[1])
+        .map(|e| (e.value.to_value(), e.expires_at()))
+    else {
         return Reply::Integer(0);
     };
     if !replace && db.peek(&args[2]).is_some() {
         return Reply::Integer(0);
     }
-    let deadline = src.expires_at();
-    db.set(args[2].clone(), src.value, deadline);
+    db.set(args[2].clone(), value, deadline);
     Reply::Integer(1)
 }
 
@@ -356,7 +358,7 @@ where
     let Some(entry) = cx.db.peek(&args[1]) else {
         return scan_reply(0, vec![]);
     };
-    let value = &entry.value;
+    let value = entry.value;
     let Some(collection) = C::of(value) else {
         return Reply::error(crate::db::WRONGTYPE);
     };
@@ -467,33 +469,33 @@ fn is_int_encoded(s: &[u8]) -> bool {
 /// thresholds. Judged from the contents alone: Redis never converts a
 /// collection back after it shrinks, and we keep no history, so a
 /// collection that grew and shrank again reads as compact here.
-pub(super) fn encoding(value: &Value) -> &'static str {
+pub(super) fn encoding(value: ValueRef<'_>) -> &'static str {
     let short = |b: &Bytes| b.len() <= LISTPACK_VALUE;
     match value {
-        Value::Str(s) if is_int_encoded(s) => "int",
-        Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
-        Value::Str(_) => "raw",
-        Value::Hash(h)
+        ValueRef::Str(s) if is_int_encoded(&s) => "int",
+        ValueRef::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+        ValueRef::Str(_) => "raw",
+        ValueRef::Hash(h)
             if h.len() <= LISTPACK_ENTRIES && h.iter().all(|(f, v)| short(f) && short(v)) =>
         {
             "listpack"
         }
-        Value::Hash(_) => "hashtable",
+        ValueRef::Hash(_) => "hashtable",
         // Intset members are integers Redis's `string2ll` accepts.
-        Value::Set(s)
+        ValueRef::Set(s)
             if s.len() <= INTSET_ENTRIES
                 && s.iter().all(|m| super::util::parse_i64(m).is_some()) =>
         {
             "intset"
         }
-        Value::Set(s) if s.len() <= LISTPACK_ENTRIES && s.iter().all(short) => "listpack",
-        Value::Set(_) => "hashtable",
-        Value::ZSet(z) if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| short(m)) => {
+        ValueRef::Set(s) if s.len() <= LISTPACK_ENTRIES && s.iter().all(short) => "listpack",
+        ValueRef::Set(_) => "hashtable",
+        ValueRef::ZSet(z) if z.len() <= LISTPACK_ENTRIES && z.iter().all(|(m, _)| short(m)) => {
             "listpack"
         }
-        Value::ZSet(_) => "skiplist",
-        Value::List(l) if fits_one_listpack(l) => "listpack",
-        Value::List(_) => "quicklist",
+        ValueRef::ZSet(_) => "skiplist",
+        ValueRef::List(l) if fits_one_listpack(l) => "listpack",
+        ValueRef::List(_) => "quicklist",
     }
 }
 
@@ -532,7 +534,7 @@ fn fits_one_listpack(list: &List) -> bool {
 
 /// Whether a collection comes back whole from its *SCAN (Redis's compact
 /// encodings ignore the cursor).
-pub(super) fn is_compact(value: &Value) -> bool {
+pub(super) fn is_compact(value: ValueRef<'_>) -> bool {
     matches!(encoding(value), "listpack" | "intset")
 }
 
@@ -540,7 +542,7 @@ pub(super) fn is_compact(value: &Value) -> bool {
 pub fn object_encoding(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     cx.db
         .peek(&args[2])
-        .map_or(Reply::Null, |e| Reply::text(encoding(&e.value)))
+        .map_or(Reply::Null, |e| Reply::text(encoding(e.value)))
 }
 
 /// `OBJECT REFCOUNT key`: 1, except for the integers Redis shares between
@@ -550,19 +552,17 @@ pub fn object_refcount(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     // Redis stops sharing integers when an LRU/LFU policy needs per-key access data.
     let sharing =
         shared.maxmemory() == 0 || !Policy::of(cx.db.eviction().policy.name()).tracks_access();
-    cx.db
-        .peek(&args[2])
-        .map_or(Reply::Null, |e| match &e.value {
-            Value::Str(s)
-                if sharing
-                    && is_int_encoded(s)
-                    && super::util::parse_i64(s)
-                        .is_some_and(|n| (0..SHARED_INTEGERS).contains(&n)) =>
-            {
-                Reply::Integer(i64::from(i32::MAX))
-            }
-            _ => Reply::Integer(1),
-        })
+    cx.db.peek(&args[2]).map_or(Reply::Null, |e| match e.value {
+        ValueRef::Str(s)
+            if sharing
+                && is_int_encoded(&s)
+                && super::util::parse_i64(&s)
+                    .is_some_and(|n| (0..SHARED_INTEGERS).contains(&n)) =>
+        {
+            Reply::Integer(i64::from(i32::MAX))
+        }
+        _ => Reply::Integer(1),
+    })
 }
 
 /// `OBJECT IDLETIME key`
@@ -572,7 +572,7 @@ pub fn object_idletime(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
         idletime_reply(
             Policy::of(settings.policy.name()),
-            access(e, now, &settings),
+            access(&e, now, &settings),
         )
     })
 }
@@ -584,7 +584,7 @@ pub fn object_freq(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
         freq_reply(
             Policy::of(settings.policy.name()),
-            access(e, now, &settings),
+            access(&e, now, &settings),
         )
     })
 }
@@ -661,6 +661,7 @@ fn freq_reply(policy: Policy, access: Access) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Value;
     use crate::types::{End, Hash, Set, SortedSet};
 
     fn b(s: &str) -> Bytes {
@@ -669,7 +670,7 @@ mod tests {
 
     #[test]
     fn strings_encode_like_redis() {
-        let enc = |s: &str| encoding(&Value::Str(b(s)));
+        let enc = |s: &str| encoding(Value::Str(b(s)).as_ref());
         assert_eq!(enc("12345"), "int");
         assert_eq!(enc("-9223372036854775808"), "int");
         assert_eq!(enc("9223372036854775808"), "embstr");
@@ -683,39 +684,45 @@ mod tests {
         let set = |n: usize, f: &dyn Fn(usize) -> String| {
             Value::Set((0..n).map(|i| b(&f(i))).collect::<Set>())
         };
-        assert_eq!(encoding(&set(512, &|i| i.to_string())), "intset");
-        assert_eq!(encoding(&set(513, &|i| i.to_string())), "hashtable");
-        assert_eq!(encoding(&set(128, &|i| format!("m{i}"))), "listpack");
-        assert_eq!(encoding(&set(129, &|i| format!("m{i}"))), "hashtable");
-        assert_eq!(encoding(&set(1, &|_| "x".repeat(65))), "hashtable");
+        assert_eq!(encoding(set(512, &|i| i.to_string()).as_ref()), "intset");
+        assert_eq!(encoding(set(513, &|i| i.to_string()).as_ref()), "hashtable");
+        assert_eq!(
+            encoding(set(128, &|i| format!("m{i}")).as_ref()),
+            "listpack"
+        );
+        assert_eq!(
+            encoding(set(129, &|i| format!("m{i}")).as_ref()),
+            "hashtable"
+        );
+        assert_eq!(encoding(set(1, &|_| "x".repeat(65)).as_ref()), "hashtable");
 
         let mut h = Hash::default();
         h.insert(b("f"), b(&"v".repeat(64)));
-        assert_eq!(encoding(&Value::Hash(h.clone())), "listpack");
+        assert_eq!(encoding(Value::Hash(h.clone()).as_ref()), "listpack");
         h.insert(b("g"), b(&"v".repeat(65)));
-        assert_eq!(encoding(&Value::Hash(h)), "hashtable");
+        assert_eq!(encoding(Value::Hash(h).as_ref()), "hashtable");
 
         let mut z = SortedSet::default();
         for i in 0..128 {
             z.insert(b(&i.to_string()), i as f64);
         }
-        assert_eq!(encoding(&Value::ZSet(z.clone())), "listpack");
+        assert_eq!(encoding(Value::ZSet(z.clone()).as_ref()), "listpack");
         z.insert(b("one more"), 0.0);
-        assert_eq!(encoding(&Value::ZSet(z)), "skiplist");
+        assert_eq!(encoding(Value::ZSet(z).as_ref()), "skiplist");
 
         let mut l = List::default();
         for _ in 0..1000 {
             l.push(End::Right, b("abcde"));
         }
         // 1000 entries of 1 + 5 bytes and a 1-byte back length: 7007 bytes.
-        assert_eq!(encoding(&Value::List(l.clone())), "listpack");
+        assert_eq!(encoding(Value::List(l.clone()).as_ref()), "listpack");
         for _ in 0..200 {
             l.push(End::Right, b("abcde"));
         }
-        assert_eq!(encoding(&Value::List(l)), "quicklist");
+        assert_eq!(encoding(Value::List(l).as_ref()), "quicklist");
         let mut big = List::default();
         big.push(End::Left, b(&"x".repeat(9000)));
-        assert_eq!(encoding(&Value::List(big)), "quicklist");
+        assert_eq!(encoding(Value::List(big).as_ref()), "quicklist");
     }
 
     #[test]

@@ -4,13 +4,13 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::util::{NOT_INTEGER, SYNTAX, eq, int_arg, parse_i64};
-use crate::db::{Db, Value, WRONGTYPE};
+use crate::db::{Db, Value, ValueRef, WRONGTYPE};
 use crate::frame::Reply;
 
 pub fn get(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let db = &mut *cx.db;
-    match db.get(&args[1]).map(|e| &e.value) {
-        Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+    match db.get(&args[1]).map(|e| e.value) {
+        Some(ValueRef::Str(s)) => Reply::Bulk(s.to_bytes()),
         Some(_) => Reply::error(WRONGTYPE),
         None => Reply::Null,
     }
@@ -76,12 +76,12 @@ pub fn set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         i += 1;
     }
     let key = &args[1];
-    let old = db.peek(key).cloned();
+    let old = db
+        .peek(key)
+        .map(|e| (e.value.as_str().map(|s| s.to_bytes()), e.expires_at()));
     let old_value = match (&old, get) {
-        (Some(e), true) => match &e.value {
-            Value::Str(s) => Reply::Bulk(s.clone()),
-            _ => return Reply::error(WRONGTYPE),
-        },
+        (Some((Some(s), _)), true) => Reply::Bulk(s.clone()),
+        (Some((None, _)), true) => return Reply::error(WRONGTYPE),
         (None, true) => Reply::Null,
         _ => Reply::OK,
     };
@@ -90,7 +90,7 @@ pub fn set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     }
     let deadline = match ttl {
         Ttl::Clear => None,
-        Ttl::Keep => old.and_then(|e| e.expires_at()),
+        Ttl::Keep => old.and_then(|(_, at)| at),
         Ttl::At(at) => Some(at),
     };
     db.set(key.clone(), Value::Str(args[2].clone()), deadline);
@@ -151,8 +151,8 @@ pub fn mget(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         args[1..]
             .iter()
             // MGET answers nil for keys of other types rather than failing.
-            .map(|k| match db.get(k).map(|e| &e.value) {
-                Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+            .map(|k| match db.get(k).map(|e| e.value) {
+                Some(ValueRef::Str(s)) => Reply::Bulk(s.to_bytes()),
                 _ => Reply::Null,
             })
             .collect(),
@@ -172,9 +172,9 @@ pub fn mset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// The string at `key`, if any; `WRONGTYPE` for another type.
 fn string_at(db: &mut Db, key: &[u8]) -> Result<Option<Bytes>, Reply> {
-    match db.peek(key).map(|e| &e.value) {
+    match db.peek(key).map(|e| e.value) {
         None => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
+        Some(ValueRef::Str(s)) => Ok(Some(s.to_bytes())),
         Some(_) => Err(Reply::error(WRONGTYPE)),
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::util::{MAX_RANDOM_REPEATS, SYNTAX, eq, int_arg};
-use crate::db::{Db, Value, WRONGTYPE};
+use crate::db::{Db, Value, ValueRef, WRONGTYPE};
 use crate::frame::{Protocol, Reply, format_double};
 use crate::types::{Set, SortedSet};
 
@@ -681,10 +681,10 @@ enum Source {
 
 impl Source {
     fn load(db: &mut Db, key: &[u8]) -> Result<Self, Reply> {
-        match db.peek(key).map(|e| &e.value) {
+        match db.peek(key).map(|e| e.value) {
             None => Ok(Source::Missing),
-            Some(Value::ZSet(z)) => Ok(Source::Sorted(z.clone())),
-            Some(Value::Set(s)) => Ok(Source::Plain(s.clone())),
+            Some(ValueRef::ZSet(z)) => Ok(Source::Sorted(z.clone())),
+            Some(ValueRef::Set(s)) => Ok(Source::Plain(s.clone())),
             Some(_) => Err(Reply::error(WRONGTYPE)),
         }
     }

@@ -1,128 +1,66 @@
 //! The keyspace: values organised per hash slot, with expiry.
 //!
-//! Keys live in one hash map per slot, so that counting, listing and dropping
-//! a slot's keys (what `CLUSTER COUNTKEYSINSLOT` and slot migration need)
-//! never scans the whole keyspace. Keys with a deadline are also indexed by
-//! deadline, so active expiry removes exactly the keys that are due instead of
-//! sampling.
+//! Keys live in one hash table per slot, so that counting, listing and
+//! dropping a slot's keys (what `CLUSTER COUNTKEYSINSLOT` and slot migration
+//! need) never scans the whole keyspace, and so that no table is ever large:
+//! with 16384 of them a table that grows rehashes 1/16384 of the keys, a
+//! pause measured in microseconds even at tens of millions of keys. A table
+//! holds one pointer per key, to a [`Record`] that keeps the key, its value
+//! (inline when it is a short string), its deadline and its access data in
+//! one allocation. Keys with a deadline are also indexed by deadline, so
+//! active expiry removes exactly the keys that are due instead of sampling.
 //!
 //! Memory accounting ([`Db::used_bytes`]) follows what the allocator really
-//! holds, in O(1) per change: each slot's table by its capacity, each key and
-//! string value rounded up to an allocator size class, each deadline's share
-//! of the deadline index. Keys and small values are copied out of the
-//! request they came in (see [`own`]) so that evicting a key frees it.
+//! holds, in O(1) per change: each slot's table by its capacity, each record
+//! by its allocator size class and its payload, each deadline's share of
+//! the deadline index.
 //!
 //! Eviction ([`Db::evict_one`]) takes its victims as [`crate::evict`] decides;
-//! each entry carries the LRU clock or LFU counter it is ranked by.
+//! each record carries the LRU clock or LFU counter it is ranked by.
+
+// A record packs a key and its value into one allocation, which safe Rust
+// cannot express without a second allocation or a fat pointer per key; the
+// unsafe code is confined to that module and tested shape by shape.
+#[allow(unsafe_code)]
+mod record;
+mod sample;
+mod value;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use tidecache_topology::{SLOT_COUNT, key_slot};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::evict::{self, Pool, Settings, Source};
 use crate::memory::{self, Meter};
-use crate::types::{Hash, List, Set, SortedSet};
+pub use record::INLINE_MAX;
+use record::Record;
+use sample::{SlotCounts, sample};
+pub use value::{COPY_MAX, Collection, StrRef, Value, ValueRef, WRONGTYPE, alloc_size, own};
 
-/// A stored value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Str(Bytes),
-    Hash(Hash),
-    List(List),
-    Set(Set),
-    ZSet(SortedSet),
-}
-
-impl Value {
-    /// Bytes this value accounts for in `used_memory`; O(1).
-    fn footprint(&self) -> usize {
-        match self {
-            // Small strings are copies of their own (see `own`); large ones
-            // share the request buffer they arrived in, which they fill.
-            Value::Str(b) if b.len() <= COPY_MAX => alloc_size(b.len()),
-            Value::Str(b) => b.len(),
-            Value::Hash(h) => h.bytes(),
-            Value::List(l) => l.bytes(),
-            Value::Set(s) => s.bytes(),
-            Value::ZSet(z) => z.bytes(),
-        }
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-            Value::Hash(_) => "hash",
-            Value::List(_) => "list",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
-        }
-    }
-
-    /// Collections vanish when their last element goes, as in Redis.
-    fn is_empty_collection(&self) -> bool {
-        match self {
-            Value::Str(_) => false,
-            Value::Hash(h) => h.is_empty(),
-            Value::List(l) => l.is_empty(),
-            Value::Set(s) => s.is_empty(),
-            Value::ZSet(z) => z.is_empty(),
-        }
-    }
-}
-
-/// A collection type stored in a [`Value`] variant; lets commands read and
-/// write any collection through one pair of helpers.
-pub trait Collection: Default + Sized {
-    fn of(value: &Value) -> Option<&Self>;
-    fn of_mut(value: &mut Value) -> Option<&mut Self>;
-    fn into_value(self) -> Value;
-}
-
-macro_rules! collection {
-    ($ty:ident, $variant:ident) => {
-        impl Collection for $ty {
-            fn of(value: &Value) -> Option<&Self> {
-                match value {
-                    Value::$variant(c) => Some(c),
-                    _ => None,
-                }
-            }
-            fn of_mut(value: &mut Value) -> Option<&mut Self> {
-                match value {
-                    Value::$variant(c) => Some(c),
-                    _ => None,
-                }
-            }
-            fn into_value(self) -> Value {
-                Value::$variant(self)
-            }
-        }
-    };
-}
-collection!(Hash, Hash);
-collection!(List, List);
-collection!(Set, Set);
-collection!(SortedSet, ZSet);
-
-/// The reply for a command applied to a key of another type.
-pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub value: Value,
-    /// Unix time in milliseconds after which the key no longer exists, 0 for
-    /// none. Not an `Option<u64>`: that takes 16 bytes, and the 8 it wastes
-    /// are where `access` fits, so the entry is no larger than without it.
+/// A live key's stored data, borrowed from the keyspace.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub value: ValueRef<'a>,
+    /// Unix ms after which the key no longer exists, 0 for none.
     deadline: u64,
-    /// LRU clock or LFU counter, as [`crate::evict`] reads them.
     access: u32,
 }
 
-impl Entry {
+impl<'a> Entry<'a> {
+    fn of(record: &'a Record) -> Self {
+        Entry {
+            value: record.value(),
+            deadline: record.deadline(),
+            access: record.access(),
+        }
+    }
+
     /// Unix time in milliseconds after which the key no longer exists.
     pub fn expires_at(&self) -> Option<u64> {
         (self.deadline != 0).then_some(self.deadline)
@@ -140,46 +78,8 @@ fn deadline_of(expires_at: Option<u64>) -> u64 {
     expires_at.map_or(0, |at| at.max(1))
 }
 
-/// Bytes an allocation of `n` bytes takes: jemalloc's size classes (16-byte
-/// steps to 128, then four classes per doubling), which glibc's 16-byte
-/// chunks with an 8-byte header follow closely.
-pub fn alloc_size(n: usize) -> usize {
-    match n {
-        0 => 0,
-        1..=128 => n.next_multiple_of(16),
-        _ => {
-            // A quarter of the power of two just below.
-            let log2 = usize::BITS - 1 - (n - 1).leading_zeros();
-            n.next_multiple_of(1 << (log2 - 2))
-        }
-    }
-}
-
-/// Strings up to this long are copied out of the request that brought them
-/// (Redis copies arguments below `PROTO_MBULK_BIG_ARG` the same way). A
-/// slice would keep the whole read buffer alive, shared with every other
-/// key and value of the same read, and evicting the key would free nothing.
-const COPY_MAX: usize = 32 * 1024;
-
-/// `b`, in an allocation of its own unless it already has one or is large
-/// enough to fill the buffer it shares.
-fn own(b: Bytes) -> Bytes {
-    if b.len() <= COPY_MAX && !b.is_unique() {
-        Bytes::copy_from_slice(&b)
-    } else {
-        b
-    }
-}
-
-fn own_value(value: Value) -> Value {
-    match value {
-        Value::Str(b) => Value::Str(own(b)),
-        other => other,
-    }
-}
-
-/// One bucket of a slot's table: the key, the entry and a control byte.
-const BUCKET: usize = std::mem::size_of::<(Bytes, Entry)>() + 1;
+/// One bucket of a slot's table: a record pointer and a control byte.
+const BUCKET: usize = std::mem::size_of::<Record>() + 1;
 
 /// Bytes of a slot table that can hold `capacity` keys without growing
 /// (hashbrown: buckets a power of two, at most 7/8 full, plus one control
@@ -201,9 +101,18 @@ fn table_buckets(capacity: usize) -> usize {
 }
 
 /// A deadline's share of the deadline index: its `(u64, Bytes)` element in
-/// B-tree nodes about 60% full, and the shared header the key's bytes get
-/// once the index holds a second reference to them.
+/// B-tree nodes about 60% full, and the key's copy the index holds.
 const DEADLINE_COST: usize = 96;
+
+/// What a record costs beyond its bucket, deadline index included.
+fn charge(record: &Record) -> usize {
+    let index = if record.deadline() == 0 {
+        0
+    } else {
+        DEADLINE_COST
+    };
+    record.bytes() + index
+}
 
 /// Keyspace statistics for INFO and metrics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -227,8 +136,77 @@ struct Interest {
     blocked: HashMap<Bytes, Vec<Arc<Notify>>>,
 }
 
+/// The per-slot tables, the hasher they share and their key counts.
+struct Tables {
+    slots: Vec<HashTable<Record>>,
+    /// Each table's length, summed for uniform sampling (see [`sample`]).
+    counts: SlotCounts,
+    /// foldhash with a per-process random seed: clients choose the keys, so
+    /// the hash must not be predictable.
+    hasher: DefaultHashBuilder,
+}
+
+impl Tables {
+    fn new() -> Self {
+        Tables {
+            slots: (0..SLOT_COUNT).map(|_| HashTable::new()).collect(),
+            counts: SlotCounts::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Record> {
+        let hash = self.hasher.hash_one(key);
+        self.slots[slot_of(key)].find(hash, |r| r.key() == key)
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Record> {
+        let hash = self.hasher.hash_one(key);
+        self.slots[slot_of(key)].find_mut(hash, |r| r.key() == key)
+    }
+
+    /// Adds the record of a key known to be absent.
+    fn insert(&mut self, slot: usize, record: Record) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(record.key());
+        self.slots[slot].insert_unique(hash, record, |r| hasher.hash_one(r.key()));
+        self.counts.add(slot, 1);
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Record> {
+        let hash = self.hasher.hash_one(key);
+        let slot = slot_of(key);
+        let found = self.slots[slot].find_entry(hash, |r| r.key() == key);
+        let record = found.ok()?.remove().0;
+        self.counts.add(slot, -1);
+        Some(record)
+    }
+
+    fn clear(&mut self) {
+        for slot in &mut self.slots {
+            *slot = HashTable::new();
+        }
+        self.counts.clear();
+    }
+
+    /// Replaces the record of `key` by what `f` makes of it, in the same
+    /// bucket; `None` when the key is absent.
+    fn replace<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
+        let hash = self.hasher.hash_one(key);
+        let found = self.slots[slot_of(key)].find_entry(hash, |r| r.key() == key);
+        let (record, vacant) = found.ok()?.remove();
+        let (record, result) = f(record);
+        vacant.insert(record);
+        Some(result)
+    }
+}
+
+fn slot_of(key: &[u8]) -> usize {
+    usize::from(key_slot(key))
+}
+
 pub struct Db {
-    slots: Vec<HashMap<Bytes, Entry>>,
+    tables: Tables,
     interest: Interest,
     /// (deadline in ms, key) for every key that has a deadline.
     deadlines: BTreeSet<(u64, Bytes)>,
@@ -247,7 +225,7 @@ pub struct Db {
 impl Db {
     pub fn new(clock: Clock) -> Self {
         Self {
-            slots: (0..SLOT_COUNT).map(|_| HashMap::new()).collect(),
+            tables: Tables::new(),
             interest: Interest::default(),
             deadlines: BTreeSet::new(),
             len: 0,
@@ -334,69 +312,50 @@ impl Db {
     }
 
     pub fn count_in_slot(&self, slot: u16) -> usize {
-        self.slots[usize::from(slot)].len()
+        self.tables.slots[usize::from(slot)].len()
     }
 
     pub fn keys_in_slot(&self, slot: u16, limit: usize) -> Vec<Bytes> {
-        self.slots[usize::from(slot)]
-            .keys()
+        self.tables.slots[usize::from(slot)]
+            .iter()
             .take(limit)
-            .cloned()
+            .map(|r| Bytes::copy_from_slice(r.key()))
             .collect()
-    }
-
-    /// What an entry costs beyond its bucket in the slot's table.
-    fn charge(key: &[u8], value: &Value, deadline: u64) -> usize {
-        let index = if deadline == 0 { 0 } else { DEADLINE_COST };
-        alloc_size(key.len()) + value.footprint() + index
     }
 
     /// Accounts for a slot table whose capacity was `before` and may have
     /// changed.
     fn retable(&mut self, slot: usize, before: usize) {
-        let after = self.slots[slot].capacity();
+        let after = self.tables.slots[slot].capacity();
         if after != before {
             self.used_bytes = self.used_bytes + table_bytes(after) - table_bytes(before);
         }
     }
 
     /// The live entry of `key`, reclaiming it first if it has expired.
-    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+    pub fn get(&mut self, key: &[u8]) -> Option<Entry<'_>> {
         self.lookup(key, true)
     }
 
     /// Finds the live entry of `key`, recording the access unless the
     /// command runs for a `CLIENT NO-TOUCH` client, and counting a hit or a
     /// miss when `count`.
-    fn lookup(&mut self, key: &[u8], count: bool) -> Option<&Entry> {
-        let slot = usize::from(key_slot(key));
+    fn lookup(&mut self, key: &[u8], count: bool) -> Option<Entry<'_>> {
+        self.expire_if_due(key);
         let now = self.now_ms();
-        let live = match self.slots[slot].get_mut(key) {
-            None => None,
-            Some(e) if e.deadline != 0 && e.deadline <= now => Some(false),
-            Some(e) => {
-                if self.touching {
-                    record_access(e, &self.eviction, now);
-                }
-                Some(true)
-            }
-        };
-        if live == Some(false) {
-            self.remove(key);
-        }
-        let live = live == Some(true);
-        if count {
-            if live {
-                self.stats.hits += 1;
-            } else {
+        let Some(record) = self.tables.get_mut(key) else {
+            if count {
                 self.stats.misses += 1;
             }
+            return None;
+        };
+        if self.touching {
+            record_access(record, &self.eviction, now);
         }
-        if live {
-            self.slots[slot].get(key)
-        } else {
-            None
+        if count {
+            self.stats.hits += 1;
         }
+        Some(Entry::of(record))
     }
 
     /// `TOUCH`: records an access to `key` even for a `CLIENT NO-TOUCH`
@@ -410,9 +369,9 @@ impl Db {
 
     /// Like [`Db::get`] but without touching hit/miss statistics (for
     /// commands that only check existence or TTL).
-    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+    pub fn peek(&mut self, key: &[u8]) -> Option<Entry<'_>> {
         self.expire_if_due(key);
-        self.slots[usize::from(key_slot(key))].get(key)
+        self.tables.get(key).map(Entry::of)
     }
 
     /// Stores `value` under `key` with the given deadline, replacing any
@@ -423,7 +382,7 @@ impl Db {
         // counts as an access (Redis's `dbSetValue`); otherwise it is new.
         let previous = self
             .take(&key)
-            .and_then(|(old, live)| live.then_some(old.access));
+            .and_then(|(old, live)| live.then(|| old.access()));
         let settings = self.eviction;
         let access = match previous {
             Some(a) if settings.policy.is_lfu() && self.touching => {
@@ -432,28 +391,36 @@ impl Db {
             Some(a) if settings.policy.is_lfu() => a,
             _ => evict::fresh_access(&settings, now),
         };
-        self.insert(own(key), own_value(value), deadline_of(expires_at), access);
+        self.insert(Record::new(&key, value, deadline_of(expires_at), access));
     }
 
-    /// Adds an entry for a key known to be absent.
-    fn insert(&mut self, key: Bytes, value: Value, deadline: u64, access: u32) {
-        let slot = usize::from(key_slot(&key));
-        self.used_bytes += Self::charge(&key, &value, deadline);
-        if deadline != 0 {
-            self.deadlines.insert((deadline, key.clone()));
+    /// Adds the record of a key known to be absent.
+    fn insert(&mut self, record: Record) {
+        let slot = slot_of(record.key());
+        self.used_bytes += charge(&record);
+        if record.deadline() != 0 {
+            let key = Bytes::copy_from_slice(record.key());
+            self.deadlines.insert((record.deadline(), key));
         }
-        self.touched(&key);
-        let before = self.slots[slot].capacity();
-        self.slots[slot].insert(
-            key,
-            Entry {
-                value,
-                deadline,
-                access,
-            },
-        );
+        self.touched(record.key());
+        let before = self.tables.slots[slot].capacity();
+        self.tables.insert(slot, record);
         self.retable(slot, before);
         self.len += 1;
+    }
+
+    /// Replaces the record of an existing key by what `f` makes of it,
+    /// keeping the accounting right (the deadline index is the caller's).
+    fn rewrite<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
+        let mut delta = (0, 0);
+        let result = self.tables.replace(key, |old| {
+            delta.0 = charge(&old);
+            let (new, result) = f(old);
+            delta.1 = charge(&new);
+            (new, result)
+        })?;
+        self.used_bytes = self.used_bytes - delta.0 + delta.1;
+        Some(result)
     }
 
     /// Replaces the value of an existing live key, keeping its deadline.
@@ -461,33 +428,44 @@ impl Db {
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
         self.expire_if_due(key);
         let now = self.now_ms();
-        let Some(entry) = self.slots[usize::from(key_slot(key))].get_mut(key) else {
-            return false;
-        };
-        let value = own_value(value);
-        self.used_bytes = self.used_bytes - entry.value.footprint() + value.footprint();
-        entry.value = value;
-        if self.touching {
-            record_access(entry, &self.eviction, now);
+        let (settings, touching) = (self.eviction, self.touching);
+        let replaced = self.rewrite(key, |mut record| {
+            if touching {
+                record_access(&mut record, &settings, now);
+            }
+            let deadline = record.deadline();
+            (record.rebuilt(value, deadline), ())
+        });
+        if replaced.is_some() {
+            self.touched(key);
         }
-        self.touched(key);
-        true
+        replaced.is_some()
     }
 
     /// Runs `f` on the live value of `key`, keeping memory accounting right
     /// and deleting the key if `f` leaves an empty collection behind.
     pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Value) -> R) -> Option<R> {
         self.expire_if_due(key);
-        let slot = usize::from(key_slot(key));
         let now = self.now_ms();
-        let entry = self.slots[slot].get_mut(key)?;
-        if self.touching {
-            record_access(entry, &self.eviction, now);
-        }
-        let before = entry.value.footprint();
-        let result = f(&mut entry.value);
-        self.used_bytes = self.used_bytes - before + entry.value.footprint();
-        if entry.value.is_empty_collection() {
+        let (settings, touching) = (self.eviction, self.touching);
+        let (result, emptied) = self.rewrite(key, |mut record| {
+            if touching {
+                record_access(&mut record, &settings, now);
+            }
+            // Collections change in place; strings are rebuilt, which for
+            // a long one moves its buffer without copying it.
+            if let Some(v) = record.collection_mut() {
+                let result = f(v);
+                let emptied = v.is_empty_collection();
+                return (record, (result, emptied));
+            }
+            record.into_parts(|key, mut value, deadline, access| {
+                let result = f(&mut value);
+                let emptied = value.is_empty_collection();
+                (Record::new(key, value, deadline, access), (result, emptied))
+            })
+        })?;
+        if emptied {
             self.remove(key);
         }
         self.touched(key);
@@ -503,7 +481,7 @@ impl Db {
     ) -> Result<Option<R>, &'static str> {
         match self.lookup(key, false) {
             None => Ok(None),
-            Some(e) => T::of(&e.value).map(|c| Some(f(c))).ok_or(WRONGTYPE),
+            Some(e) => T::of(e.value).map(|c| Some(f(c))).ok_or(WRONGTYPE),
         }
     }
 
@@ -516,7 +494,7 @@ impl Db {
         f: impl FnOnce(&mut T) -> R,
     ) -> Result<R, &'static str> {
         match self.peek(key) {
-            Some(e) if T::of(&e.value).is_none() => return Err(WRONGTYPE),
+            Some(e) if T::of(e.value).is_none() => return Err(WRONGTYPE),
             Some(_) => {}
             None => self.set(key.clone(), T::default().into_value(), None),
         }
@@ -529,25 +507,25 @@ impl Db {
         self.take(key).is_some_and(|(_, live)| live)
     }
 
-    /// Removes `key` and returns its entry, and whether it was live (an
+    /// Removes `key` and returns its record, and whether it was live (an
     /// expired one counts as expired).
-    fn take(&mut self, key: &[u8]) -> Option<(Entry, bool)> {
-        let slot = usize::from(key_slot(key));
-        let (k, entry) = self.slots[slot].remove_entry(key)?;
+    fn take(&mut self, key: &[u8]) -> Option<(Record, bool)> {
+        let record = self.tables.remove(key)?;
+        let slot = slot_of(key);
         self.len -= 1;
-        self.used_bytes -= Self::charge(&k, &entry.value, entry.deadline);
+        self.used_bytes -= charge(&record);
         self.shrink_if_sparse(slot);
-        self.touched(&k);
+        self.touched(key);
         let mut live = true;
-        if entry.deadline != 0 {
-            let at = entry.deadline;
-            self.deadlines.remove(&(at, k));
+        let at = record.deadline();
+        if at != 0 {
+            self.deadlines.remove(&(at, Bytes::copy_from_slice(key)));
             if at <= self.now_ms() {
                 self.stats.expired += 1;
                 live = false;
             }
         }
-        Some((entry, live))
+        Some((record, live))
     }
 
     /// Gives memory back from a slot table left empty or mostly empty
@@ -555,10 +533,11 @@ impl Db {
     /// full. An empty table is freed: with 16384 of them, the smallest
     /// tables of slots that each held a key would add up to megabytes.
     fn shrink_if_sparse(&mut self, slot: usize) {
-        let table = &mut self.slots[slot];
+        let Tables { slots, hasher, .. } = &mut self.tables;
+        let table = &mut slots[slot];
         let before = table.capacity();
         if (table.is_empty() && before > 0) || (before > 64 && table.len() * 8 < before) {
-            table.shrink_to(table.len() * 2);
+            table.shrink_to(table.len() * 2, |r| hasher.hash_one(r.key()));
             self.retable(slot, before);
         }
     }
@@ -567,34 +546,32 @@ impl Db {
     /// when the key does not exist.
     pub fn set_deadline(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         self.expire_if_due(key);
-        let slot = usize::from(key_slot(key));
-        let Some((k, _)) = self.slots[slot].get_key_value(key) else {
+        let now = self.now_ms();
+        let (settings, touching) = (self.eviction, self.touching);
+        let new = deadline_of(expires_at);
+        let Some(old) = self.rewrite(key, |mut record| {
+            if touching {
+                record_access(&mut record, &settings, now);
+            }
+            let old = record.deadline();
+            (record.with_deadline(new), old)
+        }) else {
             return false;
         };
-        let k = k.clone();
-        let now = self.now_ms();
-        let entry = self.slots[slot].get_mut(key).expect("present");
-        if self.touching {
-            record_access(entry, &self.eviction, now);
-        }
-        let (old, new) = (entry.deadline, deadline_of(expires_at));
-        entry.deadline = new;
+        let k = Bytes::copy_from_slice(key);
         if old != 0 {
             self.deadlines.remove(&(old, k.clone()));
-            self.used_bytes -= DEADLINE_COST;
         }
         if new != 0 {
             self.deadlines.insert((new, k));
-            self.used_bytes += DEADLINE_COST;
         }
         self.touched(key);
         true
     }
 
     fn expire_if_due(&mut self, key: &[u8]) {
-        let slot = usize::from(key_slot(key));
-        let due = matches!(self.slots[slot].get(key), Some(e) if e.deadline != 0 && e.deadline <= self.now_ms());
-        if due {
+        let now = self.now_ms();
+        if self.tables.get(key).is_some_and(|r| !r.live_at(now)) {
             self.remove(key);
         }
     }
@@ -622,11 +599,13 @@ impl Db {
     pub fn rename(&mut self, from: &[u8], to: Bytes) -> bool {
         self.expire_if_due(from);
         // The entry moves whole, its access data with it, as in Redis.
-        let Some((entry, _)) = self.take(from) else {
+        let Some((record, _)) = self.take(from) else {
             return false;
         };
         self.remove(&to);
-        self.insert(own(to), entry.value, entry.deadline, entry.access);
+        let moved = record
+            .into_parts(|_, value, deadline, access| Record::new(&to, value, deadline, access));
+        self.insert(moved);
         true
     }
 
@@ -634,11 +613,12 @@ impl Db {
     /// keyspace: Redis documents KEYS as O(N) and so is this.
     pub fn keys_where(&self, mut keep: impl FnMut(&[u8]) -> bool) -> Vec<Bytes> {
         let now = self.now_ms();
-        self.slots
+        self.tables
+            .slots
             .iter()
             .flat_map(|slot| slot.iter())
-            .filter(|(k, e)| (e.deadline == 0 || e.deadline > now) && keep(k))
-            .map(|(k, _)| k.clone())
+            .filter(|r| r.live_at(now) && keep(r.key()))
+            .map(|r| Bytes::copy_from_slice(r.key()))
             .collect()
     }
 
@@ -652,45 +632,34 @@ impl Db {
         &self,
         cursor: u64,
         count: usize,
-        mut keep: impl FnMut(&[u8], &Value) -> bool,
+        mut keep: impl FnMut(&[u8], ValueRef<'_>) -> bool,
     ) -> (u64, Vec<Bytes>) {
         let now = self.now_ms();
+        let slots = &self.tables.slots;
         let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX);
         let (mut visited, mut out) = (0, Vec::new());
-        while slot < self.slots.len() && visited < count.max(1) {
-            for (k, e) in &self.slots[slot] {
+        while slot < slots.len() && visited < count.max(1) {
+            for r in &slots[slot] {
                 visited += 1;
-                if (e.deadline == 0 || e.deadline > now) && keep(k, &e.value) {
-                    out.push(k.clone());
+                if r.live_at(now) && keep(r.key(), r.value()) {
+                    out.push(Bytes::copy_from_slice(r.key()));
                 }
             }
             slot += 1;
         }
-        let next = if slot >= self.slots.len() {
-            0
-        } else {
-            slot as u64
-        };
+        let next = if slot >= slots.len() { 0 } else { slot as u64 };
         (next, out)
     }
 
-    /// A random live key: a random non-empty slot, then a random key in it.
-    /// Not uniform across keys when slots differ in size, which RANDOMKEY's
-    /// uses (sampling, debugging) tolerate.
+    /// A random live key, every key equally likely.
     pub fn random_key(&mut self) -> Option<Bytes> {
-        use rand::Rng as _;
-        let mut rng = rand::rng();
         // Bounded retries: expired keys are reclaimed as they are met.
         for _ in 0..64 {
-            if self.len == 0 {
-                return None;
-            }
-            let start = rng.random_range(0..self.slots.len());
-            let slot = (0..self.slots.len())
-                .map(|i| (start + i) % self.slots.len())
-                .find(|&i| !self.slots[i].is_empty())?;
-            let n = rng.random_range(0..self.slots[slot].len());
-            let key = self.slots[slot].keys().nth(n).cloned()?;
+            let mut key = None;
+            sample(&self.tables, &self.deadlines, self.len, false, 1, |r| {
+                key = Some(Bytes::copy_from_slice(r.key()));
+            });
+            let key = key?;
             if self.peek(&key).is_some() {
                 return Some(key);
             }
@@ -703,13 +672,11 @@ impl Db {
         // not exist, so its watchers' transactions may go ahead (Redis 7).
         let interest = &mut self.interest;
         for (key, ids) in &interest.watchers {
-            if self.slots[usize::from(key_slot(key))].contains_key(key) {
+            if self.tables.get(key).is_some() {
                 interest.dirty.extend(ids.iter().copied());
             }
         }
-        for slot in &mut self.slots {
-            *slot = HashMap::new();
-        }
+        self.tables.clear();
         self.deadlines.clear();
         self.pool.clear();
         self.len = 0;
@@ -727,16 +694,9 @@ impl Db {
             Source::SoonestDeadline => self.deadlines.first().map(|(_, k)| k.clone()),
             Source::Random { volatile } => {
                 let mut found = None;
-                sample(
-                    &self.slots,
-                    &self.deadlines,
-                    self.len,
-                    volatile,
-                    1,
-                    |k, _| {
-                        found = Some(k.clone());
-                    },
-                );
+                sample(&self.tables, &self.deadlines, self.len, volatile, 1, |r| {
+                    found = Some(Bytes::copy_from_slice(r.key()));
+                });
                 found
             }
             Source::Ranked { volatile } => self.best_victim(volatile, now),
@@ -760,22 +720,22 @@ impl Db {
         for _ in 0..4 {
             let pool = &mut self.pool;
             sample(
-                &self.slots,
+                &self.tables,
                 &self.deadlines,
                 self.len,
                 volatile,
                 settings.samples,
-                |k, e| pool.offer(evict::rank(&settings, e.access, now), k),
+                |r| pool.offer(evict::rank(&settings, r.access(), now), r.key()),
             );
             while let Some((ranked, key)) = self.pool.pop() {
-                let Some(e) = self.slots[usize::from(key_slot(&key))].get(&key) else {
+                let Some(r) = self.tables.get(&key) else {
                     continue;
                 };
-                if volatile && e.deadline == 0 {
+                if volatile && r.deadline() == 0 {
                     continue;
                 }
                 // Used since it was ranked: it goes back at its new rank.
-                let rank = evict::rank(&settings, e.access, now);
+                let rank = evict::rank(&settings, r.access(), now);
                 if rank < ranked {
                     self.pool.offer(rank, &key);
                     continue;
@@ -805,10 +765,11 @@ impl Db {
         }
     }
 
-    /// Bytes accounted for `key` (MEMORY USAGE), or `None` when missing.
+    /// Bytes accounted for `key` (MEMORY USAGE), or `None` when missing:
+    /// its record, its bucket and its share of the deadline index.
     pub fn memory_usage(&mut self, key: &[u8]) -> Option<usize> {
-        let entry = self.peek(key)?;
-        Some(Self::charge(key, &entry.value, entry.deadline))
+        self.expire_if_due(key);
+        self.tables.get(key).map(|r| charge(r) + BUCKET)
     }
 
     /// `WATCH key` for `client`.
@@ -867,117 +828,21 @@ impl Db {
     }
 }
 
-/// Records an access to `entry` at `now` under `settings`.
-fn record_access(entry: &mut Entry, settings: &Settings, now: u64) {
+/// Records an access to `record` at `now` under `settings`.
+fn record_access(record: &mut Record, settings: &Settings, now: u64) {
     // Only the LFU counter needs a random draw.
     let r = if settings.policy.is_lfu() {
         rand::random()
     } else {
         0.0
     };
-    entry.access = evict::on_access(settings, entry.access, now, r);
-}
-
-/// Calls `f` on up to `n` keys drawn at random, only keys with a deadline
-/// when `volatile`, as eviction samples them (Redis's `dictGetSomeKeys`).
-fn sample(
-    slots: &[HashMap<Bytes, Entry>],
-    deadlines: &BTreeSet<(u64, Bytes)>,
-    len: usize,
-    volatile: bool,
-    n: usize,
-    mut f: impl FnMut(&Bytes, &Entry),
-) {
-    let mut rng = rand::rng();
-    // When few keys have a deadline, walking the keyspace would mostly meet
-    // others: go to the deadline index straight away.
-    let taken = if volatile && deadlines.len() * 2 < len {
-        0
-    } else {
-        walk(slots, len, volatile, n, &mut rng, &mut f)
-    };
-    // A walk can also fall short where keys without a deadline cluster
-    // (random eviction leaves such runs behind): the index never does.
-    if volatile && taken < n {
-        from_deadlines(slots, deadlines, n - taken, &mut rng, &mut f);
-    }
-}
-
-/// Consecutive keys from a random point: a slot's keys are in hash order,
-/// as random as any other with respect to their use. Visits at most `16 n`
-/// keys; returns how many it passed to `f`.
-fn walk(
-    slots: &[HashMap<Bytes, Entry>],
-    len: usize,
-    volatile: bool,
-    n: usize,
-    rng: &mut impl rand::Rng,
-    f: &mut impl FnMut(&Bytes, &Entry),
-) -> usize {
-    if len == 0 || n == 0 {
-        return 0;
-    }
-    let start = rng.random_range(0..slots.len());
-    let (mut taken, mut visited) = (0, 0);
-    let budget = n.saturating_mul(16);
-    for i in 0..slots.len() {
-        let slot = &slots[(start + i) % slots.len()];
-        if slot.is_empty() {
-            continue;
-        }
-        let skip = if visited == 0 {
-            rng.random_range(0..slot.len())
-        } else {
-            0
-        };
-        for (k, e) in slot.iter().skip(skip) {
-            visited += 1;
-            if !volatile || e.deadline != 0 {
-                f(k, e);
-                taken += 1;
-                if taken >= n {
-                    return taken;
-                }
-            }
-            if visited >= budget {
-                return taken;
-            }
-        }
-    }
-    taken
-}
-
-/// Keys with a deadline, from the deadline index: at random deadlines
-/// between the first and the last, a few steps into the keys there (keys
-/// set together often share a deadline).
-fn from_deadlines(
-    slots: &[HashMap<Bytes, Entry>],
-    deadlines: &BTreeSet<(u64, Bytes)>,
-    n: usize,
-    rng: &mut impl rand::Rng,
-    f: &mut impl FnMut(&Bytes, &Entry),
-) {
-    let (Some(&(lo, _)), Some(&(hi, _))) = (deadlines.first(), deadlines.last()) else {
-        return;
-    };
-    for _ in 0..n {
-        let from = (rng.random_range(lo..=hi), Bytes::new());
-        let step = rng.random_range(0..8);
-        let found = deadlines
-            .range(from.clone()..)
-            .nth(step)
-            .or_else(|| deadlines.range(from..).next());
-        if let Some((_, k)) = found
-            && let Some(e) = slots[usize::from(key_slot(k))].get(k)
-        {
-            f(k, e);
-        }
-    }
+    record.set_access(evict::on_access(settings, record.access(), now, r));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Hash;
 
     fn db() -> (Db, Clock) {
         let clock = Clock::manual(1_000_000);
@@ -1001,6 +866,14 @@ mod tests {
         Value::Str(Bytes::copy_from_slice(v.as_bytes()))
     }
 
+    fn table_total(db: &Db) -> usize {
+        db.tables
+            .slots
+            .iter()
+            .map(|t| table_bytes(t.capacity()))
+            .sum()
+    }
+
     #[test]
     fn memory_accounting_returns_to_the_empty_tables_then_to_zero() {
         let (mut db, _) = db();
@@ -1019,13 +892,18 @@ mod tests {
         for i in 1..100 {
             db.remove(format!("k{i}").as_bytes());
         }
-        // What remains: one entry and the one table left holding it.
-        let tables: usize = db.slots.iter().map(|t| table_bytes(t.capacity())).sum();
-        assert_eq!(tables, table_bytes(3));
-        assert_eq!(db.used_bytes(), tables + alloc_size(2) + DEADLINE_COST);
+        // What remains: one record (header, deadline, key "k0", no value)
+        // and the one table left holding it.
+        assert_eq!(table_total(&db), table_bytes(3));
+        let record = alloc_size(8 + 8 + 2);
+        assert_eq!(db.used_bytes(), table_bytes(3) + record + DEADLINE_COST);
+        assert_eq!(
+            db.memory_usage(b"k0"),
+            Some(record + DEADLINE_COST + BUCKET)
+        );
         db.remove(b"k0");
         assert_eq!(db.used_bytes(), 0, "emptied tables are freed");
-        assert!(db.slots.iter().all(|t| t.capacity() == 0));
+        assert!(db.tables.slots.iter().all(|t| t.capacity() == 0));
         assert_eq!(db.keys_with_deadline(), 0);
         db.set(Bytes::from("k"), s("v"), None);
         db.flush();
@@ -1033,10 +911,54 @@ mod tests {
     }
 
     #[test]
-    fn access_data_costs_no_space() {
-        // The deadline's `u64` and the access `u32` fit in the 16 bytes an
-        // `Option<u64>` deadline alone used to take.
-        assert!(std::mem::size_of::<Entry>() <= std::mem::size_of::<Value>() + 16);
+    fn a_small_key_costs_one_record_and_a_pointer() {
+        let (mut db, _) = db();
+        db.set(Bytes::from(vec![b'k'; 16]), s("0123456789abcdef"), None);
+        let table = table_total(&db);
+        assert_eq!(db.used_bytes(), table + 48);
+        // Longer than inline: the string gets a buffer of its own.
+        db.set(
+            Bytes::from(vec![b'k'; 16]),
+            Value::Str(Bytes::from(vec![1; 300])),
+            None,
+        );
+        assert_eq!(
+            db.used_bytes(),
+            table + alloc_size(8 + 32 + 16) + alloc_size(300)
+        );
+        assert_eq!(BUCKET, 9);
+    }
+
+    #[test]
+    fn collections_change_in_place_and_strings_are_rebuilt() {
+        let (mut db, _) = db();
+        let key = Bytes::from("h");
+        db.write::<Hash, _>(&key, |h| h.insert(Bytes::from("f"), Bytes::from("v")))
+            .unwrap();
+        let before = db.used_bytes();
+        db.write::<Hash, _>(&key, |h| h.insert(Bytes::from("g"), Bytes::from("w")))
+            .unwrap();
+        assert!(db.used_bytes() > before);
+        assert_eq!(db.read::<Hash, _>(b"h", |h| h.len()), Ok(Some(2)));
+        db.write::<Hash, _>(&key, |h| {
+            h.remove(b"f");
+            h.remove(b"g");
+        })
+        .unwrap();
+        assert!(db.peek(b"h").is_none(), "an emptied hash goes");
+        db.set(Bytes::from("s"), s("abc"), Some(5_000_000));
+        db.update(b"s", |v| {
+            if let Value::Str(b) = v {
+                *b = Bytes::from(vec![b'x'; 1000]);
+            }
+        });
+        let e = db.peek(b"s").unwrap();
+        assert_eq!(e.value.as_str().map(|s| s.len()), Some(1000));
+        assert_eq!(e.expires_at(), Some(5_000_000));
+        assert_eq!(
+            db.used_bytes(),
+            table_total(&db) + charge(db.tables.get(b"s").unwrap())
+        );
     }
 
     #[test]
@@ -1070,18 +992,14 @@ mod tests {
 
     #[test]
     fn table_accounting_follows_the_table_capacity() {
-        let mut t: HashMap<Bytes, Entry> = HashMap::new();
+        let mut t: HashTable<Record> = HashTable::new();
+        let hasher = DefaultHashBuilder::default();
         assert_eq!(table_bytes(t.capacity()), 0);
         let mut last = 0;
         for i in 0..5000 {
-            t.insert(
-                Bytes::from(format!("k{i}")),
-                Entry {
-                    value: s(""),
-                    deadline: 0,
-                    access: 0,
-                },
-            );
+            let record = Record::new(format!("k{i}").as_bytes(), s(""), 0, 0);
+            let hash = hasher.hash_one(record.key());
+            t.insert_unique(hash, record, |r| hasher.hash_one(r.key()));
             let cap = t.capacity();
             let bytes = table_bytes(cap);
             assert!(bytes >= cap * BUCKET, "{cap}");
@@ -1113,43 +1031,79 @@ mod tests {
             db.set(k.clone(), s("v"), None);
         }
         let slot = usize::from(key_slot(b"t"));
-        let full = db.slots[slot].capacity();
+        let full = db.tables.slots[slot].capacity();
         for k in &keys[10..] {
             db.remove(k);
         }
-        assert!(db.slots[slot].capacity() * 8 < full, "shrunk");
-        let tables: usize = db.slots.iter().map(|t| table_bytes(t.capacity())).sum();
-        let entries: usize = 10 * (alloc_size(5) + alloc_size(1));
-        assert_eq!(db.used_bytes(), tables + entries);
+        assert!(db.tables.slots[slot].capacity() * 8 < full, "shrunk");
+        // Ten records: header, a key of 4 or 5 bytes, a 1-byte value.
+        assert_eq!(db.used_bytes(), table_total(&db) + 10 * 16);
     }
 
     #[test]
     fn stored_strings_do_not_pin_their_request() {
         let (mut db, _) = db();
-        let frame = Bytes::from(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n".to_vec());
-        let (key, value) = (frame.slice(17..18), frame.slice(24..29));
-        assert_eq!((&key[..], &value[..]), (&b"k"[..], &b"value"[..]));
+        let long = vec![b'v'; INLINE_MAX + 1];
+        let mut frame = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$256\r\n".to_vec();
+        frame.extend_from_slice(&long);
+        let frame = Bytes::from(frame);
+        let (key, value) = (frame.slice(17..18), frame.slice(frame.len() - long.len()..));
         db.set(key.clone(), Value::Str(value.clone()), None);
-        let Some(Entry {
-            value: Value::Str(stored),
-            ..
-        }) = db.peek(b"k")
-        else {
-            panic!("stored");
+        let Some(ValueRef::Str(StrRef::Shared(stored))) = db.peek(b"k").map(|e| e.value) else {
+            panic!("a long string is a buffer of its own");
         };
         assert!(stored.is_unique(), "a copy of its own");
         assert!(!value.is_unique());
         // A large value fills its buffer: kept as it came.
         let big = Bytes::from(vec![b'x'; COPY_MAX + 1]);
         db.set(Bytes::from("big"), Value::Str(big.clone()), None);
-        let Some(Entry {
-            value: Value::Str(stored),
-            ..
-        }) = db.peek(b"big")
-        else {
+        let Some(ValueRef::Str(StrRef::Shared(stored))) = db.peek(b"big").map(|e| e.value) else {
             panic!("stored");
         };
         assert_eq!(stored.as_ptr(), big.as_ptr());
+    }
+
+    #[test]
+    fn sampling_draws_every_key_equally_often() {
+        let (mut db, _) = db();
+        // Fewer keys than slots, some slots crowded: where a walk from a
+        // random slot would favour keys after empty runs.
+        for i in 0..200 {
+            db.set(Bytes::from(format!("k{i}")), s("v"), None);
+            db.set(Bytes::from(format!("{{crowd}}{i}")), s("v"), None);
+        }
+        let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+        for _ in 0..400_000 {
+            sample(&db.tables, &db.deadlines, db.len, false, 1, |r| {
+                *seen.entry(r.key().to_vec()).or_default() += 1;
+            });
+        }
+        // 1000 expected each; the binomial deviation is about 32.
+        assert_eq!(seen.len(), 400);
+        let (lo, hi) = (seen.values().min().unwrap(), seen.values().max().unwrap());
+        assert!(*lo > 800 && *hi < 1200, "{lo}..{hi}");
+    }
+
+    #[test]
+    fn lru_eviction_takes_every_old_key_eventually() {
+        // The shape that once let old keys survive: a few thousand keys
+        // spread thinly over the slots, many times that written through.
+        let (mut db, clock) = lru_db(evict::Policy::AllKeysLru);
+        db.set_eviction(Settings {
+            samples: 5,
+            ..db.eviction()
+        });
+        for i in 0..12_000 {
+            clock.advance(4);
+            db.set(Bytes::from(format!("k{i}")), s("v"), None);
+            if db.len() > 3000 {
+                assert!(db.evict_one());
+            }
+        }
+        let old = (0..2000)
+            .filter(|i| db.peek(format!("k{i}").as_bytes()).is_some())
+            .count();
+        assert_eq!(old, 0);
     }
 
     fn lru_db(policy: evict::Policy) -> (Db, Clock) {
