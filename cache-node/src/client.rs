@@ -111,6 +111,10 @@ pub struct Client {
     pub handle: Arc<Handle>,
     /// How far the request arriving in the connection's input was decoded.
     pub decoder: Decoder,
+    /// When the command about to run started: the end of the one before
+    /// it in the same batch, so that timing each command for the slow log
+    /// reads the clock once per command, not twice.
+    pub tick: std::time::Instant,
 }
 
 impl Client {
@@ -134,6 +138,7 @@ impl Client {
             no_touch: false,
             handle: Arc::new(Handle::new(id, addr, laddr)),
             decoder: Decoder::default(),
+            tick: std::time::Instant::now(),
         }
     }
 

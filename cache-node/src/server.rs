@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,13 +52,20 @@ pub struct Shared {
     pub db: Mutex<Db>,
     pub cluster: RwLock<ClusterState>,
     pub stats: Stats,
-    /// Calls per command, indexed like [`Shared::call_index`].
-    calls: HashMap<&'static str, AtomicU64>,
+    /// Calls per command, by the address of its table entry (hashing an
+    /// address is cheaper than hashing a name, on every command).
+    calls: hashbrown::HashMap<usize, (&'static str, AtomicU64)>,
     pub clients: Mutex<HashMap<u64, Arc<Handle>>>,
     pub pubsub: Mutex<PubSub>,
     pub pubsub_limit: OutputLimit,
     pub slowlog: crate::slowlog::SlowLog,
     pause: Mutex<Pause>,
+    /// Whether a pause may be in force: lets every command skip the lock
+    /// and the clock read of [`Shared::pause`] when none was set.
+    pausing: AtomicBool,
+    /// Whether the node runs in cluster mode (fixed at start): standalone
+    /// nodes route nothing, so commands skip the topology lock.
+    pub cluster_mode: bool,
     /// Notified when a pause ends early (`CLIENT UNPAUSE`).
     pub unpaused: Notify,
     next_client_id: AtomicU64,
@@ -75,16 +82,19 @@ impl Shared {
         let calls = cmd::COMMANDS
             .iter()
             .flat_map(|s| std::iter::once(s).chain(s.subcommands))
-            .map(|s| (s.name, AtomicU64::new(0)))
+            .map(|s| (std::ptr::from_ref(s) as usize, (s.name, AtomicU64::new(0))))
             .collect();
         let limits = Limits {
             max_bulk_len: usize::try_from(config.proto_max_bulk_len).unwrap_or(usize::MAX),
             ..Limits::default()
         };
+        let cluster_mode = cluster.mode() != crate::cluster::Mode::Standalone;
         Self {
             config,
             db: Mutex::new(db),
             cluster: RwLock::new(cluster),
+            cluster_mode,
+            pausing: AtomicBool::new(false),
             stats: Stats::default(),
             calls,
             clients: Mutex::new(HashMap::new()),
@@ -102,7 +112,7 @@ impl Shared {
     }
 
     pub fn count_call(&self, spec: &Spec) {
-        if let Some(c) = self.calls.get(spec.name) {
+        if let Some((_, c)) = self.calls.get(&(std::ptr::from_ref(spec) as usize)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -111,7 +121,7 @@ impl Shared {
     pub fn call_counts(&self) -> Vec<(&'static str, u64)> {
         let mut out: Vec<_> = self
             .calls
-            .iter()
+            .values()
             .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
             .filter(|(_, c)| *c > 0)
             .collect();
@@ -155,10 +165,19 @@ impl Shared {
 
     /// The pause in force, if any.
     pub fn pause(&self) -> Option<Pause> {
-        let p = *self.pause.lock().expect("pause lock");
-        p.until
-            .is_some_and(|t| t > tokio::time::Instant::now())
-            .then_some(p)
+        if !self.pausing.load(Ordering::Acquire) {
+            return None;
+        }
+        let guard = self.pause.lock().expect("pause lock");
+        let p = *guard;
+        let active = p.until.is_some_and(|t| t > tokio::time::Instant::now());
+        if !active {
+            // Cleared under the lock, so a `set_pause` racing with this
+            // either sees its deadline checked here or sets the flag after.
+            self.pausing.store(false, Ordering::Release);
+        }
+        drop(guard);
+        active.then_some(p)
     }
 
     /// `CLIENT PAUSE`: a later deadline or a wider mode extends the pause in
@@ -168,6 +187,7 @@ impl Shared {
         let current = p.until.filter(|t| *t > tokio::time::Instant::now());
         p.until = Some(current.map_or(until, |c| c.max(until)));
         p.all = all || (current.is_some() && p.all);
+        self.pausing.store(true, Ordering::Release);
     }
 
     pub fn unpause(&self) {
@@ -588,6 +608,8 @@ fn run_batch(
     output: &mut Vec<u8>,
 ) -> BatchEnd {
     let mut db = shared.db.lock().expect("db lock");
+    db.freeze_time();
+    client.tick = Instant::now();
     let mut last_cmd: &'static str = "";
     let end = loop {
         let retried = first.is_some();
@@ -604,10 +626,13 @@ fn run_batch(
                 }
             },
         };
-        shared
-            .stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
+        // A command that waited was counted when it first came.
+        if !retried {
+            shared
+                .stats
+                .commands_processed
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let mut cx = cmd::Ctx {
             shared,
             client,
@@ -628,6 +653,7 @@ fn run_batch(
             break BatchEnd::Close(None);
         }
     };
+    db.thaw_time();
     drop(db);
     client.publish_view(last_cmd);
     end

@@ -242,7 +242,7 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     }
     let shared = cx.shared;
     let mut keys = key_args(spec, args).peekable();
-    if keys.peek().is_some() {
+    if shared.cluster_mode && keys.peek().is_some() {
         let redirect = shared
             .cluster
             .read()
@@ -263,9 +263,12 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
         return Reply::Null;
     }
     shared.count_call(spec);
-    let start = std::time::Instant::now();
+    // Taken before the handler: EXEC's queued commands move the tick on.
+    let start = cx.client.tick;
     let reply = (spec.run)(cx, args);
-    let micros = start.elapsed().as_micros() as u64;
+    let end = std::time::Instant::now();
+    let micros = end.duration_since(start).as_micros() as u64;
+    cx.client.tick = end;
     if shared.slowlog.is_slow(micros) && cx.client.wait.is_none() {
         shared.slowlog.record(
             args,

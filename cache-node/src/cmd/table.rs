@@ -31,7 +31,10 @@ pub struct Spec {
 impl Spec {
     /// The name as clients type it after the container (`id` for `client|id`).
     pub fn short_name(&self) -> &'static str {
-        self.name.rsplit('|').next().unwrap_or(self.name)
+        match self.name.rfind('|') {
+            Some(bar) => &self.name[bar + 1..],
+            None => self.name,
+        }
     }
 
     /// Where this command's keys are.
@@ -93,11 +96,39 @@ pub(super) const fn numkeys(at: i32) -> (i32, i32, i32) {
 /// `destination numkeys key [key ...]`: the ...STORE forms.
 const STORE_NUMKEYS: (i32, i32, i32) = (1, KEYNUM, 2);
 
-/// Finds a command by its name, ignoring ASCII case.
+/// Finds a command by its name, ignoring ASCII case: top-level commands
+/// through an index (every request does this), subcommands by a scan of
+/// their container's few entries.
 pub fn lookup<'a>(table: &'a [Spec], name: &[u8]) -> Option<&'a Spec> {
+    if std::ptr::eq(table, COMMANDS) {
+        return by_name(name);
+    }
     table
         .iter()
         .find(|s| s.short_name().as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The longest top-level command name (`georadiusbymember_ro` and the
+/// like stay well below).
+const NAME_MAX: usize = 32;
+
+fn by_name(name: &[u8]) -> Option<&'static Spec> {
+    static INDEX: std::sync::LazyLock<hashbrown::HashMap<&'static [u8], &'static Spec>> =
+        std::sync::LazyLock::new(|| {
+            COMMANDS
+                .iter()
+                .inspect(|s| debug_assert!(s.name.len() <= NAME_MAX && !s.name.contains('|')))
+                .map(|s| (s.name.as_bytes(), s))
+                .collect()
+        });
+    if name.len() > NAME_MAX {
+        return None;
+    }
+    let mut buf = [0u8; NAME_MAX];
+    let buf = &mut buf[..name.len()];
+    buf.copy_from_slice(name);
+    buf.make_ascii_lowercase();
+    INDEX.get(&*buf).copied()
 }
 
 // One argument per column of the table: a row reads best positionally.
@@ -430,3 +461,35 @@ pub static COMMANDS: &[Spec] = &[
         spec("tidecache|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_found_in_any_case() {
+        for spec in COMMANDS {
+            assert!(spec.name.len() <= NAME_MAX && spec.name == spec.name.to_lowercase());
+            for name in [spec.name.to_string(), spec.name.to_uppercase()] {
+                assert!(std::ptr::eq(
+                    lookup(COMMANDS, name.as_bytes()).unwrap(),
+                    spec
+                ));
+            }
+            for sub in spec.subcommands {
+                let short = sub.short_name().to_uppercase();
+                assert!(std::ptr::eq(
+                    lookup(spec.subcommands, short.as_bytes()).unwrap(),
+                    sub
+                ));
+            }
+        }
+        assert!(lookup(COMMANDS, b"nosuchcommand").is_none());
+        assert!(lookup(COMMANDS, &[b'g'; 100]).is_none());
+        assert!(lookup(COMMANDS, b"").is_none());
+        let client = lookup(COMMANDS, b"client").unwrap();
+        // A tail of a subcommand's name is not its name.
+        assert!(lookup(client.subcommands, b"d").is_none());
+        assert!(lookup(client.subcommands, b"client|id").is_none());
+    }
+}

@@ -146,6 +146,14 @@ struct Tables {
     hasher: DefaultHashBuilder,
 }
 
+/// Where a key lives: its slot and its hash, computed once per operation
+/// (both hash the key: CRC16 for the slot, foldhash for the table).
+#[derive(Clone, Copy)]
+struct At {
+    slot: usize,
+    hash: u64,
+}
+
 impl Tables {
     fn new() -> Self {
         Tables {
@@ -155,30 +163,36 @@ impl Tables {
         }
     }
 
+    fn at(&self, key: &[u8]) -> At {
+        At {
+            slot: slot_of(key),
+            hash: self.hasher.hash_one(key),
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Option<&Record> {
-        let hash = self.hasher.hash_one(key);
-        self.slots[slot_of(key)].find(hash, |r| r.key() == key)
+        self.get_at(self.at(key), key)
     }
 
-    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Record> {
-        let hash = self.hasher.hash_one(key);
-        self.slots[slot_of(key)].find_mut(hash, |r| r.key() == key)
+    fn get_at(&self, at: At, key: &[u8]) -> Option<&Record> {
+        self.slots[at.slot].find(at.hash, |r| r.key() == key)
     }
 
-    /// Adds the record of a key known to be absent.
-    fn insert(&mut self, slot: usize, record: Record) {
+    fn get_mut_at(&mut self, at: At, key: &[u8]) -> Option<&mut Record> {
+        self.slots[at.slot].find_mut(at.hash, |r| r.key() == key)
+    }
+
+    /// Adds the record of a key known to be absent; `at` is its key's.
+    fn insert_at(&mut self, at: At, record: Record) {
         let hasher = &self.hasher;
-        let hash = hasher.hash_one(record.key());
-        self.slots[slot].insert_unique(hash, record, |r| hasher.hash_one(r.key()));
-        self.counts.add(slot, 1);
+        self.slots[at.slot].insert_unique(at.hash, record, |r| hasher.hash_one(r.key()));
+        self.counts.add(at.slot, 1);
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<Record> {
-        let hash = self.hasher.hash_one(key);
-        let slot = slot_of(key);
-        let found = self.slots[slot].find_entry(hash, |r| r.key() == key);
+    fn remove_at(&mut self, at: At, key: &[u8]) -> Option<Record> {
+        let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let record = found.ok()?.remove().0;
-        self.counts.add(slot, -1);
+        self.counts.add(at.slot, -1);
         Some(record)
     }
 
@@ -192,8 +206,8 @@ impl Tables {
     /// Replaces the record of `key` by what `f` makes of it, in the same
     /// bucket; `None` when the key is absent.
     fn replace<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
-        let hash = self.hasher.hash_one(key);
-        let found = self.slots[slot_of(key)].find_entry(hash, |r| r.key() == key);
+        let at = self.at(key);
+        let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let (record, vacant) = found.ok()?.remove();
         let (record, result) = f(record);
         vacant.insert(record);
@@ -214,6 +228,8 @@ pub struct Db {
     used_bytes: usize,
     pub stats: Stats,
     clock: Clock,
+    /// The time a batch of commands runs at (see [`Db::freeze_time`]).
+    frozen_ms: Option<u64>,
     eviction: Settings,
     /// The best eviction candidates seen so far.
     pool: Pool,
@@ -232,6 +248,7 @@ impl Db {
             used_bytes: 0,
             stats: Stats::default(),
             clock,
+            frozen_ms: None,
             eviction: Settings::default(),
             pool: Pool::default(),
             meter: Meter::default(),
@@ -246,7 +263,19 @@ impl Db {
     }
 
     pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.frozen_ms.unwrap_or_else(|| self.clock.now_ms())
+    }
+
+    /// Reads the clock once for the commands about to run (a pipelined
+    /// batch, a transaction): each command otherwise reads it several
+    /// times, and one instant for all of them is also what Redis gives a
+    /// transaction. Until [`Db::thaw_time`], time stands still.
+    pub fn freeze_time(&mut self) {
+        self.frozen_ms = Some(self.clock.now_ms());
+    }
+
+    pub fn thaw_time(&mut self) {
+        self.frozen_ms = None;
     }
 
     /// Number of keys, including ones that expired but were not reclaimed yet.
@@ -341,9 +370,10 @@ impl Db {
     /// command runs for a `CLIENT NO-TOUCH` client, and counting a hit or a
     /// miss when `count`.
     fn lookup(&mut self, key: &[u8], count: bool) -> Option<Entry<'_>> {
-        self.expire_if_due(key);
+        let at = self.tables.at(key);
+        self.expire_if_due_at(at, key);
         let now = self.now_ms();
-        let Some(record) = self.tables.get_mut(key) else {
+        let Some(record) = self.tables.get_mut_at(at, key) else {
             if count {
                 self.stats.misses += 1;
             }
@@ -370,18 +400,20 @@ impl Db {
     /// Like [`Db::get`] but without touching hit/miss statistics (for
     /// commands that only check existence or TTL).
     pub fn peek(&mut self, key: &[u8]) -> Option<Entry<'_>> {
-        self.expire_if_due(key);
-        self.tables.get(key).map(Entry::of)
+        let at = self.tables.at(key);
+        self.expire_if_due_at(at, key);
+        self.tables.get_at(at, key).map(Entry::of)
     }
 
     /// Stores `value` under `key` with the given deadline, replacing any
     /// previous value and deadline.
     pub fn set(&mut self, key: Bytes, value: Value, expires_at: Option<u64>) {
         let now = self.now_ms();
+        let at = self.tables.at(&key);
         // Under LFU an overwritten key keeps its counter, and the write
         // counts as an access (Redis's `dbSetValue`); otherwise it is new.
         let previous = self
-            .take(&key)
+            .take_at(at, &key)
             .and_then(|(old, live)| live.then(|| old.access()));
         let settings = self.eviction;
         let access = match previous {
@@ -391,12 +423,20 @@ impl Db {
             Some(a) if settings.policy.is_lfu() => a,
             _ => evict::fresh_access(&settings, now),
         };
-        self.insert(Record::new(&key, value, deadline_of(expires_at), access));
+        self.insert_at(
+            at,
+            Record::new(&key, value, deadline_of(expires_at), access),
+        );
     }
 
     /// Adds the record of a key known to be absent.
     fn insert(&mut self, record: Record) {
-        let slot = slot_of(record.key());
+        self.insert_at(self.tables.at(record.key()), record);
+    }
+
+    /// [`Db::insert`] where the key's place is known.
+    fn insert_at(&mut self, at: At, record: Record) {
+        let slot = at.slot;
         self.used_bytes += charge(&record);
         if record.deadline() != 0 {
             let key = Bytes::copy_from_slice(record.key());
@@ -404,7 +444,7 @@ impl Db {
         }
         self.touched(record.key());
         let before = self.tables.slots[slot].capacity();
-        self.tables.insert(slot, record);
+        self.tables.insert_at(at, record);
         self.retable(slot, before);
         self.len += 1;
     }
@@ -510,8 +550,13 @@ impl Db {
     /// Removes `key` and returns its record, and whether it was live (an
     /// expired one counts as expired).
     fn take(&mut self, key: &[u8]) -> Option<(Record, bool)> {
-        let record = self.tables.remove(key)?;
-        let slot = slot_of(key);
+        self.take_at(self.tables.at(key), key)
+    }
+
+    /// [`Db::take`] where the key's place is known.
+    fn take_at(&mut self, at: At, key: &[u8]) -> Option<(Record, bool)> {
+        let record = self.tables.remove_at(at, key)?;
+        let slot = at.slot;
         self.len -= 1;
         self.used_bytes -= charge(&record);
         self.shrink_if_sparse(slot);
@@ -570,9 +615,13 @@ impl Db {
     }
 
     fn expire_if_due(&mut self, key: &[u8]) {
+        self.expire_if_due_at(self.tables.at(key), key);
+    }
+
+    fn expire_if_due_at(&mut self, at: At, key: &[u8]) {
         let now = self.now_ms();
-        if self.tables.get(key).is_some_and(|r| !r.live_at(now)) {
-            self.remove(key);
+        if self.tables.get_at(at, key).is_some_and(|r| !r.live_at(now)) {
+            self.take_at(at, key);
         }
     }
 
