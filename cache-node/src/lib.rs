@@ -17,9 +17,12 @@
 //! - [`cmd`]: the command table and the one dispatcher that runs the generic
 //!   checks (arity, auth, slot ownership, memory) before a handler.
 //! - [`glob`]: Redis glob patterns (KEYS and, later, SCAN MATCH, PSUBSCRIBE).
-//! - [`db`]: the keyspace, one hash map per slot, with lazy and active expiry,
-//!   and one hook on every change that breaks `WATCH`es and wakes clients
-//!   blocked on the key.
+//! - [`db`]: the keyspace, one hash table per slot holding one allocation
+//!   per key (key, short value, deadline, access data: `db::record`), with
+//!   lazy and active expiry, uniform key sampling, consistent copy-on-write
+//!   captures of slots for snapshots, replication and migration
+//!   (`db::capture`), and one hook on every change that breaks `WATCH`es
+//!   and wakes clients blocked on the key.
 //! - [`evict`]: `maxmemory` policies, per-key LRU/LFU data and the choice of
 //!   victims; [`memory`]: used memory, from jemalloc's statistics when the
 //!   binary runs on it, from the keyspace's accounting otherwise.

@@ -21,6 +21,7 @@
 // A record packs a key and its value into one allocation, which safe Rust
 // cannot express without a second allocation or a fat pointer per key; the
 // unsafe code is confined to that module and tested shape by shape.
+mod capture;
 #[allow(unsafe_code)]
 mod record;
 mod sample;
@@ -38,6 +39,8 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::evict::{self, Pool, Settings, Source};
 use crate::memory::{self, Meter};
+use capture::Captures;
+pub use capture::{CaptureId, Sink, Step};
 pub use record::INLINE_MAX;
 use record::Record;
 use sample::{SlotCounts, sample};
@@ -141,6 +144,8 @@ struct Tables {
     slots: Vec<HashTable<Record>>,
     /// Each table's length, summed for uniform sampling (see [`sample`]).
     counts: SlotCounts,
+    /// Consistent copies in progress: each sees a slot before it changes.
+    captures: Captures,
     /// foldhash with a per-process random seed: clients choose the keys, so
     /// the hash must not be predictable.
     hasher: DefaultHashBuilder,
@@ -159,7 +164,15 @@ impl Tables {
         Tables {
             slots: (0..SLOT_COUNT).map(|_| HashTable::new()).collect(),
             counts: SlotCounts::new(),
+            captures: Captures::default(),
             hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    /// Called before the contents of `slot` change (not its access data).
+    fn before_write(&mut self, slot: usize) {
+        if !self.captures.is_empty() {
+            self.captures.before_write(slot, &self.slots[slot]);
         }
     }
 
@@ -184,12 +197,16 @@ impl Tables {
 
     /// Adds the record of a key known to be absent; `at` is its key's.
     fn insert_at(&mut self, at: At, record: Record) {
+        self.before_write(at.slot);
         let hasher = &self.hasher;
         self.slots[at.slot].insert_unique(at.hash, record, |r| hasher.hash_one(r.key()));
         self.counts.add(at.slot, 1);
     }
 
     fn remove_at(&mut self, at: At, key: &[u8]) -> Option<Record> {
+        // Even when the key is absent: an early copy of a slot is as
+        // consistent as a late one, and this one costs no lookup.
+        self.before_write(at.slot);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let record = found.ok()?.remove().0;
         self.counts.add(at.slot, -1);
@@ -197,6 +214,9 @@ impl Tables {
     }
 
     fn clear(&mut self) {
+        for slot in 0..self.slots.len() {
+            self.before_write(slot);
+        }
         for slot in &mut self.slots {
             *slot = HashTable::new();
         }
@@ -207,6 +227,7 @@ impl Tables {
     /// bucket; `None` when the key is absent.
     fn replace<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
         let at = self.at(key);
+        self.before_write(at.slot);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let (record, vacant) = found.ok()?.remove();
         let (record, result) = f(record);
@@ -871,6 +892,37 @@ impl Db {
         }
     }
 
+    /// Starts a consistent copy of `slots` as they are now, given to `sink`
+    /// slot by slot as [`Db::capture_step`] walks them or as writes are
+    /// about to change them (see [`capture`]).
+    pub fn start_capture(
+        &mut self,
+        slots: impl IntoIterator<Item = u16>,
+        sink: Box<dyn Sink>,
+    ) -> CaptureId {
+        let at = self.now_ms();
+        self.tables.captures.start(slots, at, sink)
+    }
+
+    /// Copies whole slots of capture `id` until at least `budget` keys went
+    /// to its sink; `None` for an unknown (finished or cancelled) capture.
+    pub fn capture_step(&mut self, id: CaptureId, budget: usize) -> Option<Step> {
+        let Tables {
+            slots, captures, ..
+        } = &mut self.tables;
+        captures.step(id, slots, budget)
+    }
+
+    /// Stops capture `id`; its sink, with what it got so far.
+    pub fn cancel_capture(&mut self, id: CaptureId) -> Option<Box<dyn Sink>> {
+        self.tables.captures.cancel(id)
+    }
+
+    /// Captures in progress (INFO).
+    pub fn captures(&self) -> usize {
+        self.tables.captures.len()
+    }
+
     /// Keys watched by some client (INFO `watching_clients` and friends).
     pub fn watched_keys(&self) -> usize {
         self.interest.watchers.len()
@@ -892,6 +944,7 @@ fn record_access(record: &mut Record, settings: &Settings, now: u64) {
 mod tests {
     use super::*;
     use crate::types::Hash;
+    use std::collections::BTreeMap;
 
     fn db() -> (Db, Clock) {
         let clock = Clock::manual(1_000_000);
@@ -1153,6 +1206,153 @@ mod tests {
             .filter(|i| db.peek(format!("k{i}").as_bytes()).is_some())
             .count();
         assert_eq!(old, 0);
+    }
+
+    /// Collects what a capture gives, for comparison with the keyspace.
+    #[derive(Clone, Default)]
+    struct Collect(Arc<std::sync::Mutex<BTreeMap<Vec<u8>, (Value, Option<u64>)>>>);
+
+    impl Sink for Collect {
+        fn entry(&mut self, slot: u16, key: &[u8], value: ValueRef<'_>, at: Option<u64>) {
+            assert_eq!(slot, key_slot(key));
+            let old = self
+                .0
+                .lock()
+                .unwrap()
+                .insert(key.to_vec(), (value.to_value(), at));
+            assert!(old.is_none(), "{key:?} captured twice");
+        }
+    }
+
+    fn contents(db: &mut Db) -> BTreeMap<Vec<u8>, (Value, Option<u64>)> {
+        let now = db.now_ms();
+        let keys = db.keys_where(|_| true);
+        keys.into_iter()
+            .filter_map(|k| {
+                let e = db.peek(&k)?;
+                let v = (e.value.to_value(), e.expires_at());
+                (e.expires_at().is_none_or(|at| at > now)).then(|| (k.to_vec(), v))
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, u8),
+        SetTtl(u8, u64),
+        Del(u8),
+        Push(u8, u8),
+        Rename(u8, u8),
+        Advance(u64),
+        Step(usize),
+        Flush,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (any::<u8>(), any::<u8>()).prop_map(|(k, v)| Op::Set(k, v)),
+            1 => (any::<u8>(), 1..50u64).prop_map(|(k, t)| Op::SetTtl(k, t)),
+            2 => any::<u8>().prop_map(Op::Del),
+            2 => (any::<u8>(), any::<u8>()).prop_map(|(k, v)| Op::Push(k, v)),
+            1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Rename(a, b)),
+            1 => (1..20u64).prop_map(Op::Advance),
+            3 => (1..40usize).prop_map(Op::Step),
+            1 => Just(Op::Flush),
+        ]
+    }
+
+    fn key(k: u8) -> Bytes {
+        // Two keys per tag share a slot, so writes meet captured and
+        // uncaptured neighbours alike.
+        Bytes::from(format!("{{t{}}}k{k}", k / 2))
+    }
+
+    fn apply(db: &mut Db, clock: &Clock, op: &Op, capture: Option<CaptureId>) -> bool {
+        match *op {
+            Op::Set(k, v) => db.set(key(k), s(&v.to_string()), None),
+            Op::SetTtl(k, ttl) => {
+                let at = db.now_ms() + ttl;
+                db.set(key(k), s("t"), Some(at));
+            }
+            Op::Del(k) => {
+                db.remove(&key(k));
+            }
+            Op::Push(k, v) => {
+                let _ = db.write::<crate::types::List, _>(&key(k), |l| {
+                    l.push(crate::types::End::Right, Bytes::from(vec![v]))
+                });
+            }
+            Op::Rename(a, b) => {
+                db.rename(&key(a), key(b));
+            }
+            Op::Advance(ms) => clock.advance(ms),
+            Op::Step(n) => {
+                if let Some(id) = capture {
+                    return matches!(db.capture_step(id, n), Some(Step::Done(_)));
+                }
+            }
+            Op::Flush => db.flush(),
+        }
+        false
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn a_capture_is_the_keyspace_as_it_was_when_it_started(
+            before in proptest::collection::vec(op(), 0..80),
+            during in proptest::collection::vec(op(), 0..200),
+        ) {
+            let (mut db, clock) = db();
+            for op in &before {
+                apply(&mut db, &clock, op, None);
+            }
+            let expected = contents(&mut db);
+            let sink = Collect::default();
+            let id = db.start_capture(0..SLOT_COUNT, Box::new(sink.clone()));
+            let mut done = false;
+            for op in &during {
+                done = done || apply(&mut db, &clock, op, Some(id));
+            }
+            while !done {
+                done = matches!(db.capture_step(id, 1000), Some(Step::Done(_)));
+            }
+            proptest::prop_assert_eq!(db.captures(), 0);
+            proptest::prop_assert_eq!(&*sink.0.lock().unwrap(), &expected);
+        }
+    }
+
+    #[test]
+    fn captures_cover_only_their_slots_and_can_be_cancelled() {
+        let (mut db, _) = db();
+        for i in 0..50 {
+            db.set(key(i), s("v"), None);
+        }
+        let wanted: Vec<u16> = (0..10).map(|i| key_slot(&key(i))).collect();
+        let sink = Collect::default();
+        let id = db.start_capture(wanted.iter().copied(), Box::new(sink.clone()));
+        let other = db.start_capture(0..SLOT_COUNT, Box::new(Collect::default()));
+        db.set(key(0), s("changed"), None);
+        db.remove(&key(2));
+        assert!(matches!(
+            db.capture_step(id, usize::MAX),
+            Some(Step::Done(_))
+        ));
+        let got = sink.0.lock().unwrap().clone();
+        assert_eq!(got.len(), 10);
+        assert_eq!(
+            got[&key(0).to_vec()].0,
+            s("v"),
+            "the value before the write"
+        );
+        assert!(
+            got.contains_key(&key(2).to_vec()),
+            "deleted after the start"
+        );
+        assert!(db.cancel_capture(other).is_some());
+        assert_eq!(db.captures(), 0);
+        assert!(db.capture_step(id, 1).is_none(), "finished");
     }
 
     fn lru_db(policy: evict::Policy) -> (Db, Clock) {
