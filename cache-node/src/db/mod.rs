@@ -1210,7 +1210,10 @@ mod tests {
 
     /// Collects what a capture gives, for comparison with the keyspace.
     #[derive(Clone, Default)]
-    struct Collect(Arc<std::sync::Mutex<BTreeMap<Vec<u8>, (Value, Option<u64>)>>>);
+    struct Collect(Arc<std::sync::Mutex<Contents>>);
+
+    /// Key → (value, deadline).
+    type Contents = BTreeMap<Vec<u8>, (Value, Option<u64>)>;
 
     impl Sink for Collect {
         fn entry(&mut self, slot: u16, key: &[u8], value: ValueRef<'_>, at: Option<u64>) {
@@ -1224,7 +1227,7 @@ mod tests {
         }
     }
 
-    fn contents(db: &mut Db) -> BTreeMap<Vec<u8>, (Value, Option<u64>)> {
+    fn contents(db: &mut Db) -> Contents {
         let now = db.now_ms();
         let keys = db.keys_where(|_| true);
         keys.into_iter()
