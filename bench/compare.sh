@@ -6,8 +6,8 @@
 #   RUNS=3 NO_BUILD=1 bench/compare.sh
 #
 # Knobs (environment): RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
-# N_PIPE (2000000), N_CPU (300000), N_LAT (100000), MEM_KEYS (1000000),
-# GROW_KEYS (3000000), NODE_PORT (6400), REDIS_PORT (6401),
+# N_PIPE (2000000), N_CPU (300000), MEM_KEYS (1000000),
+# GROW_KEYS (3000000), LAT_SECS (10), NODE_PORT (6400), REDIS_PORT (6401),
 # NO_BUILD=1 (use the binary as it is), NODE_BIN (target/release/cache-node).
 #
 # Every measurement runs the two servers alternately (the order flips each
@@ -21,7 +21,7 @@ MEM_RUNS=${MEM_RUNS:-3}
 GROW_RUNS=${GROW_RUNS:-3}
 N_PIPE=${N_PIPE:-2000000}
 N_CPU=${N_CPU:-300000}
-N_LAT=${N_LAT:-100000}
+LAT_SECS=${LAT_SECS:-10}
 MEM_KEYS=${MEM_KEYS:-1000000}
 GROW_KEYS=${GROW_KEYS:-3000000}
 NODE_PORT=${NODE_PORT:-6400}
@@ -43,18 +43,22 @@ stop() { # stop <name>: kill one server we started, by its pid
     wait "$p" 2>/dev/null || true
     pid[$1]=
 }
-cleanup() { stop node; stop redis; rm -rf "$tmp"; }
+cleanup() { stop node; stop node1; stop redis; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { [[ $1 == node ]] && echo "$NODE_PORT" || echo "$REDIS_PORT"; }
+port() { [[ $1 == node* ]] && echo "$NODE_PORT" || echo "$REDIS_PORT"; }
 
 start() { # start <name>: a fresh, empty server, the only one running
     stop node
+    stop node1
     stop redis
-    if [[ $1 == node ]]; then
-        TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$NODE_PORT" \
-            >"$tmp/node.log" 2>&1 &
+    if [[ $1 == node* ]]; then
+        # node1: the same binary on one tokio worker thread.
+        local workers=()
+        [[ $1 == node1 ]] && workers=(TOKIO_WORKER_THREADS=1)
+        env "${workers[@]}" TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$NODE_PORT" \
+            >"$tmp/$1.log" 2>&1 &
     else
         redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
             --daemonize no --logfile "$tmp/redis.log" &
@@ -91,8 +95,9 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     timeout 600 $sudo apt-get install -y redis-server redis-tools
 fi
 if [[ ${NO_BUILD:-} != 1 ]]; then
-    (cd "$root" && timeout 3600 cargo build --release -p cache-node)
+    (cd "$root" && timeout 3600 cargo build --release -p cache-node --bin cache-node --example fixed_rate)
 fi
+fixed_rate=$root/target/release/examples/fixed_rate
 [[ -x $node_bin ]] || { log "no $node_bin (build it, or unset NO_BUILD)"; exit 1; }
 for p in "$NODE_PORT" "$REDIS_PORT"; do
     if timeout 2 redis-cli -p "$p" ping >/dev/null 2>&1; then log "port $p is taken"; exit 1; fi
@@ -104,8 +109,8 @@ dirty=$(cd "$root" && git --no-optional-locks status --porcelain -- cache-node 2
 alloc=system
 grep -q '^static ALLOCATOR: tikv_jemallocator::Jemalloc' "$root/cache-node/src/main.rs" && alloc=jemalloc
 
-# memtier_benchmark can hold a fixed request rate; Debian 12 does not ship it,
-# so this falls back to redis-benchmark there.
+# memtier_benchmark can hold a fixed request rate; Debian does not ship it,
+# so this falls back to our own open-loop generator (cache-node/examples/fixed_rate.rs).
 if ! command -v memtier_benchmark >/dev/null &&
     timeout 30 apt-cache policy memtier-benchmark 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     timeout 600 ${sudo:-} apt-get install -y memtier-benchmark || true
@@ -160,28 +165,43 @@ for r in $(seq "$MEM_RUNS"); do
 done
 
 # ---- d. p99 latency at a light load -----------------------------------------
+# 4 connections x 2000 req/s = 8000 req/s (1:1 SET:GET, 16-byte values), far
+# below saturation for both servers.
 if (( have_memtier )); then
     lat_how="memtier_benchmark --rate-limiting"
 else
-    lat_how="redis-benchmark -c 4, closed loop (approximation: no fixed rate)"
+    lat_how="fixed_rate (open loop, latency from each request's due time)"
+    [[ -x $fixed_rate ]] || { log "no $fixed_rate (build it, or unset NO_BUILD)"; exit 1; }
 fi
-log "d. p99 latency: $lat_how"
+log "d. p99 latency at 8000 req/s: $lat_how"
 for r in $(seq "$RUNS"); do
     for s in $(order "$r"); do
         start "$s"
         if (( have_memtier )); then
-            # 4 connections x 2000 req/s each = 8000 req/s, 1:1 set:get
             timeout 300 memtier_benchmark -s 127.0.0.1 -p "$(port "$s")" -t 1 -c 4 \
-                --rate-limiting=2000 --test-time=20 --ratio=1:1 -d 16 \
+                --rate-limiting=2000 --test-time="$LAT_SECS" --ratio=1:1 -d 16 \
                 --key-maximum=100000 --hide-histogram --print-percentiles=99 \
                 >"$tmp/memtier.out" 2>/dev/null
             record p99_set_ms "$s" "$(awk '$1=="Sets" {print $(NF-1)}' "$tmp/memtier.out")"
             record p99_get_ms "$s" "$(awk '$1=="Gets" {print $(NF-1)}' "$tmp/memtier.out")"
         else
-            timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -n "$N_LAT" -c 4 --csv >"$tmp/lat.csv"
-            record p99_set_ms "$s" "$(awk -F'"' '$2=="SET" {print $14}' "$tmp/lat.csv")"
-            record p99_get_ms "$s" "$(awk -F'"' '$2=="GET" {print $14}' "$tmp/lat.csv")"
+            out=$(timeout 300 "$fixed_rate" "127.0.0.1:$(port "$s")" 4 2000 "$LAT_SECS")
+            record p99_set_ms "$s" "$(sed 's/.*set_p99_ms=\([^ ]*\).*/\1/' <<<"$out")"
+            record p99_get_ms "$s" "$(sed 's/.*get_p99_ms=\([^ ]*\).*/\1/' <<<"$out")"
+            record lat_max_ms "$s" "$(sed 's/.*max_ms=\([^ ]*\).*/\1/' <<<"$out")"
         fi
+    done
+done
+
+# ---- a2. the node's own design: two tokio workers against one ----------------
+log "a2. cache-node with 1 worker thread vs the default (2 on this machine), SET/GET -P 16"
+for r in $(seq "$RUNS"); do
+    for s in node1 node; do
+        start "$s"
+        out=$(timeout 300 redis-benchmark -p "$NODE_PORT" -t set,get -P 16 -n "$N_PIPE" -q |
+            tr '\r' '\n' | sed -n 's/^ *\([A-Z]*\): \([0-9.]*\) requests per second.*/\1 \2/p')
+        record "threads_set_rps" "$s" "$(awk '$1=="SET" {print $2}' <<<"$out")"
+        record "threads_get_rps" "$s" "$(awk '$1=="GET" {print $2}' <<<"$out")"
     done
 done
 
@@ -199,6 +219,7 @@ if (( GROW_RUNS > 0 )); then
     done
 fi
 stop node
+stop node1
 stop redis
 
 # ---- report ----------------------------------------------------------------
@@ -232,14 +253,22 @@ row cpu_us "b. server CPU per op (SET+GET, -c 50)" "us/op" "<=" 0.7
 row cpu_rps_set "   SET throughput in b (context)" "req/s" "" ""
 row cpu_rps_get "   GET throughput in b (context)" "req/s" "" ""
 row mem_b "c. RSS per key (16 B key, 16 B value)" "bytes" "<=" 0.6
-row p99_set_ms "d. SET p99 ($([[ $have_memtier == 1 ]] && echo rate-limited || echo '-c 4, approx.'))" "ms" "<=" 1
-row p99_get_ms "d. GET p99 ($([[ $have_memtier == 1 ]] && echo rate-limited || echo '-c 4, approx.'))" "ms" "<=" 1
+row p99_set_ms "d. SET p99 at 8000 req/s" "ms" "<=" 1
+row p99_get_ms "d. GET p99 at 8000 req/s" "ms" "<=" 1
+if [[ -s $tmp/lat_max_ms.node ]]; then row lat_max_ms "   slowest request in d" "ms" "" ""; fi
+echo
+echo "a2. the node on one tokio worker thread against the default (ratio = default / one):"
+for m in threads_set_rps threads_get_rps; do
+    n=$(median <"$tmp/$m.node"); one=$(median <"$tmp/$m.node1")
+    printf '  %-16s default %12s  one worker %12s  ratio %s\n' "$m" "$n" "$one" \
+        "$(awk -v a="$n" -v b="$one" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')"
+done
 if (( GROW_RUNS > 0 )); then
     row grow_max_ms "e. longest SET while keys grow to ~$GROW_KEYS" "ms" "" ""
     row grow_keys "   keys at the end of e" "keys" "" ""
 fi
 echo
 echo "raw values (one a run, in run order):"
-for f in "$tmp"/*.node "$tmp"/*.redis; do
-    printf '  %-18s %s\n' "$(basename "$f")" "$(tr '\n' ' ' <"$f")"
+for f in "$tmp"/*.node "$tmp"/*.node1 "$tmp"/*.redis; do
+    if [[ -e $f ]]; then printf '  %-18s %s\n' "$(basename "$f")" "$(tr '\n' ' ' <"$f")"; fi
 done

@@ -118,6 +118,12 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_MAXCLIENTS", default_value_t = 10000)]
     pub maxclients: usize,
 
+    /// Close a client after this many seconds without input (Redis's
+    /// `timeout`); 0 never does. Subscribers and clients blocked in a command
+    /// are never closed for it. The start-up value: CONFIG SET changes it.
+    #[arg(long, env = "TIDECACHE_TIMEOUT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub timeout: u32,
+
     /// Seconds to let clients finish on SIGTERM before closing their connections.
     #[arg(long, env = "TIDECACHE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
@@ -339,6 +345,16 @@ mod tests {
         for bad in ["0", "65", "-1", "five"] {
             assert!(
                 Config::try_parse_from(["cache-node", "--maxmemory-samples", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        // `timeout`: seconds, 0 (the default) to 2^31 - 1, as Redis takes it.
+        assert_eq!(c.timeout, 0);
+        let c = Config::try_parse_from(["cache-node", "--timeout", "2147483647"]).unwrap();
+        assert_eq!(c.timeout, i32::MAX as u32);
+        for bad in ["-1", "2147483648", "1.5", "1s"] {
+            assert!(
+                Config::try_parse_from(["cache-node", "--timeout", bad]).is_err(),
                 "{bad}"
             );
         }

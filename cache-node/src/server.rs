@@ -74,11 +74,16 @@ pub struct Shared {
     pub limits: Limits,
     /// `maxmemory`, changeable at run time with CONFIG SET.
     maxmemory: AtomicU64,
+    /// Redis's `timeout`: seconds without input after which a client is
+    /// closed, 0 for never; changeable with CONFIG SET. Each connection
+    /// reads it when it starts waiting for input.
+    idle_timeout: AtomicU64,
 }
 
 impl Shared {
     pub fn new(config: Config, db: Db, cluster: ClusterState) -> Self {
         let maxmemory = AtomicU64::new(config.maxmemory);
+        let idle_timeout = AtomicU64::new(config.timeout.into());
         let calls = cmd::COMMANDS
             .iter()
             .flat_map(|s| std::iter::once(s).chain(s.subcommands))
@@ -108,6 +113,7 @@ impl Shared {
             run_id: crate::random_hex(40),
             limits,
             maxmemory,
+            idle_timeout,
         }
     }
 
@@ -129,12 +135,44 @@ impl Shared {
         out
     }
 
+    /// Zeroes every command's call count (CONFIG RESETSTAT, as Redis resets
+    /// its commandstats).
+    pub fn reset_call_counts(&self) {
+        for (_, calls) in self.calls.values() {
+            calls.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn maxmemory(&self) -> u64 {
         self.maxmemory.load(Ordering::Relaxed)
     }
 
     pub fn set_maxmemory(&self, bytes: u64) {
         self.maxmemory.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The idle-client timeout in seconds, 0 for none.
+    pub fn idle_timeout(&self) -> u64 {
+        self.idle_timeout.load(Ordering::Relaxed)
+    }
+
+    /// Changes the idle-client timeout. A connection arms its timer when it
+    /// starts waiting for input and moves it only when it fires, so a longer
+    /// timeout takes effect by itself (the timer fires early and is moved
+    /// on). A shorter one, or one turned on, would wait for each idle
+    /// client's next input: those are woken to re-arm now. Blocked clients
+    /// are left alone (the timeout does not apply to them, and a wake would
+    /// make them retry their command); they re-arm when it ends.
+    pub fn set_idle_timeout(&self, secs: u64) {
+        let old = self.idle_timeout.swap(secs, Ordering::Relaxed);
+        if secs == 0 || (old != 0 && secs >= old) {
+            return;
+        }
+        for handle in self.clients.lock().expect("clients lock").values() {
+            if !handle.blocked.load(Ordering::Acquire) {
+                handle.wake.notify_one();
+            }
+        }
     }
 
     /// Which user a password logs in as, if any.
@@ -413,6 +451,16 @@ async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
     // The deadline of the blocked command being retried: a retry must not
     // restart its timeout.
     let mut blocked_until = None;
+    // The idle timeout: when the client last sent anything (or last had a
+    // reply to a command that waited, which Redis counts as activity too),
+    // and one timer. Input only records the time; the timer is moved when it
+    // fires before the client's deadline, or when the deadline comes before
+    // it (a shorter timeout), so an active client costs one clock read per
+    // read from the socket, not a timer update per batch.
+    let mut last_input = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep_until(last_input);
+    tokio::pin!(idle_timer);
+    let mut idle_armed = false;
     loop {
         let end = run_batch(shared, client, retry.take(), &mut input, &mut output);
         for message in handle.take_outbox() {
@@ -461,6 +509,7 @@ async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Resumed::Close => return Ok(()),
                 }
+                last_input = tokio::time::Instant::now();
                 continue;
             }
             BatchEnd::Drained => blocked_until = None,
@@ -469,20 +518,63 @@ async fn run_client<S: AsyncRead + AsyncWrite + Unpin>(
             warn!(id = client.id, addr = %client.addr, bytes = input.len(), "closing client: query buffer limit exceeded");
             return Ok(());
         }
-        tokio::select! {
-            read = stream.read_buf(&mut input) => {
-                if read? == 0 {
-                    return Ok(());
-                }
+        match idle_deadline(shared, client, last_input) {
+            None => idle_armed = false,
+            Some(at) if !idle_armed || at < idle_timer.deadline() => {
+                idle_timer.as_mut().reset(at);
+                idle_armed = true;
             }
-            // Pub/sub messages to write, or a kill.
-            _ = handle.wake.notified() => {}
-            _ = shutdown.changed() => return Ok(()),
+            Some(_) => {}
+        }
+        loop {
+            tokio::select! {
+                read = stream.read_buf(&mut input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    last_input = tokio::time::Instant::now();
+                    break;
+                }
+                // Pub/sub messages to write, a kill, or a new idle timeout.
+                _ = handle.wake.notified() => break,
+                _ = idle_timer.as_mut(), if idle_armed => {
+                    // Read again: the timeout may have been raised since the
+                    // timer was set.
+                    match idle_deadline(shared, client, last_input) {
+                        Some(at) if at <= tokio::time::Instant::now() => {
+                            debug!(id = client.id, addr = %client.addr, "closing idle client");
+                            return Ok(());
+                        }
+                        Some(at) => idle_timer.as_mut().reset(at),
+                        None => idle_armed = false,
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
         }
         if handle.is_killed() {
             return Ok(());
         }
     }
+}
+
+/// When the connection closes for being idle (Redis's `timeout`): that
+/// many seconds after its last input, unless the timeout is off or the
+/// client subscribes to something (a subscriber only listens, in RESP2 and
+/// RESP3 alike). Clients in MULTI are closed like any other. Blocked (and
+/// paused) clients wait in [`wait_for`], where no idle timer runs, as Redis
+/// never closes a blocked client for idleness.
+fn idle_deadline(
+    shared: &Shared,
+    client: &Client,
+    last_input: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let secs = shared.idle_timeout();
+    if secs == 0 || client.subs.any() {
+        return None;
+    }
+    // Past the end of time is never.
+    last_input.checked_add(Duration::from_secs(secs))
 }
 
 /// How a wait ended.

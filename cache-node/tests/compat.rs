@@ -31,7 +31,7 @@ async fn config_get_reports_the_encoding_thresholds() {
          $21\r\nlist-max-ziplist-size\r\n$2\r\n-2\r\n",
     )
     .await;
-    // Idle clients are never closed, which Redis spells `timeout 0`.
+    // By default idle clients are never closed, which Redis spells `timeout 0`.
     c.call(
         &["CONFIG", "GET", "timeout"],
         "*2\r\n$7\r\ntimeout\r\n$1\r\n0\r\n",
@@ -111,7 +111,13 @@ async fn config_resetstat_zeroes_the_stats_counters() {
         .unwrap();
     assert!(before >= 8, "{before}");
 
+    assert!(n.shared.call_counts().contains(&("get", 2)));
+
     c.call(&["CONFIG", "RESETSTAT"], "+OK\r\n").await;
+    // The per-command counts (the `tidecache_command_calls` metric, Redis's
+    // commandstats) start again too. Redis counts a call after it ran, so
+    // its commandstats then show the RESETSTAT alone, and so do ours.
+    assert_eq!(n.shared.call_counts(), [("config|resetstat", 1)]);
     // The INFO that reads the counter is the one command counted since.
     assert_eq!(
         info_field(&mut c, "stats", "total_commands_processed").await,
@@ -133,6 +139,7 @@ async fn config_resetstat_zeroes_the_stats_counters() {
     // Counting goes on from zero.
     c.call(&["GET", "k"], "$1\r\nv\r\n").await;
     assert_eq!(info_field(&mut c, "stats", "keyspace_hits").await, "1");
+    assert!(n.shared.call_counts().contains(&("get", 1)));
     c.call(&["DBSIZE"], ":1\r\n").await;
 }
 
@@ -264,4 +271,166 @@ async fn pubsub_numsub_is_a_flat_array_in_resp3() {
     )
     .await;
     c.call(&["PUBSUB", "NUMSUB"], "*0\r\n").await;
+}
+
+/// redis-py's `test_config_set` and `test_config_set_multi_params` set
+/// `timeout`. Its values and error texts are redis-server 7.0.15's.
+#[tokio::test]
+async fn config_set_timeout_takes_redis_values() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    let get = |v: &str| format!("*2\r\n$7\r\ntimeout\r\n${}\r\n{v}\r\n", v.len());
+    let failed = |why: &str| {
+        format!("-ERR CONFIG SET failed (possibly related to argument 'timeout') - {why}\r\n")
+    };
+    c.call(&["CONFIG", "GET", "timeout"], &get("0")).await;
+    for bad in ["-1", "2147483648"] {
+        c.call(
+            &["CONFIG", "SET", "timeout", bad],
+            &failed("argument must be between 0 and 2147483647 inclusive"),
+        )
+        .await;
+    }
+    for bad in ["abc", "1.5", "+5", "05", "", "1k"] {
+        c.call(
+            &["CONFIG", "SET", "timeout", bad],
+            &failed("argument couldn't be parsed into an integer"),
+        )
+        .await;
+    }
+    c.call(&["CONFIG", "GET", "timeout"], &get("0")).await;
+    c.call(&["CONFIG", "SET", "TIMEOUT", "2147483647"], "+OK\r\n")
+        .await;
+    c.call(&["CONFIG", "GET", "timeout"], &get("2147483647"))
+        .await;
+    // With another parameter, all or nothing.
+    c.call(
+        &["CONFIG", "SET", "timeout", "70", "maxmemory", "100"],
+        "+OK\r\n",
+    )
+    .await;
+    c.call(&["CONFIG", "GET", "timeout"], &get("70")).await;
+    c.call(
+        &["CONFIG", "SET", "timeout", "5", "nosuch", "1"],
+        "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n",
+    )
+    .await;
+    c.call(
+        &["CONFIG", "SET", "timeout", "5", "timeout", "6"],
+        &failed("duplicate parameter"),
+    )
+    .await;
+    c.call(&["CONFIG", "GET", "timeout"], &get("70")).await;
+    c.call(&["CONFIG", "SET", "timeout", "0"], "+OK\r\n").await;
+    c.call(&["CONFIG", "GET", "timeout"], &get("0")).await;
+    // The start-up flag sets the same value.
+    let n = node(&["--timeout", "30"]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["CONFIG", "GET", "timeout"], &get("30")).await;
+}
+
+/// `timeout`: a client that sends nothing for that many seconds is closed,
+/// inside a transaction too, and so is one that was already idle when the
+/// timeout was turned on. Real time: the node runs on the test's runtime,
+/// but paused time would also move the clock under the TCP round trips.
+#[tokio::test]
+async fn idle_clients_are_closed_after_the_timeout() {
+    use std::time::{Duration, Instant};
+    let n = node(&["--timeout", "1"]).await;
+    let start = Instant::now();
+    let mut idle = Conn::to(&n).await;
+    let mut in_multi = Conn::to(&n).await;
+    in_multi.call(&["MULTI"], "+OK\r\n").await;
+    in_multi.call(&["SET", "k", "v"], "+QUEUED\r\n").await;
+    idle.expect_closed().await;
+    in_multi.expect_closed().await;
+    // Not before a whole second without input.
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The transaction died with its client.
+    let mut c = Conn::to(&n).await;
+    c.call(&["EXISTS", "k"], ":0\r\n").await;
+
+    // Turned on while a client is already idle: it goes too.
+    let n = node(&[]).await;
+    let mut early = Conn::to(&n).await;
+    early.call(&["PING"], "+PONG\r\n").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["CONFIG", "SET", "timeout", "1"], "+OK\r\n").await;
+    let set = Instant::now();
+    early.expect_closed().await;
+    // Idle for longer than the timeout already: closed at once, not a
+    // second after its next input.
+    assert!(
+        set.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        set.elapsed()
+    );
+}
+
+/// Input keeps a client open, and as in Redis the timeout never closes a
+/// subscriber or a client blocked in a command; once it no longer
+/// subscribes or waits, it is an ordinary client again.
+#[tokio::test]
+async fn active_subscribed_and_blocked_clients_stay_open() {
+    use std::time::{Duration, Instant};
+    let n = node(&[]).await;
+    // The active client, which also drives the others.
+    let mut c = Conn::to(&n).await;
+    c.call(&["CONFIG", "SET", "timeout", "1"], "+OK\r\n").await;
+    let mut sub = Conn::to(&n).await;
+    sub.call(
+        &["SUBSCRIBE", "news"],
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+    )
+    .await;
+    let mut sub3 = Conn::to(&n).await;
+    sub3.send(&["HELLO", "3"]).await;
+    // Its id (3) is as long as the first client's.
+    sub3.skip(common::HELLO3_FIRST_CLIENT.len()).await;
+    sub3.call(
+        &["SSUBSCRIBE", "orders"],
+        ">3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n",
+    )
+    .await;
+    let mut blocked = Conn::to(&n).await;
+    blocked.send(&["BLPOP", "q", "0"]).await;
+    // Well past the timeout, with a command every 200 ms from `c`.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        c.call(&["PING"], "+PONG\r\n").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.call(&["PUBLISH", "news", "hi"], ":1\r\n").await;
+    sub.expect("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n")
+        .await;
+    c.call(&["SPUBLISH", "orders", "o1"], ":1\r\n").await;
+    sub3.expect(">3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no1\r\n")
+        .await;
+    c.call(&["RPUSH", "q", "x"], ":1\r\n").await;
+    blocked.expect("*2\r\n$1\r\nq\r\n$1\r\nx\r\n").await;
+    // Served, the blocked client is idle from its reply on; unsubscribed,
+    // the subscriber is idle from its last command.
+    sub.call(
+        &["UNSUBSCRIBE"],
+        "*3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:0\r\n",
+    )
+    .await;
+    let served = Instant::now();
+    blocked.expect_closed().await;
+    sub.expect_closed().await;
+    assert!(
+        served.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        served.elapsed()
+    );
+    // The RESP3 subscriber is still there (`c` idled out meanwhile).
+    let mut c = Conn::to(&n).await;
+    c.call(&["SPUBLISH", "orders", "o2"], ":1\r\n").await;
+    sub3.expect(">3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\no2\r\n")
+        .await;
 }

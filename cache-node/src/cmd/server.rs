@@ -391,6 +391,7 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
         ("lfu-log-factor", eviction.lfu_log_factor.to_string()),
         ("lfu-decay-time", eviction.lfu_decay_time.to_string()),
         ("maxclients", c.maxclients.to_string()),
+        ("timeout", shared.idle_timeout().to_string()),
         (
             "slowlog-log-slower-than",
             shared
@@ -412,8 +413,6 @@ fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
         ),
         // Fixed in Tidecache, reported so that tools reading them work.
         ("databases", "1".into()),
-        // Idle clients are never closed.
-        ("timeout", "0".into()),
         ("appendonly", "no".into()),
         ("save", String::new()),
     ];
@@ -468,6 +467,7 @@ const SETTABLE: &[&str] = &[
     "lfu-decay-time",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "timeout",
 ];
 
 /// `CONFIG SET parameter value [parameter value ...]`: all or nothing, as
@@ -507,6 +507,7 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         names.push(name);
     }
     let mut maxmemory = None;
+    let mut idle_timeout = None;
     let mut slowlog = (None, None);
     let mut eviction = cx.db.eviction();
     for (name, pair) in names.iter().zip(pairs.chunks(2)) {
@@ -545,6 +546,7 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             "lfu-decay-time" => int(0, i32::MAX.into()).map(|n| eviction.lfu_decay_time = n as u32),
             "slowlog-log-slower-than" => int(i64::MIN, i64::MAX).map(|n| slowlog.0 = Some(n)),
             "slowlog-max-len" => int(0, i64::from(i32::MAX)).map(|n| slowlog.1 = Some(n as usize)),
+            "timeout" => int(0, i64::from(i32::MAX)).map(|n| idle_timeout = Some(n as u64)),
             // Every name was checked against SETTABLE above.
             _ => Ok(()),
         };
@@ -562,16 +564,19 @@ pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if let Some(n) = maxmemory {
         shared.set_maxmemory(n);
     }
+    if let Some(secs) = idle_timeout {
+        shared.set_idle_timeout(secs);
+    }
     // A lower limit, or a policy that now allows eviction, takes effect at
     // once (as far as one command's eviction time allows; writes go on).
     let _ = crate::evict::make_room(cx.db, shared.maxmemory(), true);
     Reply::OK
 }
 
-/// `CONFIG RESETSTAT`: zeroes the counters INFO's stats section reports, as
-/// Redis does; gauges (connected and blocked clients, memory) stay. The
-/// Prometheus counters read the same numbers, and scrapers take the drop as
-/// a counter reset.
+/// `CONFIG RESETSTAT`: zeroes the counters INFO's stats section reports and
+/// the per-command call counts (Redis's commandstats), as Redis does; gauges
+/// (connected and blocked clients, memory) stay. The Prometheus counters
+/// read the same numbers, and scrapers take the drop as a counter reset.
 pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
     let stats = &cx.shared.stats;
     for counter in [
@@ -583,5 +588,12 @@ pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
         counter.store(0, Ordering::Relaxed);
     }
     cx.db.stats = crate::db::Stats::default();
+    cx.shared.reset_call_counts();
+    // Redis counts a call once it has run, so after a reset its
+    // commandstats show this RESETSTAT; the dispatcher counted it before it
+    // ran, and the reset just took that back.
+    if let Some(spec) = find(b"config|resetstat") {
+        cx.shared.count_call(spec);
+    }
     Reply::OK
 }

@@ -439,3 +439,262 @@ pub fn getset(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         ],
     )
 }
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`: the longest
+/// common subsequence of two strings, as Redis 7.0 computes and reports it.
+///
+/// The algorithm is Redis's, on purpose: the textbook dynamic programme over
+/// a full `(len1 + 1) × (len2 + 1)` table of `u32`, walked back from the end.
+/// Several subsequences are often equally long, and which one is answered
+/// (and so the IDX ranges) depends on how that walk breaks ties; clients
+/// compare against Redis, so the walk is copied exactly rather than replaced
+/// by a linear-memory algorithm that would pick another one.
+///
+/// The table is transient memory the size of the product of the lengths, so
+/// it is bounded as Redis bounds it: by proto-max-bulk-len (512 MB unless
+/// configured lower), checked before anything is allocated, and the
+/// allocation itself is fallible. The work is O(len1 × len2) under the
+/// keyspace lock, as it is on Redis's single thread.
+pub fn lcs(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let table_limit = cx.shared.config.proto_max_bulk_len;
+    let db = &mut *cx.db;
+    // Both keys are read (and counted as hits or misses) before any option
+    // is looked at, so a wrong type is reported before a syntax error, as
+    // in Redis. A missing key is an empty string. Redis answers a wrong type
+    // here with its own message, not WRONGTYPE.
+    let mut read = |key: &[u8]| match db.get(key).map(|e| e.value) {
+        None => Some(Bytes::new()),
+        Some(ValueRef::Str(s)) => Some(s.to_bytes()),
+        Some(_) => None,
+    };
+    let (a, b) = match (read(&args[1]), read(&args[2])) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return Reply::error("ERR The specified keys must contain string values"),
+    };
+    let (mut want_len, mut want_idx, mut with_match_len) = (false, false, false);
+    let mut min_match_len = 0usize;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = &args[i];
+        if eq(opt, "IDX") {
+            want_idx = true;
+        } else if eq(opt, "LEN") {
+            want_len = true;
+        } else if eq(opt, "WITHMATCHLEN") {
+            with_match_len = true;
+        } else if eq(opt, "MINMATCHLEN") && i + 1 < args.len() {
+            // A negative minimum is no minimum, as in Redis.
+            match int_arg(&args[i + 1]) {
+                Ok(n) => min_match_len = usize::try_from(n).unwrap_or(0),
+                Err(e) => return e,
+            }
+            i += 1;
+        } else {
+            return Reply::error(SYNTAX);
+        }
+        i += 1;
+    }
+    if want_len && want_idx {
+        return Reply::error("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    // Redis's table holds u32 lengths and indexes.
+    let too_long = |s: &[u8]| s.len() as u64 >= u64::from(u32::MAX) - 1;
+    if too_long(&a) || too_long(&b) {
+        return Reply::error("ERR String too long for LCS");
+    }
+    // Redis refuses when the table it would allocate exceeds
+    // proto-max-bulk-len, even for LEN, which needs no table here (below):
+    // the same inputs succeed or fail on both. Both lengths are below 2^32,
+    // so the cell count fits in a u64; its size in bytes may not.
+    const ALLOC_FAILED: &str =
+        "ERR Insufficient memory, failed allocating transient memory for LCS";
+    let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
+    let Some(bytes) = cells.checked_mul(std::mem::size_of::<u32>() as u64) else {
+        return Reply::error(ALLOC_FAILED);
+    };
+    if bytes > table_limit {
+        return Reply::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    if want_len {
+        return Reply::Integer(lcs_len(&a, &b) as i64);
+    }
+    let Some(table) = usize::try_from(cells)
+        .ok()
+        .and_then(|cells| lcs_table(&a, &b, cells))
+    else {
+        return Reply::error(ALLOC_FAILED);
+    };
+    let (text, ranges) = lcs_walk(&a, &b, &table);
+    if !want_idx {
+        return Reply::Bulk(Bytes::from(text));
+    }
+    let pair = |start: usize, end: usize| {
+        Reply::Array(vec![
+            Reply::Integer(start as i64),
+            Reply::Integer(end as i64),
+        ])
+    };
+    let matches = ranges
+        .iter()
+        .filter(|r| r.len >= min_match_len)
+        .map(|r| {
+            let mut item = vec![pair(r.a, r.a + r.len - 1), pair(r.b, r.b + r.len - 1)];
+            if with_match_len {
+                item.push(Reply::Integer(r.len as i64));
+            }
+            Reply::Array(item)
+        })
+        .collect();
+    // A map in RESP3; RESP2 flattens it to `matches, [...], len, n`.
+    Reply::Map(vec![
+        (Reply::text("matches"), Reply::Array(matches)),
+        (Reply::text("len"), Reply::Integer(text.len() as i64)),
+    ])
+}
+
+/// One run of consecutive matched bytes: `len` bytes from `a` in the first
+/// string and from `b` in the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LcsRange {
+    a: usize,
+    b: usize,
+    len: usize,
+}
+
+/// Redis's LCS table, row-major with `b.len() + 1` columns: cell `(i, j)`
+/// holds the LCS length of `a[..i]` and `b[..j]`. `None` if the allocation
+/// of `cells` (the caller's checked `(a.len() + 1) × (b.len() + 1)`) fails.
+fn lcs_table(a: &[u8], b: &[u8], cells: usize) -> Option<Vec<u32>> {
+    let width = b.len() + 1;
+    debug_assert_eq!(cells, (a.len() + 1) * width);
+    let mut table = Vec::new();
+    table.try_reserve_exact(cells).ok()?;
+    table.resize(cells, 0u32);
+    for (i, &ai) in a.iter().enumerate() {
+        // Row i + 1 from row i; row 0 and column 0 stay 0.
+        let (done, rest) = table.split_at_mut((i + 1) * width);
+        let prev = &done[i * width..];
+        let row = &mut rest[..width];
+        for (j, &bj) in b.iter().enumerate() {
+            row[j + 1] = if ai == bj {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(row[j])
+            };
+        }
+    }
+    Some(table)
+}
+
+/// The LCS length alone, from two rows of the table at a time: LEN answers
+/// what the last cell of [`lcs_table`] would hold, without the table.
+fn lcs_len(a: &[u8], b: &[u8]) -> u32 {
+    let mut prev = vec![0u32; b.len() + 1];
+    let mut row = prev.clone();
+    for &ai in a {
+        for (j, &bj) in b.iter().enumerate() {
+            row[j + 1] = if ai == bj {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(row[j])
+            };
+        }
+        std::mem::swap(&mut prev, &mut row);
+    }
+    prev[b.len()]
+}
+
+/// Walks `table` back from its last cell as Redis does, and returns the
+/// subsequence and its runs of consecutive matches, in the order Redis
+/// reports them: from the end of the strings backwards.
+///
+/// On a mismatch the walk steps up (to a shorter `a`) only when that keeps
+/// strictly more of the subsequence than stepping left, else left: that
+/// tie-break is what makes the answer Redis's answer. A match always comes
+/// right after the previous match or after a mismatch (which closed the run
+/// before it), so a run only grows or starts; it ends at a mismatch or at
+/// the start of either string.
+fn lcs_walk(a: &[u8], b: &[u8], table: &[u32]) -> (Vec<u8>, Vec<LcsRange>) {
+    let width = b.len() + 1;
+    let at = |i: usize, j: usize| table[i * width + j];
+    let total = at(a.len(), b.len()) as usize;
+    let mut text = vec![0u8; total];
+    let mut ranges = Vec::new();
+    // The run being grown backwards: its first byte in each string and its length.
+    let mut run: Option<LcsRange> = None;
+    let (mut i, mut j, mut k) = (a.len(), b.len(), total);
+    while i > 0 && j > 0 {
+        if a[i - 1] == b[j - 1] {
+            k -= 1;
+            text[k] = a[i - 1];
+            i -= 1;
+            j -= 1;
+            let len = run.map_or(0, |r| r.len) + 1;
+            run = Some(LcsRange { a: i, b: j, len });
+            if i == 0 || j == 0 {
+                ranges.extend(run.take());
+            }
+        } else {
+            if at(i - 1, j) > at(i, j - 1) {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            ranges.extend(run.take());
+        }
+    }
+    (text, ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(a: &str, b: &str) -> (String, Vec<(usize, usize, usize)>) {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        let table = lcs_table(a, b, (a.len() + 1) * (b.len() + 1)).unwrap();
+        let (text, ranges) = lcs_walk(a, b, &table);
+        (
+            String::from_utf8(text).unwrap(),
+            ranges.iter().map(|r| (r.a, r.b, r.len)).collect(),
+        )
+    }
+
+    #[test]
+    fn lcs_walks_back_like_redis() {
+        // LCS key1 key2 IDX WITHMATCHLEN on redis-server 7.0.15.
+        assert_eq!(
+            walk("ohmytext", "mynewtext"),
+            ("mytext".into(), vec![(4, 5, 4), (2, 0, 2)])
+        );
+        assert_eq!(walk("", "abc"), (String::new(), vec![]));
+        assert_eq!(walk("abc", "abc"), ("abc".into(), vec![(0, 0, 3)]));
+        assert_eq!(walk("abc", "xyz"), (String::new(), vec![]));
+    }
+
+    #[test]
+    fn lcs_len_is_the_last_cell_of_the_table() {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        for _ in 0..500 {
+            let mut s = || -> Vec<u8> {
+                let n = rng.random_range(0..40);
+                (0..n).map(|_| b"abc"[rng.random_range(0..3)]).collect()
+            };
+            let (a, b) = (s(), s());
+            let table = lcs_table(&a, &b, (a.len() + 1) * (b.len() + 1)).unwrap();
+            assert_eq!(lcs_len(&a, &b), *table.last().unwrap(), "{a:?} {b:?}");
+            let (text, ranges) = lcs_walk(&a, &b, &table);
+            assert_eq!(text.len() as u32, lcs_len(&a, &b));
+            // The runs spell the subsequence, back to front, and match.
+            let mut spelled = Vec::new();
+            for r in ranges.iter().rev() {
+                assert_eq!(a[r.a..r.a + r.len], b[r.b..r.b + r.len]);
+                spelled.extend_from_slice(&a[r.a..r.a + r.len]);
+            }
+            assert_eq!(spelled, text);
+        }
+    }
+}

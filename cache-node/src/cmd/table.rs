@@ -275,6 +275,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("psetex", 4, WRITE | DENYOOM, ONE, &["@write", "@string", "@slow"], "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", strings::psetex),
     spec("msetnx", -3, WRITE | DENYOOM, PAIRS, &["@write", "@string", "@slow"], "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
     spec("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, &["@write", "@string", "@fast"], "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
+    spec("lcs", -3, READONLY, (1, 2, 1), &["@read", "@string", "@slow"], "string", "7.0.0", "Finds the longest common substring.", strings::lcs),
     // Bits.
     spec("setbit", 4, WRITE | DENYOOM, ONE, &["@write", "@bitmap", "@slow"], "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", bits::setbit),
     spec("getbit", 3, READONLY | FAST, ONE, &["@read", "@bitmap", "@fast"], "bitmap", "2.2.0", "Returns a bit value by offset.", bits::getbit),
