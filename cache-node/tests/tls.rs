@@ -276,10 +276,20 @@ async fn commands_run_over_tls() {
 #[tokio::test]
 async fn tls_port_runs_beside_the_plain_port() {
     let s = Setup::new();
-    // A port the OS just handed out and took back: `--port 0` would mean
-    // TLS only here.
-    let port = common::free_port().to_string();
-    let node = s.start(&["--port", &port]).await.unwrap();
+    // A port the OS just handed out and took back (`--port 0` would mean
+    // TLS only here); another test may grab it in between, so a few tries.
+    let mut tries = 0;
+    let (node, port) = loop {
+        let port = common::free_port().to_string();
+        match s.start(&["--port", &port]).await {
+            Ok(node) => break (node, port),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                eprintln!("port {port} taken ({e}), trying another");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert_eq!(node.addr.port().to_string(), port);
     assert_ne!(node.tls_addr.unwrap(), node.addr);
     let mut tls = tls_connect(&node, &connector(&s.ca, None)).await.unwrap();
