@@ -5,7 +5,7 @@
 #   bench/compare.sh                 # RUNS=5
 #   RUNS=3 NO_BUILD=1 bench/compare.sh
 #
-# Knobs (environment): RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
+# Knobs (environment): ONLY (abcde + 2 for a2: the sections to run), RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
 # N_PIPE (2000000), N_CPU (300000), MEM_KEYS (1000000),
 # GROW_KEYS (3000000), LAT_SECS (10), NODE_PORT (6400), REDIS_PORT (6401),
 # NO_BUILD=1 (use the binary as it is), NODE_BIN (target/release/cache-node).
@@ -33,6 +33,7 @@ tmp=$(mktemp -d /tmp/tidecache-bench.XXXXXX)
 declare -A pid=()
 
 log() { printf '%s\n' "$*" >&2; }
+want() { [[ ${ONLY:-abcde2} == *"$1"* ]]; } # want <section letter>
 
 stop() { # stop <name>: kill one server we started, by its pid
     local p=${pid[$1]:-}
@@ -54,10 +55,10 @@ start() { # start <name>: a fresh, empty server, the only one running
     stop node1
     stop redis
     if [[ $1 == node* ]]; then
-        # node1: the same binary on one tokio worker thread.
-        local workers=()
-        [[ $1 == node1 ]] && workers=(TOKIO_WORKER_THREADS=1)
-        env "${workers[@]}" TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$NODE_PORT" \
+        # node1: the same binary serving connections on one thread.
+        local threads=0
+        [[ $1 == node1 ]] && threads=1
+        TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$NODE_PORT" --io-threads "$threads" \
             >"$tmp/$1.log" 2>&1 &
     else
         redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
@@ -119,8 +120,8 @@ have_memtier=0
 if command -v memtier_benchmark >/dev/null; then have_memtier=1; fi
 
 # ---- a. pipelined throughput -------------------------------------------------
-log "a. redis-benchmark -t set,get -P 16 -n $N_PIPE -q"
-for r in $(seq "$RUNS"); do
+want a && log "a. redis-benchmark -t set,get -P 16 -n $N_PIPE -q"
+want a && for r in $(seq "$RUNS"); do
     for s in $(order "$r"); do
         start "$s"
         out=$(timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -P 16 -n "$N_PIPE" -q |
@@ -131,8 +132,8 @@ for r in $(seq "$RUNS"); do
 done
 
 # ---- b. server CPU per operation, not pipelined ------------------------------
-log "b. redis-benchmark -t set,get -n $N_CPU -c 50 (server CPU from /proc/<pid>/stat)"
-for r in $(seq "$RUNS"); do
+want b && log "b. redis-benchmark -t set,get -n $N_CPU -c 50 (server CPU from /proc/<pid>/stat)"
+want b && for r in $(seq "$RUNS"); do
     for s in $(order "$r"); do
         start "$s"
         t0=$(ticks "$s")
@@ -147,11 +148,11 @@ for r in $(seq "$RUNS"); do
 done
 
 # ---- c. memory per key -------------------------------------------------------
-log "c. $MEM_KEYS SETs of 16-byte keys and 16-byte values through redis-cli --pipe (VmRSS)"
+want c && log "c. $MEM_KEYS SETs of 16-byte keys and 16-byte values through redis-cli --pipe (VmRSS)"
 awk -v n="$MEM_KEYS" 'BEGIN {
     for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nk%015d\r\n$16\r\nv%015d\r\n", i, i }' \
     >"$tmp/load.resp"
-for r in $(seq "$MEM_RUNS"); do
+want c && for r in $(seq "$MEM_RUNS"); do
     for s in $(order "$r"); do
         start "$s"
         before=$(rss_kb "$s")
@@ -173,8 +174,8 @@ else
     lat_how="fixed_rate (open loop, latency from each request's due time)"
     [[ -x $fixed_rate ]] || { log "no $fixed_rate (build it, or unset NO_BUILD)"; exit 1; }
 fi
-log "d. p99 latency at 8000 req/s: $lat_how"
-for r in $(seq "$RUNS"); do
+want d && log "d. p99 latency at 8000 req/s: $lat_how"
+want d && for r in $(seq "$RUNS"); do
     for s in $(order "$r"); do
         start "$s"
         if (( have_memtier )); then
@@ -194,8 +195,8 @@ for r in $(seq "$RUNS"); do
 done
 
 # ---- a2. the node's own design: two tokio workers against one ----------------
-log "a2. cache-node with 1 worker thread vs the default (2 on this machine), SET/GET -P 16"
-for r in $(seq "$RUNS"); do
+want 2 && log "a2. cache-node with --io-threads 1 vs the default (2 on this machine), SET/GET -P 16"
+want 2 && for r in $(seq "$RUNS"); do
     for s in node1 node; do
         start "$s"
         out=$(timeout 300 redis-benchmark -p "$NODE_PORT" -t set,get -P 16 -n "$N_PIPE" -q |
@@ -206,7 +207,7 @@ for r in $(seq "$RUNS"); do
 done
 
 # ---- e. longest request while the keyspace grows ----------------------------
-if (( GROW_RUNS > 0 )); then
+if want e && (( GROW_RUNS > 0 )); then
     log "e. redis-benchmark -t set -r 1000000000 -n $GROW_KEYS -c 1 -P 16 (max latency)"
     for r in $(seq "$GROW_RUNS"); do
         for s in $(order "$r"); do
@@ -225,6 +226,7 @@ stop redis
 # ---- report ----------------------------------------------------------------
 row() { # row <metric> <label> <unit> <target-op> <target>
     local n rd ratio met
+    [[ -s $tmp/$1.node && -s $tmp/$1.redis ]] || return 0 # section not run
     n=$(median <"$tmp/$1.node")
     rd=$(median <"$tmp/$1.redis")
     ratio=$(awk -v a="$n" -v b="$rd" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')
@@ -256,9 +258,9 @@ row mem_b "c. RSS per key (16 B key, 16 B value)" "bytes" "<=" 0.6
 row p99_set_ms "d. SET p99 at 8000 req/s" "ms" "<=" 1
 row p99_get_ms "d. GET p99 at 8000 req/s" "ms" "<=" 1
 if [[ -s $tmp/lat_max_ms.node ]]; then row lat_max_ms "   slowest request in d" "ms" "" ""; fi
-echo
-echo "a2. the node on one tokio worker thread against the default (ratio = default / one):"
-for m in threads_set_rps threads_get_rps; do
+want 2 && echo
+want 2 && echo "a2. the node on one tokio worker thread against the default (ratio = default / one):"
+want 2 && for m in threads_set_rps threads_get_rps; do
     n=$(median <"$tmp/$m.node"); one=$(median <"$tmp/$m.node1")
     printf '  %-16s default %12s  one worker %12s  ratio %s\n' "$m" "$n" "$one" \
         "$(awk -v a="$n" -v b="$one" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')"

@@ -6,17 +6,20 @@
 //! fixed_rate <host:port> <connections> <requests/s per connection> <seconds>
 //! ```
 //!
-//! Each connection sends on a fixed schedule and measures every reply from
-//! the moment its request was *due*, not from when it was sent: a server
-//! that stalls cannot hide the requests that queued up behind the stall
-//! (the "coordinated omission" a closed loop suffers from). Requests
-//! alternate SET and GET over 100,000 keys with 16-byte values. Prints one
-//! line: `set_p99_ms=… get_p99_ms=… set_p50_ms=… get_p50_ms=… max_ms=… sent=…`.
+//! Each connection is an OS thread with a blocking socket that sends on a
+//! fixed schedule and measures every reply from the moment its request was
+//! *due*, not from when it was sent: a server that stalls cannot hide the
+//! requests that queued up behind the stall (the "coordinated omission" a
+//! closed loop suffers from). Threads and `std::thread::sleep` rather than
+//! an async runtime: tokio's timer ticks in milliseconds, which at 2000
+//! requests/s per connection would be the largest latency measured.
+//! Requests alternate SET and GET over 100,000 keys with 16-byte values.
+//! Prints one line: `set_p99_ms=… get_p99_ms=… set_p50_ms=… get_p50_ms=…
+//! max_ms=… sent=…`.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn usage() -> ! {
     eprintln!("usage: fixed_rate <host:port> <connections> <requests/s per connection> <seconds>");
@@ -29,8 +32,7 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
         .unwrap_or_else(|| usage())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
     let addr: String = arg(&args, 1);
     let (conns, rate, secs): (usize, u64, u64) = (arg(&args, 2), arg(&args, 3), arg(&args, 4));
@@ -38,15 +40,15 @@ async fn main() {
         usage();
     }
     let start = Instant::now() + Duration::from_millis(100);
-    let tasks: Vec<_> = (0..conns)
+    let threads: Vec<_> = (0..conns)
         .map(|c| {
             let addr = addr.clone();
-            tokio::spawn(async move { run(&addr, c, rate, secs, start).await })
+            std::thread::spawn(move || run(&addr, c, rate, secs, start))
         })
         .collect();
     let (mut set, mut get) = (Vec::new(), Vec::new());
-    for t in tasks {
-        let (s, g) = t.await.expect("connection task");
+    for t in threads {
+        let (s, g) = t.join().expect("connection thread");
         set.extend(s);
         get.extend(g);
     }
@@ -71,14 +73,14 @@ async fn main() {
 }
 
 /// One connection's schedule; the latencies of its SETs and its GETs.
-async fn run(
+fn run(
     addr: &str,
     conn: usize,
     rate: u64,
     secs: u64,
     start: Instant,
 ) -> (Vec<Duration>, Vec<Duration>) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     // Connections start staggered over one interval, not in lockstep.
@@ -88,7 +90,9 @@ async fn run(
     let mut buf = vec![0u8; 4096];
     for i in 0..total {
         let due = start + offset + interval * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
         let key = format!("key:{:012}", (i as usize * 7919 + conn * 104_729) % 100_000);
         let request = if i % 2 == 0 {
             format!(
@@ -98,8 +102,8 @@ async fn run(
         } else {
             format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len())
         };
-        stream.write_all(request.as_bytes()).await.expect("send");
-        read_reply(&mut stream, &mut buf).await;
+        stream.write_all(request.as_bytes()).expect("send");
+        read_reply(&mut stream, &mut buf);
         let latency = due.elapsed();
         if i % 2 == 0 { &mut set } else { &mut get }.push(latency);
     }
@@ -107,10 +111,10 @@ async fn run(
 }
 
 /// Reads one reply: `+OK`, a bulk string or a null (all this sends gets).
-async fn read_reply(stream: &mut TcpStream, buf: &mut [u8]) {
+fn read_reply(stream: &mut TcpStream, buf: &mut [u8]) {
     let mut have = 0;
     loop {
-        let n = stream.read(&mut buf[have..]).await.expect("read");
+        let n = stream.read(&mut buf[have..]).expect("read");
         assert!(n > 0, "server closed the connection");
         have += n;
         let data = &buf[..have];

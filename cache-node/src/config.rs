@@ -124,6 +124,14 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_TIMEOUT", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
     pub timeout: u32,
 
+    /// Threads that serve connections (Redis's `io-threads`): each reads,
+    /// parses and writes for its connections in parallel; commands still
+    /// run one at a time under the keyspace lock. 0 means one per core.
+    /// On a 2-core machine shared with the load generator, 1 thread beat 2
+    /// on pipelined SETs (docs/performance.md): measure for your pods.
+    #[arg(long, env = "TIDECACHE_IO_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub io_threads: u16,
+
     /// Seconds to let clients finish on SIGTERM before closing their connections.
     #[arg(long, env = "TIDECACHE_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
@@ -321,6 +329,10 @@ mod tests {
         assert!(Config::try_parse_from(["cache-node", "--maxmemory-policy", "bogus"]).is_err());
         assert_eq!(c.maxmemory_policy, "noeviction");
         assert_eq!(c.maxmemory_samples, 5);
+        assert_eq!(c.io_threads, 0, "one per core");
+        let c = Config::try_parse_from(["cache-node", "--io-threads", "1"]).unwrap();
+        assert_eq!(c.io_threads, 1);
+        assert!(Config::try_parse_from(["cache-node", "--io-threads", "300"]).is_err());
         for name in crate::evict::Policy::NAMES {
             let c = Config::try_parse_from(["cache-node", "--maxmemory-policy", name]).unwrap();
             assert_eq!(crate::evict::Settings::from_config(&c).policy.name(), name);

@@ -9,10 +9,17 @@ use tracing::info;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    cache_node::memory::use_jemalloc();
+fn main() -> anyhow::Result<()> {
     let config = cache_node::config::Config::parse().resolve()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.io_threads > 0 {
+        runtime.worker_threads(usize::from(config.io_threads));
+    }
+    runtime.enable_all().build()?.block_on(run(config))
+}
+
+async fn run(config: cache_node::config::Config) -> anyhow::Result<()> {
+    cache_node::memory::use_jemalloc();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIDECACHE_LOG")
         .unwrap_or_else(|_| "info".into());
     if config.log_format == "json" {
