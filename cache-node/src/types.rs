@@ -1,11 +1,19 @@
 //! Collection values. Each keeps a running count of the bytes it holds, so
 //! that the keyspace can account memory in O(1) per write instead of walking
 //! a collection.
+//!
+//! Every element stored is first given an allocation of its own
+//! ([`own`]): arguments arrive as slices of a connection's read buffer, and
+//! one small field kept as such a slice would keep the whole buffer (tens of
+//! kilobytes, shared with every other argument of the read) alive, uncounted
+//! and unfreeable by eviction.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
+
+use crate::db::own;
 
 /// Bytes charged per collection element on top of its payload: a hash table
 /// slot and the `Bytes` headers. An estimate until the allocator's own
@@ -38,6 +46,7 @@ impl Hash {
 
     /// Sets a field; true when the field is new.
     pub fn insert(&mut self, field: Bytes, value: Bytes) -> bool {
+        let (field, value) = (own(field), own(value));
         let add = value.len();
         match self.map.insert(field.clone(), value) {
             Some(old) => {
@@ -92,6 +101,7 @@ impl Set {
 
     /// Adds a member; true when it is new.
     pub fn insert(&mut self, m: Bytes) -> bool {
+        let m = own(m);
         let len = m.len();
         let new = self.members.insert(m);
         if new {
@@ -157,6 +167,7 @@ impl List {
     }
 
     pub fn push(&mut self, end: End, item: Bytes) {
+        let item = own(item);
         self.bytes += Self::charge(&item);
         match end {
             End::Left => self.items.push_front(item),
@@ -182,12 +193,14 @@ impl List {
         let Some(slot) = self.items.get_mut(index) else {
             return false;
         };
+        let item = own(item);
         self.bytes = self.bytes - slot.len() + item.len();
         *slot = item;
         true
     }
 
     pub fn insert(&mut self, index: usize, item: Bytes) {
+        let item = own(item);
         self.bytes += Self::charge(&item);
         self.items.insert(index, item);
     }
@@ -280,6 +293,7 @@ impl SortedSet {
 
     /// Sets `member`'s score; returns the previous one.
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {
+        let member = own(member);
         let score = Score::new(score);
         let previous = self.scores.insert(member.clone(), score);
         match previous {
@@ -318,6 +332,26 @@ impl SortedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_elements_do_not_pin_the_request_buffer() {
+        // One read buffer that every argument is a slice of.
+        let frame = Bytes::from(b"fieldvaluememberitem".to_vec());
+        let arg = |a: usize, b: usize| frame.slice(a..b);
+        let mut h = Hash::default();
+        h.insert(arg(0, 5), arg(5, 10));
+        let mut s = Set::default();
+        s.insert(arg(10, 16));
+        let mut l = List::default();
+        l.push(End::Left, arg(16, 20));
+        l.insert(0, arg(16, 20));
+        l.set(1, arg(0, 5));
+        let mut z = SortedSet::default();
+        z.insert(arg(10, 16), 1.0);
+        // Nothing kept a slice: the buffer has one owner again.
+        assert!(frame.is_unique());
+        assert_eq!(h.get(b"field").map(|v| &v[..]), Some(&b"value"[..]));
+    }
 
     #[test]
     fn hash_accounting_follows_every_change() {
