@@ -102,6 +102,29 @@ async fn watch_fails_a_transaction_whose_keys_changed() {
     a.call(&["EXEC"], "*0\r\n").await;
 }
 
+/// A transaction that subscribes runs to its end (Redis checks the
+/// subscribed context when a command arrives, not inside EXEC); afterwards
+/// the connection is subscribed. Replies as Redis 7.0.15 gives them.
+#[tokio::test]
+async fn a_transaction_that_subscribes_runs_to_its_end() {
+    let n = node(&[]).await;
+    let mut c = Conn::to(&n).await;
+    c.call(&["SET", "k", "v"], "+OK\r\n").await;
+    c.call(&["MULTI"], "+OK\r\n").await;
+    c.call(&["SUBSCRIBE", "ch"], "+QUEUED\r\n").await;
+    c.call(&["GET", "k"], "+QUEUED\r\n").await;
+    c.call(
+        &["EXEC"],
+        "*2\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n$1\r\nv\r\n",
+    )
+    .await;
+    c.call(
+        &["GET", "k"],
+        "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn published_messages_reach_channel_and_pattern_subscribers() {
     let n = node(&[]).await;

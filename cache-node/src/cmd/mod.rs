@@ -231,7 +231,10 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     if let Err(e) = permitted(cx, spec) {
         return e;
     }
+    // Redis checks the subscribed context when a command arrives, not when
+    // EXEC runs it: a transaction that subscribes runs to its end.
     if cx.client.proto == crate::frame::Protocol::Resp2
+        && !cx.client.in_exec
         && cx.client.subs.any()
         && !SUBSCRIBED_OK.contains(&spec.name)
     {
