@@ -7,9 +7,10 @@
 //!   [`controller::validate`] (spec checks the schema cannot express),
 //!   [`controller::desired`] (the objects a spec calls for, pure),
 //!   [`controller::topology`] (slot assignment and the topology document,
-//!   pure), [`controller::status`] (conditions and phase, pure), and
-//!   [`controller::reconcile`], the only part that does I/O: apply, push the
-//!   topology to nodes, write status.
+//!   pure), [`controller::rebalance`] (which slots move where on scaling or
+//!   drift, and resuming a plan, pure), [`controller::status`] (conditions and
+//!   phase, pure), and [`controller::reconcile`], the only part that does
+//!   I/O: apply, push the topology to nodes, write status.
 //! - [`leader`]: leader election on a `coordination.k8s.io` Lease, so that two
 //!   operator replicas never reconcile at once.
 //! - [`metrics`]: Prometheus metrics and health endpoints.

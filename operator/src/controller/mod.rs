@@ -1,6 +1,7 @@
 //! Reconciliation of `CacheCluster`s.
 
 pub mod desired;
+pub mod rebalance;
 pub mod reconcile;
 pub mod status;
 pub mod topology;
