@@ -40,17 +40,23 @@ tools: ## Build the control plane, etcd and helm into the cache
 
 # The fuzz targets build on stable through RUSTC_BOOTSTRAP (cargo-fuzz needs
 # nightly flags), in their own target dir so the main build cache keeps its
-# flags; nice and -jobs=1 leave the other core to everyone else.
+# flags; nice and -jobs=1 leave the other core to everyone else. The
+# keyspace target runs under the address sanitizer (db/record.rs is unsafe
+# code), built in a directory of its own so that the two builds do not
+# overwrite each other's dependencies.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/tidecache-fuzz
 FUZZ_RUN = cd cache-node/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) nice -n 19 cargo fuzz run -s none
+FUZZ_RUN_ASAN = cd cache-node/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR)/address nice -n 19 cargo fuzz run -s address
 FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -jobs=1 -workers=1 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 
-fuzz: ## Fuzz the request decoder and command dispatch, FUZZ_SECONDS (60) each (cargo install cargo-fuzz)
-	mkdir -p cache-node/fuzz/corpus/decode cache-node/fuzz/corpus/dispatch
+fuzz: ## Fuzz the request decoder, command dispatch and the keyspace, FUZZ_SECONDS (60) each (cargo install cargo-fuzz)
+	mkdir -p cache-node/fuzz/corpus/decode cache-node/fuzz/corpus/dispatch cache-node/fuzz/corpus/keyspace
 	$(FUZZ_RUN) decode corpus/decode seeds/decode -- -dict=resp.dict $(FUZZ_FLAGS)
 	grep -E '^(stat::|Done)' cache-node/fuzz/fuzz-0.log
 	$(FUZZ_RUN) dispatch corpus/dispatch seeds/dispatch -- -max_len=1024 -len_control=0 $(FUZZ_FLAGS)
+	grep -E '^(stat::|Done)' cache-node/fuzz/fuzz-0.log
+	$(FUZZ_RUN_ASAN) keyspace corpus/keyspace seeds/keyspace -- -max_len=1024 -len_control=0 $(FUZZ_FLAGS)
 	grep -E '^(stat::|Done)' cache-node/fuzz/fuzz-0.log
 
 .PHONY: help up down test build unit lint chart e2e crds tools bench fuzz
