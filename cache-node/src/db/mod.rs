@@ -225,8 +225,12 @@ impl Tables {
 
     /// Replaces the record of `key` by what `f` makes of it, in the same
     /// bucket; `None` when the key is absent.
-    fn replace<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
-        let at = self.at(key);
+    fn replace_at<R>(
+        &mut self,
+        at: At,
+        key: &[u8],
+        f: impl FnOnce(Record) -> (Record, R),
+    ) -> Option<R> {
         self.before_write(at.slot);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let (record, vacant) = found.ok()?.remove();
@@ -470,11 +474,21 @@ impl Db {
         self.len += 1;
     }
 
-    /// Replaces the record of an existing key by what `f` makes of it,
-    /// keeping the accounting right (the deadline index is the caller's).
+    /// Replaces the record of an existing live key (reclaiming it first if
+    /// it expired) by what `f` makes of it, recording the access unless the
+    /// command runs for a `CLIENT NO-TOUCH` client, and keeping the memory
+    /// accounting right (the deadline index is the caller's). The one path of
+    /// every in-place change: the key's slot and hash are computed once.
     fn rewrite<R>(&mut self, key: &[u8], f: impl FnOnce(Record) -> (Record, R)) -> Option<R> {
+        let at = self.tables.at(key);
+        self.expire_if_due_at(at, key);
+        let now = self.now_ms();
+        let (settings, touching) = (self.eviction, self.touching);
         let mut delta = (0, 0);
-        let result = self.tables.replace(key, |old| {
+        let result = self.tables.replace_at(at, key, |mut old| {
+            if touching {
+                record_access(&mut old, &settings, now);
+            }
             delta.0 = charge(&old);
             let (new, result) = f(old);
             delta.1 = charge(&new);
@@ -487,13 +501,7 @@ impl Db {
     /// Replaces the value of an existing live key, keeping its deadline.
     /// Returns false when the key does not exist.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
-        self.expire_if_due(key);
-        let now = self.now_ms();
-        let (settings, touching) = (self.eviction, self.touching);
-        let replaced = self.rewrite(key, |mut record| {
-            if touching {
-                record_access(&mut record, &settings, now);
-            }
+        let replaced = self.rewrite(key, |record| {
             let deadline = record.deadline();
             (record.rebuilt(value, deadline), ())
         });
@@ -506,13 +514,7 @@ impl Db {
     /// Runs `f` on the live value of `key`, keeping memory accounting right
     /// and deleting the key if `f` leaves an empty collection behind.
     pub fn update<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Value) -> R) -> Option<R> {
-        self.expire_if_due(key);
-        let now = self.now_ms();
-        let (settings, touching) = (self.eviction, self.touching);
         let (result, emptied) = self.rewrite(key, |mut record| {
-            if touching {
-                record_access(&mut record, &settings, now);
-            }
             // Collections change in place; strings are rebuilt, which for
             // a long one moves its buffer without copying it.
             if let Some(v) = record.collection_mut() {
@@ -611,14 +613,8 @@ impl Db {
     /// Sets or clears the deadline of an existing live key. Returns false
     /// when the key does not exist.
     pub fn set_deadline(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
-        self.expire_if_due(key);
-        let now = self.now_ms();
-        let (settings, touching) = (self.eviction, self.touching);
         let new = deadline_of(expires_at);
-        let Some(old) = self.rewrite(key, |mut record| {
-            if touching {
-                record_access(&mut record, &settings, now);
-            }
+        let Some(old) = self.rewrite(key, |record| {
             let old = record.deadline();
             (record.with_deadline(new), old)
         }) else {
