@@ -54,6 +54,9 @@ pub enum Wait {
     },
     /// `CLIENT PAUSE` holds this command back until the pause ends.
     Pause,
+    /// A write to a slot whose migration is handing it over waits for the
+    /// handoff to end.
+    Frozen,
 }
 
 /// `CLIENT REPLY`.

@@ -7,7 +7,9 @@
 //! document, then answers `MOVED` for slots another shard owns.
 
 use tidecache_topology::document::Role;
-use tidecache_topology::{NodeAddr, SLOT_COUNT, Shard, SlotRange, Topology, TopologyError};
+use tidecache_topology::{
+    NodeAddr, SLOT_COUNT, Shard, SlotRange, SlotSet, Topology, TopologyError,
+};
 
 /// How a node was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +21,16 @@ pub enum Mode {
 /// Why a keyed command cannot run here, with Redis's reply for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
-    Moved { slot: u16, addr: String },
+    Moved {
+        slot: u16,
+        addr: String,
+    },
     CrossSlot,
     Unserved,
     Down,
+    /// The slot is being handed to another node: the write waits until
+    /// the handoff ends (milliseconds), then routes again.
+    Frozen,
 }
 
 impl Redirect {
@@ -32,6 +40,7 @@ impl Redirect {
             Redirect::CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot".into(),
             Redirect::Unserved => "CLUSTERDOWN Hash slot not served".into(),
             Redirect::Down => "CLUSTERDOWN The cluster is down".into(),
+            Redirect::Frozen => "TRYAGAIN Slot is being handed to another node".into(),
         }
     }
 }
@@ -55,6 +64,22 @@ pub struct ClusterState {
     owners: Vec<Option<u16>>,
     /// Where this node sits in the installed document.
     place: Option<(usize, Role)>,
+    /// Slots whose owner a completed migration changed under an epoch newer
+    /// than the document's, until the operator installs a document at
+    /// least that new (which then says the same).
+    handoffs: Vec<Handoff>,
+    /// Slots whose writes wait while a migration hands them over, with the
+    /// epoch of that handoff: a document that new settles them too.
+    freezes: Vec<(u64, SlotSet)>,
+}
+
+/// A completed migration's change of owner.
+#[derive(Debug, Clone)]
+struct Handoff {
+    epoch: u64,
+    slots: SlotSet,
+    /// The new owner; `None` for this node.
+    to: Option<NodeAddr>,
 }
 
 impl ClusterState {
@@ -65,6 +90,8 @@ impl ClusterState {
             topology: None,
             owners: vec![None; usize::from(SLOT_COUNT)],
             place: None,
+            handoffs: Vec::new(),
+            freezes: Vec::new(),
         };
         if mode == Mode::Standalone {
             let doc = state.standalone_topology();
@@ -100,8 +127,17 @@ impl ClusterState {
         self.topology.as_ref()
     }
 
+    /// The document's epoch (0 when there is none).
     pub fn epoch(&self) -> u64 {
         self.topology.as_ref().map_or(0, |t| t.epoch)
+    }
+
+    /// The newest epoch this node knows: the document's or a handoff's.
+    pub fn newest_epoch(&self) -> u64 {
+        self.handoffs
+            .iter()
+            .map(|h| h.epoch)
+            .fold(self.epoch(), u64::max)
     }
 
     /// Whether this node has a topology to serve from (readiness).
@@ -143,13 +179,82 @@ impl ClusterState {
     fn adopt(&mut self, doc: Topology) -> Result<(), TopologyError> {
         self.owners = doc.slot_owners()?;
         self.place = doc.locate(&self.me.id);
+        // A document as new as a handoff is the operator's word on those
+        // slots, after it learnt how the migration ended.
+        self.handoffs.retain(|h| h.epoch > doc.epoch);
+        self.freezes.retain(|(epoch, _)| *epoch > doc.epoch);
         self.topology = Some(doc);
         Ok(())
     }
 
+    /// Records that `slots` now belong to `to` (`None`: to this node) under
+    /// `epoch`, which must be newer than every epoch this node knows.
+    pub fn hand_off(
+        &mut self,
+        slots: SlotSet,
+        epoch: u64,
+        to: Option<NodeAddr>,
+    ) -> Result<(), InstallError> {
+        let newest = self.newest_epoch();
+        if epoch <= newest {
+            return Err(InstallError::Older {
+                offered: epoch,
+                installed: newest,
+            });
+        }
+        self.handoffs.push(Handoff { epoch, slots, to });
+        Ok(())
+    }
+
+    /// Holds writes to `slots` back for the handoff of epoch `epoch`.
+    pub fn freeze(&mut self, epoch: u64, slots: &SlotSet) {
+        self.freezes.push((epoch, slots.clone()));
+    }
+
+    /// Lets the writes held back for the handoff of epoch `epoch` go.
+    pub fn thaw(&mut self, epoch: u64) {
+        self.freezes.retain(|(e, _)| *e != epoch);
+    }
+
+    /// Whether any write is held back.
+    pub fn any_frozen(&self) -> bool {
+        !self.freezes.is_empty()
+    }
+
+    /// Whether this node, as primary, serves `slot` now (document and
+    /// handoffs together).
+    pub fn serves(&self, slot: u16) -> bool {
+        if self.mode == Mode::Standalone {
+            return true;
+        }
+        if let Some(h) = self.handoff_of(slot) {
+            return h.to.is_none();
+        }
+        matches!((self.place, self.owners[usize::from(slot)]),
+            (Some((mine, Role::Primary)), Some(owner)) if mine == usize::from(owner))
+    }
+
+    /// The newest handoff covering `slot`.
+    fn handoff_of(&self, slot: u16) -> Option<&Handoff> {
+        self.handoffs
+            .iter()
+            .filter(|h| h.slots.contains(slot))
+            .max_by_key(|h| h.epoch)
+    }
+
     /// Checks that this node may serve a command touching `slots` (the slot
     /// of each key, in order). `None` means go ahead.
-    pub fn route(&self, mut slots: impl Iterator<Item = u16>) -> Option<Redirect> {
+    pub fn route(&self, slots: impl Iterator<Item = u16>) -> Option<Redirect> {
+        self.route_as(slots, false)
+    }
+
+    /// [`ClusterState::route`] for a command that may write: a write to a
+    /// slot being handed over gets [`Redirect::Frozen`].
+    pub fn route_write(&self, slots: impl Iterator<Item = u16>) -> Option<Redirect> {
+        self.route_as(slots, true)
+    }
+
+    fn route_as(&self, mut slots: impl Iterator<Item = u16>, write: bool) -> Option<Redirect> {
         if self.mode == Mode::Standalone {
             return None;
         }
@@ -160,27 +265,78 @@ impl ClusterState {
         let Some(doc) = &self.topology else {
             return Some(Redirect::Down);
         };
-        let Some(owner) = self.owners[usize::from(first)] else {
-            return Some(Redirect::Unserved);
+        let handoff = if self.handoffs.is_empty() {
+            None
+        } else {
+            self.handoff_of(first)
         };
-        match self.place {
-            Some((mine, Role::Primary)) if mine == usize::from(owner) => None,
-            _ => {
-                let primary = &doc.shards[usize::from(owner)].primary;
-                Some(Redirect::Moved {
-                    slot: first,
-                    addr: format!("{}:{}", primary.host, primary.port),
-                })
-            }
+        let elsewhere = match handoff {
+            Some(h) => h.to.as_ref(),
+            None => match self.owners[usize::from(first)] {
+                None => return Some(Redirect::Unserved),
+                Some(owner) => match self.place {
+                    Some((mine, Role::Primary)) if mine == usize::from(owner) => None,
+                    _ => Some(&doc.shards[usize::from(owner)].primary),
+                },
+            },
+        };
+        if let Some(owner) = elsewhere {
+            return Some(Redirect::Moved {
+                slot: first,
+                addr: format!("{}:{}", owner.host, owner.port),
+            });
         }
+        if write && self.freezes.iter().any(|(_, slots)| slots.contains(first)) {
+            return Some(Redirect::Frozen);
+        }
+        None
     }
 
     /// The slots this node serves as primary.
     pub fn owned_slots(&self) -> Vec<SlotRange> {
-        match (&self.topology, self.place) {
+        match (self.view(), self.place) {
             (Some(doc), Some((i, _))) => doc.shards[i].slots.clone(),
             _ => Vec::new(),
         }
+    }
+
+    /// The installed document with completed handoffs applied, under the
+    /// newest epoch: what `CLUSTER SLOTS` and friends tell clients, so a
+    /// client that follows a `MOVED` and refreshes its map learns the new
+    /// owner before the operator's next document.
+    pub fn view(&self) -> Option<std::borrow::Cow<'_, Topology>> {
+        let doc = self.topology.as_ref()?;
+        if self.handoffs.is_empty() {
+            return Some(std::borrow::Cow::Borrowed(doc));
+        }
+        let mut view = doc.clone();
+        let mut handoffs: Vec<&Handoff> = self.handoffs.iter().collect();
+        handoffs.sort_by_key(|h| h.epoch);
+        for h in handoffs {
+            let dest = match &h.to {
+                None => self.place.map(|(i, _)| i),
+                Some(to) => view
+                    .shards
+                    .iter()
+                    .position(|s| s.primary.host == to.host && s.primary.port == to.port),
+            };
+            // A new owner the document does not list yet keeps the
+            // document's layout in the view; routing still redirects.
+            let Some(dest) = dest else { continue };
+            for (i, shard) in view.shards.iter_mut().enumerate() {
+                let mut set = SlotSet::from_ranges(&shard.slots);
+                for slot in h.slots.iter() {
+                    if i == dest {
+                        set.insert(slot);
+                    } else {
+                        set.remove(slot);
+                    }
+                }
+                shard.slots = set.ranges();
+            }
+            view.epoch = h.epoch;
+        }
+        Some(std::borrow::Cow::Owned(view))
     }
 }
 
@@ -283,5 +439,91 @@ mod tests {
         st.install(next).unwrap();
         assert_eq!(st.route([100u16].into_iter()), Some(Redirect::Unserved));
         assert_eq!(st.epoch(), 6);
+    }
+
+    #[test]
+    fn handoffs_and_freezes_route_until_a_document_settles_them() {
+        let mut st = ClusterState::new(Mode::Cluster, addr("p0", 7000));
+        st.install(doc(3)).unwrap();
+        let moving = SlotSet::from_ranges(&[SlotRange { start: 0, end: 9 }]);
+        // Frozen: writes wait, reads go on, other slots untouched.
+        st.freeze(4, &moving);
+        assert!(st.any_frozen());
+        assert_eq!(st.route_write([5u16].into_iter()), Some(Redirect::Frozen));
+        assert_eq!(st.route([5u16].into_iter()), None);
+        assert_eq!(st.route_write([10u16].into_iter()), None);
+        // A slot another node owns is redirected even while frozen here.
+        assert!(matches!(
+            st.route_write([9000u16].into_iter()),
+            Some(Redirect::Moved { .. })
+        ));
+        // Handed over: redirected to the new owner, in the view too.
+        let to = addr("p1", 7001);
+        st.hand_off(moving.clone(), 4, Some(to.clone())).unwrap();
+        st.thaw(4);
+        assert!(!st.any_frozen());
+        let moved = Some(Redirect::Moved {
+            slot: 5,
+            addr: "10.0.0.1:7001".into(),
+        });
+        assert_eq!(st.route_write([5u16].into_iter()), moved);
+        assert_eq!(st.route([5u16].into_iter()), moved);
+        assert!(!st.serves(5) && st.serves(10));
+        assert_eq!(st.newest_epoch(), 4);
+        assert_eq!(st.epoch(), 3);
+        let view = st.view().unwrap();
+        assert_eq!(view.epoch, 4);
+        assert_eq!(
+            view.shards[0].slots,
+            vec![SlotRange {
+                start: 10,
+                end: 8191
+            }]
+        );
+        assert_eq!(
+            view.shards[1].slots,
+            vec![
+                SlotRange { start: 0, end: 9 },
+                SlotRange {
+                    start: 8192,
+                    end: 16383
+                }
+            ]
+        );
+        assert_eq!(
+            st.owned_slots(),
+            vec![SlotRange {
+                start: 10,
+                end: 8191
+            }]
+        );
+        // Epochs only grow: a handoff must be newer than all we know.
+        assert!(st.hand_off(moving.clone(), 4, Some(to)).is_err());
+        // An older document is accepted but the newer handoff still rules.
+        let mut newer_doc = doc(3);
+        newer_doc.epoch = 3;
+        assert!(!st.install(newer_doc).unwrap());
+        assert_eq!(st.route([5u16].into_iter()), moved);
+        // A document as new as the handoff settles it (here: it says the
+        // slots came back, as after an operator's rollback).
+        st.freeze(5, &moving);
+        st.install(doc(5)).unwrap();
+        assert!(!st.any_frozen(), "a document as new as a freeze settles it");
+        assert_eq!(st.route_write([5u16].into_iter()), None);
+        assert_eq!(st.newest_epoch(), 5);
+        // The target's side: slots handed to it are served.
+        let mut target = ClusterState::new(Mode::Cluster, addr("p1", 7001));
+        target.install(doc(5)).unwrap();
+        assert!(matches!(
+            target.route([5u16].into_iter()),
+            Some(Redirect::Moved { .. })
+        ));
+        target.hand_off(moving, 6, None).unwrap();
+        assert_eq!(target.route_write([5u16].into_iter()), None);
+        assert!(target.serves(5));
+        assert_eq!(
+            target.view().unwrap().shards[1].slots[0],
+            SlotRange { start: 0, end: 9 }
+        );
     }
 }

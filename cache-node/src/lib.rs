@@ -30,6 +30,9 @@
 //! - [`hll`]: HyperLogLog values, byte for byte Redis's, for the PF commands.
 //! - [`cluster`]: the node's view of the topology the operator installs:
 //!   which slots it serves, `MOVED`/`CROSSSLOT`/`CLUSTERDOWN` for the others.
+//! - [`migration`]: atomic slot migration between nodes: the source's task
+//!   streaming a capture and every later change, the handoff under a
+//!   brief write freeze, the wire format of the stream.
 //! - [`tls`]: the `--tls-*` files loaded into a rustls acceptor at start;
 //!   the TLS port's connections then run the same loop as plain ones.
 //! - [`slowlog`]: the last commands slower than a threshold (`SLOWLOG`).
@@ -48,6 +51,7 @@ pub mod glob;
 pub mod hll;
 pub mod http;
 pub mod memory;
+pub mod migration;
 pub mod parse;
 pub mod pubsub;
 pub mod server;
@@ -125,7 +129,7 @@ impl Node {
         }
         let cluster = server::cluster_state(&config);
         let db = db::Db::new(clock).with_eviction(evict::Settings::from_config(&config));
-        let shared = Arc::new(server::Shared::new(config, db, cluster));
+        let shared = server::Shared::new(config, db, cluster);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let http_addr = if shared.config.http_port != 0 {

@@ -68,6 +68,12 @@ pub struct Shared {
     pub cluster_mode: bool,
     /// Notified when a pause ends early (`CLIENT UNPAUSE`).
     pub unpaused: Notify,
+    /// Notified when a migration's handoff lets frozen writes go.
+    pub unfrozen: Notify,
+    /// Slot migrations this node sends or receives.
+    pub migrations: Mutex<crate::migration::Migrations>,
+    /// This very value, for the tasks a command starts (a migration).
+    this: std::sync::Weak<Shared>,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -81,7 +87,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, db: Db, cluster: ClusterState) -> Self {
+    pub fn new(config: Config, db: Db, cluster: ClusterState) -> Arc<Self> {
         let maxmemory = AtomicU64::new(config.maxmemory);
         let idle_timeout = AtomicU64::new(config.timeout.into());
         let calls = cmd::COMMANDS
@@ -94,7 +100,7 @@ impl Shared {
             ..Limits::default()
         };
         let cluster_mode = cluster.mode() != crate::cluster::Mode::Standalone;
-        Self {
+        Arc::new_cyclic(|this| Self {
             config,
             db: Mutex::new(db),
             cluster: RwLock::new(cluster),
@@ -114,7 +120,16 @@ impl Shared {
             limits,
             maxmemory,
             idle_timeout,
-        }
+            unfrozen: Notify::new(),
+            migrations: Mutex::new(Default::default()),
+            this: this.clone(),
+        })
+    }
+
+    /// A counted reference to this value, for a task that outlives the
+    /// command starting it.
+    pub fn arc(&self) -> Arc<Shared> {
+        self.this.upgrade().expect("the node is running")
     }
 
     pub fn count_call(&self, spec: &Spec) {
@@ -607,6 +622,7 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
             on_timeout,
         } => (keys, deadline, Some(on_timeout)),
         Wait::Pause => (Vec::new(), shared.pause().and_then(|p| p.until), None),
+        Wait::Frozen => return wait_unfrozen(stream, shared, input, query_limit, shutdown).await,
     };
     let blocking = on_timeout.is_some();
     if blocking {
@@ -659,6 +675,46 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
     }
     Ok(resumed)
 }
+
+/// Waits while a migration hands the slot of a write over (milliseconds),
+/// then runs the write again (it then meets its `MOVED`, or runs here if
+/// the handoff rolled back). Bounded: a handoff whose outcome is not known
+/// yet answers `TRYAGAIN` after [`FROZEN_WAIT`].
+async fn wait_unfrozen<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    shared: &Shared,
+    input: &mut BytesMut,
+    query_limit: usize,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Resumed> {
+    let unfrozen = shared.unfrozen.notified();
+    tokio::pin!(unfrozen);
+    // Registered before looking, so a thaw between the look and the wait
+    // still wakes this client.
+    unfrozen.as_mut().enable();
+    if !shared.cluster.read().expect("cluster lock").any_frozen() {
+        return Ok(Resumed::Retry);
+    }
+    let give_up = tokio::time::sleep(FROZEN_WAIT);
+    tokio::pin!(give_up);
+    loop {
+        tokio::select! {
+            _ = unfrozen.as_mut() => return Ok(Resumed::Retry),
+            _ = give_up.as_mut() => {
+                return Ok(Resumed::Reply(Reply::error(crate::cluster::Redirect::Frozen.message())));
+            }
+            read = stream.read_buf(input) => {
+                if read? == 0 || input.len() > query_limit {
+                    return Ok(Resumed::Close);
+                }
+            }
+            _ = shutdown.changed() => return Ok(Resumed::Close),
+        }
+    }
+}
+
+/// The longest a write waits for a handoff of its slot to end.
+const FROZEN_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether the reply of the command that just ran goes out (`CLIENT REPLY`).
 fn reply_wanted(client: &mut Client) -> bool {

@@ -35,6 +35,13 @@ impl AdminError {
     pub fn is_stale(&self) -> bool {
         matches!(self, AdminError::Command { source, .. } if source.code() == Some("STALE"))
     }
+
+    /// Whether the node answered (an error reply) rather than the
+    /// connection failing: after a failed connection the caller cannot know
+    /// whether its command ran.
+    pub fn is_reply(&self) -> bool {
+        matches!(self, AdminError::Command { source, .. } if source.code().is_some())
+    }
 }
 
 /// An authenticated admin connection to one node.
@@ -122,6 +129,20 @@ impl AdminClient {
             .arg("TOPOLOGY")
             .arg("EPOCH")
             .query_async(&mut self.conn)
+            .await
+            .map_err(|source| AdminError::Command {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
+    /// Runs an admin command the typed methods do not cover (the
+    /// migration stream a source node sends its target).
+    pub async fn call<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, AdminError> {
+        cmd.query_async(&mut self.conn)
             .await
             .map_err(|source| AdminError::Command {
                 addr: self.addr.clone(),

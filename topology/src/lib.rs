@@ -16,4 +16,4 @@ pub mod document;
 pub mod slot;
 
 pub use document::{NodeAddr, Shard, Topology, TopologyError, node_id_for};
-pub use slot::{SLOT_COUNT, SlotRange, key_slot};
+pub use slot::{SLOT_COUNT, SlotRange, SlotSet, key_slot};

@@ -199,6 +199,93 @@ pub fn coalesce(mut ranges: Vec<SlotRange>) -> Vec<SlotRange> {
     out
 }
 
+/// A set of slots, one bit each (2 KiB): what a migration moves, what a
+/// node imports or holds back writes for.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SlotSet {
+    words: Box<[u64; SLOT_WORDS]>,
+}
+
+const SLOT_WORDS: usize = SLOT_COUNT as usize / 64;
+
+impl SlotSet {
+    pub fn new() -> Self {
+        Self {
+            words: Box::new([0; SLOT_WORDS]),
+        }
+    }
+
+    pub fn from_ranges<'a>(ranges: impl IntoIterator<Item = &'a SlotRange>) -> Self {
+        let mut set = Self::new();
+        for r in ranges {
+            for slot in r.slots() {
+                set.insert(slot);
+            }
+        }
+        set
+    }
+
+    /// Adds `slot`; slots past the last one are ignored.
+    pub fn insert(&mut self, slot: u16) {
+        if slot < SLOT_COUNT {
+            self.words[usize::from(slot) / 64] |= 1 << (slot % 64);
+        }
+    }
+
+    pub fn remove(&mut self, slot: u16) {
+        if slot < SLOT_COUNT {
+            self.words[usize::from(slot) / 64] &= !(1 << (slot % 64));
+        }
+    }
+
+    pub fn contains(&self, slot: u16) -> bool {
+        slot < SLOT_COUNT && self.words[usize::from(slot) / 64] & (1 << (slot % 64)) != 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// Whether the two sets share a slot.
+    pub fn intersects(&self, other: &SlotSet) -> bool {
+        self.words
+            .iter()
+            .zip(other.words.iter())
+            .any(|(a, b)| a & b != 0)
+    }
+
+    /// The slots in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..SLOT_COUNT).filter(|&s| self.contains(s))
+    }
+
+    /// The fewest ranges covering exactly these slots, ascending.
+    pub fn ranges(&self) -> Vec<SlotRange> {
+        coalesce(
+            self.iter()
+                .map(|s| SlotRange { start: s, end: s })
+                .collect(),
+        )
+    }
+}
+
+impl Default for SlotSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for SlotSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ranges: Vec<String> = self.ranges().iter().map(ToString::to_string).collect();
+        write!(f, "SlotSet[{}]", ranges.join(","))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +411,31 @@ mod tests {
             let r = SlotRange::new(a.min(b), a.max(b)).unwrap();
             prop_assert_eq!(r.to_string().parse::<SlotRange>().unwrap(), r);
         }
+    }
+
+    #[test]
+    fn slot_sets_hold_exactly_their_slots() {
+        let ranges = [
+            SlotRange::new(0, 3).unwrap(),
+            SlotRange::new(5, 5).unwrap(),
+            SlotRange::new(16380, 16383).unwrap(),
+        ];
+        let mut set = SlotSet::from_ranges(&ranges);
+        assert_eq!(set.len(), 9);
+        assert!(set.contains(0) && set.contains(5) && set.contains(16383));
+        assert!(!set.contains(4) && !set.contains(6) && !set.contains(16384));
+        assert_eq!(set.ranges(), ranges.to_vec());
+        assert_eq!(format!("{set:?}"), "SlotSet[0-3,5,16380-16383]");
+        set.insert(4);
+        set.insert(16384);
+        assert_eq!(set.ranges()[0], SlotRange::new(0, 5).unwrap());
+        set.remove(0);
+        assert!(!set.contains(0));
+        let other = SlotSet::from_ranges(&[SlotRange::new(6, 100).unwrap()]);
+        assert!(!set.intersects(&other));
+        set.insert(50);
+        assert!(set.intersects(&other));
+        assert!(SlotSet::new().is_empty() && !set.is_empty());
+        assert_eq!(set.iter().count(), set.len());
     }
 }

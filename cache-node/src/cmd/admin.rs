@@ -21,6 +21,8 @@ pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         let mut cluster = shared.cluster.write().expect("cluster lock");
         match cluster.install(doc) {
             Ok(changed) => {
+                // A document may settle a handoff whose writes were frozen.
+                shared.unfrozen.notify_waiters();
                 if changed {
                     info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
                 }

@@ -20,7 +20,7 @@ pub fn myid(cx: &mut Ctx, _: &[Bytes]) -> Reply {
 pub fn info(cx: &mut Ctx, _: &[Bytes]) -> Reply {
     let shared = cx.shared;
     let cluster = shared.cluster.read().expect("cluster lock");
-    let (assigned, nodes, size) = cluster.topology().map_or((0, 1, 0), |t| {
+    let (assigned, nodes, size) = cluster.view().map_or((0, 1, 0), |t| {
         (
             t.assigned_slots(),
             t.shards.iter().map(|s| 1 + s.replicas.len()).sum(),
@@ -33,15 +33,15 @@ pub fn info(cx: &mut Ctx, _: &[Bytes]) -> Reply {
          cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{nodes}\r\ncluster_size:{size}\r\n\
          cluster_current_epoch:{epoch}\r\ncluster_my_epoch:{epoch}\r\n",
         if ok { "ok" } else { "fail" },
-        epoch = cluster.epoch(),
+        epoch = cluster.newest_epoch(),
     );
     Reply::Verbatim(text)
 }
 
 fn with_topology(shared: &Shared, f: impl FnOnce(&Topology, &NodeAddr) -> Reply) -> Reply {
     let cluster = shared.cluster.read().expect("cluster lock");
-    match cluster.topology() {
-        Some(t) => f(t, cluster.me()),
+    match cluster.view() {
+        Some(t) => f(&t, cluster.me()),
         None => Reply::Array(vec![]),
     }
 }
@@ -117,7 +117,7 @@ pub fn nodes(cx: &mut Ctx, _: &[Bytes]) -> Reply {
     let shared = cx.shared;
     let cluster = shared.cluster.read().expect("cluster lock");
     let me = cluster.me();
-    let epoch = cluster.epoch();
+    let epoch = cluster.newest_epoch();
     let mut text = String::new();
     let line = |text: &mut String, n: &NodeAddr, primary: Option<&NodeAddr>, slots: &str| {
         let myself = if n.id == me.id { "myself," } else { "" };
@@ -133,7 +133,7 @@ pub fn nodes(cx: &mut Ctx, _: &[Bytes]) -> Reply {
             u32::from(n.port) + 10000
         ));
     };
-    match cluster.topology() {
+    match cluster.view() {
         Some(t) => {
             for s in &t.shards {
                 let slots: String = s.slots.iter().map(|r| format!(" {r}")).collect();

@@ -16,6 +16,7 @@ mod hashes;
 mod hll;
 mod keys;
 mod lists;
+mod migrate;
 mod multi;
 mod pubsub;
 mod server;
@@ -245,14 +246,36 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     }
     let shared = cx.shared;
     let mut keys = key_args(spec, args).peekable();
-    if shared.cluster_mode && keys.peek().is_some() {
-        let redirect = shared
-            .cluster
-            .read()
-            .expect("cluster lock")
-            .route(keys.map(|k| tidecache_topology::key_slot(k)));
-        if let Some(redirect) = redirect {
-            return Reply::error(redirect.message());
+    if shared.cluster_mode {
+        let writes = spec.flags & flags::WRITE != 0 || MAY_WRITE.contains(&spec.name);
+        let cluster = shared.cluster.read().expect("cluster lock");
+        let redirect = if keys.peek().is_some() {
+            let slots = keys.map(|k| tidecache_topology::key_slot(k));
+            if writes {
+                cluster.route_write(slots)
+            } else {
+                cluster.route(slots)
+            }
+        } else if spec.name == "exec"
+            && let Some(slot) = cx.client.multi.as_ref().and_then(|m| m.slot)
+        {
+            // The transaction's commands run inside EXEC, where nothing can
+            // wait: the whole EXEC waits for a handoff of its slot. (Other
+            // redirects reach each queued command, as before.)
+            cluster
+                .route_write(std::iter::once(slot))
+                .filter(|r| *r == crate::cluster::Redirect::Frozen)
+        } else {
+            None
+        };
+        drop(cluster);
+        match redirect {
+            Some(crate::cluster::Redirect::Frozen) if !cx.client.in_exec => {
+                cx.client.wait = Some(crate::client::Wait::Frozen);
+                return Reply::Null;
+            }
+            Some(redirect) => return Reply::error(redirect.message()),
+            None => {}
         }
     }
     if let Err(oom) = crate::evict::admit(cx, spec) {

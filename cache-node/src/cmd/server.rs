@@ -25,6 +25,7 @@ pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         "replication",
         "keyspace",
         "cluster",
+        "migration",
     ];
     let wanted: Vec<String> = args[1..]
         .iter()
@@ -182,6 +183,7 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
             );
             w("tidecache_topology_epoch", &cluster.epoch());
         }
+        "migration" => super::migrate::info(shared, out),
         _ => {}
     }
 }

@@ -2,8 +2,8 @@
 
 use super::flags::*;
 use super::{
-    Handler, admin, bits, blocking, cluster, connection, hashes, hll, keys, lists, multi, pubsub,
-    server, sets, slowlog, strings, zsets,
+    Handler, admin, bits, blocking, cluster, connection, hashes, hll, keys, lists, migrate, multi,
+    pubsub, server, sets, slowlog, strings, zsets,
 };
 
 /// One command as data.
@@ -459,6 +459,8 @@ pub static COMMANDS: &[Spec] = &[
     // Tidecache administration (the operator's channel; admin user only).
     container("tidecache", "server", "0.1.0", "Tidecache administration commands, for the operator.", &[
         spec("tidecache|topology", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "Installs (SET json), returns (GET) or reports the epoch (EPOCH) of the topology document.", admin::topology),
+        spec("tidecache|migrate", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "Starts (START id host port epoch range...), reports (STATUS [id]) or cancels (CANCEL id) a slot migration from this node.", migrate::migrate),
+        spec("tidecache|import", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The stream a migrating node sends its target (BEGIN, APPLY, COMMIT, ABORT, STATUS).", migrate::import),
         spec("tidecache|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
 ];

@@ -22,6 +22,7 @@
 // cannot express without a second allocation or a fat pointer per key; the
 // unsafe code is confined to that module and tested shape by shape.
 mod capture;
+mod follow;
 #[allow(unsafe_code)]
 mod record;
 mod sample;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashTable};
-use tidecache_topology::{SLOT_COUNT, key_slot};
+use tidecache_topology::{SLOT_COUNT, SlotSet, key_slot};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -41,6 +42,8 @@ use crate::evict::{self, Pool, Settings, Source};
 use crate::memory::{self, Meter};
 use capture::Captures;
 pub use capture::{CaptureId, Sink, Step};
+use follow::Followers;
+pub use follow::{Changes, FollowId};
 pub use record::INLINE_MAX;
 use record::Record;
 use sample::{SlotCounts, sample};
@@ -261,6 +264,8 @@ pub struct Db {
     meter: Meter,
     /// Whether lookups record an access (off for a `CLIENT NO-TOUCH` client).
     touching: bool,
+    /// Who hears of every change in some slots (migrations).
+    followers: Followers,
 }
 
 impl Db {
@@ -278,6 +283,7 @@ impl Db {
             pool: Pool::default(),
             meter: Meter::default(),
             touching: true,
+            followers: Followers::default(),
         }
     }
 
@@ -747,6 +753,46 @@ impl Db {
         self.pool.clear();
         self.len = 0;
         self.used_bytes = 0;
+        self.followers.cleared();
+    }
+
+    /// Deletes every key of `slot` (a slot migrated away, or stale keys in
+    /// a slot about to be imported); returns how many went. Watchers and
+    /// blocked clients hear of each, as of any deletion.
+    pub fn drop_slot(&mut self, slot: u16) -> usize {
+        let keys = self.keys_in_slot(slot, usize::MAX);
+        for key in &keys {
+            self.take(key);
+        }
+        keys.len()
+    }
+
+    /// The live value and deadline of `key`, without recording an access,
+    /// counting a hit or reclaiming it (what a follower sends).
+    pub fn state(&self, key: &[u8]) -> Option<(ValueRef<'_>, Option<u64>)> {
+        let now = self.now_ms();
+        let record = self.tables.get(key).filter(|r| r.live_at(now))?;
+        let deadline = record.deadline();
+        Some((record.value(), (deadline != 0).then_some(deadline)))
+    }
+
+    /// Starts recording which keys of `slots` change (see [`follow`]).
+    pub fn follow(&mut self, slots: SlotSet) -> FollowId {
+        self.followers.start(slots)
+    }
+
+    /// The keys of follower `id`'s slots that changed since it last asked.
+    pub fn take_changes(&mut self, id: FollowId) -> Option<Changes> {
+        self.followers.take(id)
+    }
+
+    /// Changed keys waiting for follower `id`.
+    pub fn pending_changes(&self, id: FollowId) -> usize {
+        self.followers.pending(id)
+    }
+
+    pub fn unfollow(&mut self, id: FollowId) -> bool {
+        self.followers.stop(id)
     }
 
     /// Evicts one key as the eviction policy chooses; false when the policy
@@ -816,6 +862,9 @@ impl Db {
     /// watch it and wakes the clients blocked on it. Two emptiness checks
     /// when nobody watches or blocks, which is the common case.
     fn touched(&mut self, key: &[u8]) {
+        if !self.followers.is_empty() {
+            self.followers.changed(key_slot(key), key);
+        }
         let interest = &mut self.interest;
         if !interest.watchers.is_empty()
             && let Some(ids) = interest.watchers.get(key)
@@ -945,6 +994,71 @@ mod tests {
     fn db() -> (Db, Clock) {
         let clock = Clock::manual(1_000_000);
         (Db::new(clock.clone()), clock)
+    }
+
+    #[test]
+    fn followers_hear_of_every_change_in_their_slots_once() {
+        let (mut db, clock) = db();
+        let s = |v: &str| Value::Str(Bytes::from(v.to_owned()));
+        let slot = key_slot(b"a");
+        db.set(Bytes::from("{a}old"), s("1"), Some(clock.now_ms() + 10));
+        db.set(Bytes::from("{a}kept"), s("1"), None);
+        let id = db.follow(SlotSet::from_ranges(&[tidecache_topology::SlotRange::new(
+            slot, slot,
+        )
+        .unwrap()]));
+        assert_eq!(db.take_changes(id), Some(Changes::default()));
+        // Writes, updates, deadlines, deletes, renames within the slot; a
+        // write elsewhere is not heard of; reads are not changes.
+        db.set(Bytes::from("{a}x"), s("1"), None);
+        db.set(Bytes::from("{a}x"), s("2"), None);
+        db.set(Bytes::from("elsewhere"), s("1"), None);
+        db.write::<Hash, _>(&Bytes::from("{a}h"), |h| h.insert("f".into(), "v".into()))
+            .unwrap();
+        db.set_deadline(b"{a}kept", Some(clock.now_ms() + 1_000));
+        assert!(db.get(b"{a}kept").is_some());
+        db.remove(b"{a}x");
+        assert!(db.rename(b"{a}h", Bytes::from("{a}h2")));
+        let keys = |c: Changes| {
+            c.keys
+                .iter()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(db.pending_changes(id), 4);
+        assert_eq!(
+            keys(db.take_changes(id).unwrap()),
+            ["{a}x", "{a}h", "{a}kept", "{a}h2"]
+        );
+        assert_eq!(db.state(b"{a}x").map(|_| ()), None);
+        let (value, deadline) = db.state(b"{a}kept").unwrap();
+        assert_eq!(
+            (value.as_str().map(|v| v.to_vec()), deadline),
+            (Some(b"1".to_vec()), Some(clock.now_ms() + 1_000))
+        );
+        // Expiry (active or on access) is a change; so is an eviction-like drop.
+        clock.advance(20);
+        assert_eq!(
+            db.state(b"{a}old").map(|_| ()),
+            None,
+            "dead, though not reclaimed yet"
+        );
+        assert_eq!(db.expire_due(10), 1);
+        assert_eq!(keys(db.take_changes(id).unwrap()), ["{a}old"]);
+        assert_eq!(db.drop_slot(slot), 2);
+        assert_eq!(db.count_in_slot(slot), 0);
+        assert_eq!(keys(db.take_changes(id).unwrap()).len(), 2);
+        // FLUSHALL: one mark replaces what came before it.
+        db.set(Bytes::from("{a}y"), s("1"), None);
+        db.flush();
+        db.set(Bytes::from("{a}z"), s("1"), None);
+        let c = db.take_changes(id).unwrap();
+        assert!(c.cleared);
+        assert_eq!(keys(c), ["{a}z"]);
+        assert!(db.unfollow(id));
+        assert_eq!(db.take_changes(id), None);
+        db.set(Bytes::from("{a}w"), s("1"), None);
+        assert_eq!(db.pending_changes(id), 0);
     }
 
     #[test]

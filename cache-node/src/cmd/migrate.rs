@@ -1,0 +1,383 @@
+//! `TIDECACHE MIGRATE` (the operator's orders to a source) and `TIDECACHE
+//! IMPORT` (the source's stream to its target); see [`crate::migration`].
+
+use bytes::Bytes;
+use tidecache_topology::{SlotRange, SlotSet, key_slot};
+use tracing::info;
+
+use super::Ctx;
+use super::util::eq;
+use crate::db::Db;
+use crate::frame::Reply;
+use crate::migration::wire::{Change, Reader};
+use crate::migration::{Import, ImportState, Outgoing, Progress, StartError, source, valid_id};
+
+const MIGRATE_SYNTAX: &str = "ERR syntax error: expected TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>... | \
+     STATUS [<id>] | CANCEL <id>";
+const IMPORT_SYNTAX: &str = "ERR syntax error: expected TIDECACHE IMPORT BEGIN <id> <epoch> <range>... | \
+     APPLY <id> <batch> | COMMIT <id> | ABORT <id> | STATUS <id>";
+
+fn text(arg: &Bytes) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+fn id_arg(arg: &Bytes) -> Result<String, Reply> {
+    if valid_id(arg) {
+        Ok(text(arg))
+    } else {
+        Err(Reply::error(format!(
+            "ERR invalid migration id: 1 to {} printable ASCII characters",
+            crate::migration::MAX_ID_LEN
+        )))
+    }
+}
+
+fn epoch_arg(arg: &Bytes) -> Result<u64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&e| e > 0)
+        .ok_or_else(|| Reply::error("ERR invalid epoch: expected a positive integer"))
+}
+
+fn slots_arg(args: &[Bytes]) -> Result<SlotSet, Reply> {
+    let mut ranges = Vec::with_capacity(args.len());
+    for a in args {
+        let range: SlotRange = std::str::from_utf8(a)
+            .map_err(|_| Reply::error("ERR invalid slot range"))?
+            .parse()
+            .map_err(|e: tidecache_topology::slot::ParseSlotRangeError| {
+                Reply::error(format!("ERR {e}"))
+            })?;
+        ranges.push(range);
+    }
+    Ok(SlotSet::from_ranges(&ranges))
+}
+
+/// `TIDECACHE MIGRATE START|STATUS|CANCEL`.
+pub fn migrate(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let action = &args[2];
+    let result = if eq(action, "START") && args.len() >= 8 {
+        start(cx, args)
+    } else if eq(action, "STATUS") && args.len() <= 4 {
+        status(cx, args.get(3))
+    } else if eq(action, "CANCEL") && args.len() == 4 {
+        cancel(cx, &args[3])
+    } else {
+        Err(Reply::error(MIGRATE_SYNTAX))
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    let shared = cx.shared;
+    let id = id_arg(&args[3])?;
+    let host = text(&args[4]);
+    let port = std::str::from_utf8(&args[5])
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|&p| p > 0)
+        .ok_or_else(|| Reply::error("ERR invalid port"))?;
+    let epoch = epoch_arg(&args[6])?;
+    let slots = slots_arg(&args[7..])?;
+    {
+        let cluster = shared.cluster.read().expect("cluster lock");
+        if cluster.mode() != crate::cluster::Mode::Cluster {
+            return Err(Reply::error(
+                "ERR this node runs standalone; migrations need --cluster-enabled yes",
+            ));
+        }
+        let newest = cluster.newest_epoch();
+        if epoch <= newest {
+            return Err(Reply::error(format!(
+                "STALE migration epoch {epoch} is not newer than epoch {newest}"
+            )));
+        }
+        if let Some(slot) = slots.iter().find(|&s| !cluster.serves(s)) {
+            return Err(Reply::error(format!(
+                "ERR slot {slot} is not served by this node"
+            )));
+        }
+        let me = cluster.me();
+        if me.host == host && me.port == port {
+            return Err(Reply::error("ERR the target is this node"));
+        }
+    }
+    let m = shared
+        .migrations
+        .lock()
+        .expect("migrations lock")
+        .start_outgoing(id, host, port, epoch, slots)
+        .map_err(|e: StartError| Reply::error(e.to_string()))?;
+    info!(id = m.id, target = %format!("{}:{}", m.host, m.port), epoch, slots = ?m.slots, "migration started");
+    let shared = cx.shared.arc();
+    tokio::spawn(source::run(shared, m));
+    Ok(Reply::OK)
+}
+
+/// One migration's fields, flat (a map in RESP3, pairs in RESP2).
+fn progress_reply(m: &Outgoing, p: &Progress) -> Reply {
+    let ranges: Vec<String> = m.slots.ranges().iter().map(ToString::to_string).collect();
+    let elapsed = p.elapsed.unwrap_or_else(|| p.started.elapsed());
+    let field = |k: &str, v: Reply| (Reply::text(k), v);
+    Reply::Map(vec![
+        field("id", Reply::text(&m.id)),
+        field("state", Reply::text(p.state.name())),
+        field("target", Reply::text(&format!("{}:{}", m.host, m.port))),
+        field("epoch", Reply::Integer(m.epoch as i64)),
+        field("slots", Reply::text(&ranges.join(","))),
+        field("keys_copied", Reply::Integer(p.keys_copied as i64)),
+        field("keys_forwarded", Reply::Integer(p.keys_forwarded as i64)),
+        field("bytes_sent", Reply::Integer(p.bytes_sent as i64)),
+        field("elapsed_ms", Reply::Integer(elapsed.as_millis() as i64)),
+        field(
+            "pause_us",
+            Reply::Integer(p.pause.map_or(0, |d| d.as_micros() as i64)),
+        ),
+        field(
+            "error",
+            p.error.as_deref().map_or(Reply::text(""), Reply::text),
+        ),
+    ])
+}
+
+fn status(cx: &mut Ctx, id: Option<&Bytes>) -> Result<Reply, Reply> {
+    let migrations = cx.shared.migrations.lock().expect("migrations lock");
+    match id {
+        Some(id) => {
+            let m = migrations
+                .outgoing(&text(id))
+                .ok_or_else(|| Reply::error("ERR no such migration"))?;
+            Ok(progress_reply(&m, &m.progress()))
+        }
+        None => Ok(Reply::Array(
+            migrations
+                .all_outgoing()
+                .map(|m| progress_reply(m, &m.progress()))
+                .collect(),
+        )),
+    }
+}
+
+fn cancel(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
+    let m = cx
+        .shared
+        .migrations
+        .lock()
+        .expect("migrations lock")
+        .outgoing(&text(id))
+        .ok_or_else(|| Reply::error("ERR no such migration"))?;
+    let state = m.progress().state;
+    if state.is_over() {
+        return Err(Reply::error(format!(
+            "ERR migration already ended: {}",
+            state.name()
+        )));
+    }
+    if state == crate::migration::State::HandingOff {
+        return Err(Reply::error(
+            "BUSY migration is handing off; it completes or rolls back by itself",
+        ));
+    }
+    m.cancel();
+    Ok(Reply::OK)
+}
+
+/// `TIDECACHE IMPORT BEGIN|APPLY|COMMIT|ABORT|STATUS`: the stream a source
+/// node sends. Runs under the keyspace lock like any command, so a batch
+/// is applied whole before any other command runs.
+pub fn import(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let action = &args[2];
+    let result = if eq(action, "BEGIN") && args.len() >= 6 {
+        begin(cx, args)
+    } else if eq(action, "APPLY") && args.len() == 5 {
+        apply(cx, &args[3], &args[4])
+    } else if eq(action, "COMMIT") && args.len() == 4 {
+        commit(cx, &args[3])
+    } else if eq(action, "ABORT") && args.len() == 4 {
+        abort(cx, &args[3])
+    } else if eq(action, "STATUS") && args.len() == 4 {
+        let migrations = cx.shared.migrations.lock().expect("migrations lock");
+        Ok(Reply::text(migrations.import_state(&text(&args[3])).name()))
+    } else {
+        Err(Reply::error(IMPORT_SYNTAX))
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+    let shared = cx.shared;
+    let id = id_arg(&args[3])?;
+    let epoch = epoch_arg(&args[4])?;
+    let slots = slots_arg(&args[5..])?;
+    {
+        let cluster = shared.cluster.read().expect("cluster lock");
+        if cluster.mode() != crate::cluster::Mode::Cluster {
+            return Err(Reply::error(
+                "ERR this node runs standalone; migrations need --cluster-enabled yes",
+            ));
+        }
+        let newest = cluster.newest_epoch();
+        if epoch <= newest {
+            return Err(Reply::error(format!(
+                "STALE migration epoch {epoch} is not newer than epoch {newest}"
+            )));
+        }
+        if let Some(slot) = slots.iter().find(|&s| cluster.serves(s)) {
+            return Err(Reply::error(format!(
+                "ERR slot {slot} is already served by this node"
+            )));
+        }
+    }
+    let mut migrations = shared.migrations.lock().expect("migrations lock");
+    if let Some(other) = migrations.import_overlapping(&id, &slots) {
+        return Err(Reply::error(format!("BUSY slots overlap import {other}")));
+    }
+    // Keys in slots this node does not serve are leftovers (an import that
+    // was abandoned): the stream brings the real ones.
+    let stale: usize = slots.iter().map(|s| cx.db.drop_slot(s)).sum();
+    info!(id, epoch, slots = ?slots, stale, "import started");
+    migrations.begin_import(
+        id,
+        Import {
+            slots,
+            epoch,
+            changes_applied: 0,
+        },
+    );
+    Ok(Reply::OK)
+}
+
+fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
+    let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
+    let import = migrations
+        .import_mut(&text(id))
+        .ok_or_else(|| Reply::error("ERR no such import"))?;
+    let mut applied = 0i64;
+    for change in Reader::new(batch.clone()) {
+        let change = change.map_err(|e| Reply::error(format!("ERR {e}")))?;
+        apply_change(cx.db, &import.slots, change)?;
+        applied += 1;
+    }
+    import.changes_applied += applied as u64;
+    Ok(Reply::Integer(applied))
+}
+
+fn apply_change(db: &mut Db, slots: &SlotSet, change: Change) -> Result<(), Reply> {
+    let outside = |key: &[u8]| {
+        Reply::error(format!(
+            "ERR key in slot {} is not part of this import",
+            key_slot(key)
+        ))
+    };
+    match change {
+        Change::Put {
+            key,
+            value,
+            expires_at,
+        } => {
+            if !slots.contains(key_slot(&key)) {
+                return Err(outside(&key));
+            }
+            db.set(key, value, expires_at);
+        }
+        Change::Del { key } => {
+            if !slots.contains(key_slot(&key)) {
+                return Err(outside(&key));
+            }
+            db.remove(&key);
+        }
+        Change::Clear => {
+            for slot in slots.iter() {
+                db.drop_slot(slot);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn commit(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
+    let shared = cx.shared;
+    let id = text(id);
+    let mut migrations = shared.migrations.lock().expect("migrations lock");
+    if migrations.import_state(&id) == ImportState::Committed {
+        return Ok(Reply::OK); // a retried commit
+    }
+    let import = migrations
+        .import(&id)
+        .ok_or_else(|| Reply::error("ERR no such import"))?;
+    shared
+        .cluster
+        .write()
+        .expect("cluster lock")
+        .hand_off(import.slots.clone(), import.epoch, None)
+        .map_err(|e| Reply::error(e.to_string()))?;
+    let import = migrations
+        .end_import(&id, ImportState::Committed)
+        .expect("the import exists");
+    info!(id, epoch = import.epoch, slots = ?import.slots, changes = import.changes_applied, "import committed: serving the slots");
+    Ok(Reply::OK)
+}
+
+fn abort(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
+    let id = text(id);
+    let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
+    match migrations.import_state(&id) {
+        ImportState::Committed => Err(Reply::error(
+            "ERR import already committed: the slots are served here",
+        )),
+        ImportState::Importing => {
+            let import = migrations
+                .end_import(&id, ImportState::Aborted)
+                .expect("the import exists");
+            let dropped: usize = import.slots.iter().map(|s| cx.db.drop_slot(s)).sum();
+            info!(id, dropped, "import aborted");
+            Ok(Reply::OK)
+        }
+        ImportState::Aborted | ImportState::Unknown => Ok(Reply::OK),
+    }
+}
+
+/// INFO's `migration` section.
+pub fn info(shared: &crate::server::Shared, out: &mut String) {
+    use std::fmt::Write as _;
+    let migrations = shared.migrations.lock().expect("migrations lock");
+    let outgoing: Vec<_> = migrations.all_outgoing().collect();
+    let running = outgoing
+        .iter()
+        .filter(|m| !m.progress().state.is_over())
+        .count();
+    let _ = write!(
+        out,
+        "# Migration\r\nmigrations_running:{running}\r\nimports_running:{}\r\n",
+        migrations.imports().count()
+    );
+    for m in outgoing {
+        let p = m.progress();
+        let elapsed = p.elapsed.unwrap_or_else(|| p.started.elapsed());
+        let _ = write!(
+            out,
+            "migration_{}:state={},target={}:{},epoch={},slots={},keys_copied={},keys_forwarded={},bytes_sent={},elapsed_ms={},pause_us={}\r\n",
+            m.id,
+            p.state.name(),
+            m.host,
+            m.port,
+            m.epoch,
+            m.slots.len(),
+            p.keys_copied,
+            p.keys_forwarded,
+            p.bytes_sent,
+            elapsed.as_millis(),
+            p.pause.map_or(0, |d| d.as_micros()),
+        );
+    }
+    for (id, i) in migrations.imports() {
+        let _ = write!(
+            out,
+            "import_{id}:state=importing,epoch={},slots={},changes_applied={}\r\n",
+            i.epoch,
+            i.slots.len(),
+            i.changes_applied
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! The source side of a migration: one task per outgoing migration (see
+//! the module documentation of [`super`] for the protocol).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tidecache_topology::NodeAddr;
+use tidecache_topology::admin::{AdminClient, AdminError};
+use tracing::{info, warn};
+
+use super::{Outgoing, State, wire};
+use crate::db::{Db, FollowId, Sink, Step, ValueRef};
+use crate::server::Shared;
+
+/// Keys a capture step copies before the keyspace lock is released.
+const STEP_KEYS: usize = 2048;
+/// A batch of changes this small is what the freeze waits for: sending it
+/// is the pause.
+const HANDOFF_KEYS: usize = 512;
+/// Catch-up rounds after the copy before handing off anyway (a write load
+/// that never lets the changes get small only makes the pause longer).
+const MAX_CATCH_UP: usize = 200;
+/// Connection and reply timeout on the admin link to the target.
+const LINK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the source tries to learn a commit's outcome after losing its
+/// reply.
+const RESOLVE_FOR: Duration = Duration::from_secs(10);
+
+/// The capture's sink: encodes entries into the batch being built.
+struct BatchSink(Arc<Mutex<Batch>>);
+
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    keys: u64,
+}
+
+impl Sink for BatchSink {
+    fn entry(&mut self, _slot: u16, key: &[u8], value: ValueRef<'_>, expires_at: Option<u64>) {
+        let mut b = self.0.lock().expect("batch lock");
+        wire::put(&mut b.bytes, key, value, expires_at);
+        b.keys += 1;
+    }
+}
+
+/// Runs migration `m` to its end, recording how it went in its progress.
+pub async fn run(shared: Arc<Shared>, m: Arc<Outgoing>) {
+    let outcome = migrate(&shared, &m).await;
+    let state = match &outcome {
+        Ok(()) => State::Done,
+        Err(Failure::Cancelled) => State::Cancelled,
+        Err(_) => State::Failed,
+    };
+    m.update(|p| {
+        p.state = state;
+        p.elapsed = Some(p.started.elapsed());
+        if let Err(e) = &outcome
+            && !matches!(e, Failure::Cancelled)
+        {
+            p.error = Some(e.to_string());
+        }
+    });
+    let p = m.progress();
+    match &outcome {
+        Ok(()) => info!(id = m.id, slots = ?m.slots, keys_copied = p.keys_copied,
+            keys_forwarded = p.keys_forwarded, elapsed_ms = p.elapsed.unwrap_or_default().as_millis() as u64,
+            pause_us = p.pause.unwrap_or_default().as_micros() as u64, "migration done"),
+        Err(e) => warn!(id = m.id, error = %e, "migration ended without handing the slots over"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("target {0}")]
+    Target(#[from] AdminError),
+    #[error("{0}")]
+    Local(String),
+    #[error(
+        "lost the target while committing and could not learn the outcome; writes to the slots stay \
+         refused until a topology of epoch {0} or newer is installed"
+    )]
+    Unresolved(u64),
+}
+
+async fn migrate(shared: &Arc<Shared>, m: &Outgoing) -> Result<(), Failure> {
+    let password = shared
+        .config
+        .admin_password
+        .clone()
+        .ok_or_else(|| Failure::Local("no --admin-password to reach the target with".into()))?;
+    let mut target = AdminClient::connect(&m.host, m.port, &password, LINK_TIMEOUT).await?;
+    let ranges: Vec<String> = m.slots.ranges().iter().map(ToString::to_string).collect();
+    target
+        .call::<()>(
+            redis::cmd("TIDECACHE")
+                .arg("IMPORT")
+                .arg("BEGIN")
+                .arg(&m.id)
+                .arg(m.epoch)
+                .arg(&ranges),
+        )
+        .await?;
+
+    let batch = Arc::new(Mutex::new(Batch::default()));
+    let (capture, follow) = {
+        let mut db = shared.db.lock().expect("db lock");
+        // One lock: the capture's instant and the follower's first change
+        // are the same point in the write order.
+        let capture = db.start_capture(m.slots.iter(), Box::new(BatchSink(batch.clone())));
+        (capture, db.follow(m.slots.clone()))
+    };
+    let streamed = stream(shared, m, &mut target, &batch, capture, follow).await;
+    if let Err(e) = streamed {
+        {
+            let mut db = shared.db.lock().expect("db lock");
+            db.cancel_capture(capture);
+            db.unfollow(follow);
+        }
+        abort(&mut target, &m.id).await;
+        return Err(e);
+    }
+    hand_off(shared, m, &mut target, follow).await?;
+    drop_copy(shared, m).await;
+    Ok(())
+}
+
+/// Streams the capture and the changes after it until the capture is done
+/// and a round of changes is small.
+async fn stream(
+    shared: &Shared,
+    m: &Outgoing,
+    target: &mut AdminClient,
+    batch: &Mutex<Batch>,
+    capture: crate::db::CaptureId,
+    follow: FollowId,
+) -> Result<(), Failure> {
+    let mut capturing = true;
+    let mut catch_up = 0;
+    loop {
+        if m.cancelled() {
+            return Err(Failure::Cancelled);
+        }
+        let (bytes, copied, forwarded) = {
+            let mut db = shared.db.lock().expect("db lock");
+            if capturing {
+                match db.capture_step(capture, STEP_KEYS) {
+                    Some(Step::More) => {}
+                    Some(Step::Done(_)) => capturing = false,
+                    None => return Err(Failure::Local("the capture vanished".into())),
+                }
+            }
+            let b = std::mem::take(&mut *batch.lock().expect("batch lock"));
+            let mut bytes = b.bytes;
+            let forwarded = encode_changes(&mut db, follow, &mut bytes);
+            (bytes, b.keys, forwarded)
+        };
+        send(target, m, bytes, copied, forwarded).await?;
+        if !capturing {
+            catch_up += 1;
+            if forwarded <= HANDOFF_KEYS as u64 || catch_up >= MAX_CATCH_UP {
+                return Ok(());
+            }
+        }
+        // Let the connections have the keyspace between two rounds.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Appends the current state of every key of `follow` that changed since
+/// the last call; returns how many keys that was.
+fn encode_changes(db: &mut Db, follow: FollowId, out: &mut Vec<u8>) -> u64 {
+    let Some(changes) = db.take_changes(follow) else {
+        return 0;
+    };
+    if changes.cleared {
+        wire::clear(out);
+    }
+    for key in &changes.keys {
+        match db.state(key) {
+            Some((value, expires_at)) => wire::put(out, key, value, expires_at),
+            None => wire::del(out, key),
+        }
+    }
+    changes.keys.len() as u64 + u64::from(changes.cleared)
+}
+
+async fn send(
+    target: &mut AdminClient,
+    m: &Outgoing,
+    bytes: Vec<u8>,
+    copied: u64,
+    forwarded: u64,
+) -> Result<(), Failure> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let len = bytes.len() as u64;
+    target
+        .call::<i64>(
+            redis::cmd("TIDECACHE")
+                .arg("IMPORT")
+                .arg("APPLY")
+                .arg(&m.id)
+                .arg(bytes),
+        )
+        .await?;
+    m.update(|p| {
+        p.keys_copied += copied;
+        p.keys_forwarded += forwarded;
+        p.bytes_sent += len;
+    });
+    Ok(())
+}
+
+/// Freezes writes on the slots, sends the last changes and commits; on
+/// success the slots are the target's here too and the frozen writes go
+/// on to their `MOVED`.
+async fn hand_off(
+    shared: &Shared,
+    m: &Outgoing,
+    target: &mut AdminClient,
+    follow: FollowId,
+) -> Result<(), Failure> {
+    m.update(|p| p.state = State::HandingOff);
+    let frozen_at = Instant::now();
+    let last = {
+        let mut db = shared.db.lock().expect("db lock");
+        shared
+            .cluster
+            .write()
+            .expect("cluster lock")
+            .freeze(m.epoch, &m.slots);
+        let mut bytes = Vec::new();
+        let forwarded = encode_changes(&mut db, follow, &mut bytes);
+        db.unfollow(follow);
+        (bytes, forwarded)
+    };
+    let committed = match commit(target, m, last).await {
+        Ok(()) => Ok(true),
+        Err(Failure::Target(e)) if e.is_reply() => {
+            // The target refused: it did not take the slots.
+            abort(target, &m.id).await;
+            Err(Failure::Target(e))
+        }
+        Err(e) => {
+            warn!(id = m.id, error = %e, "lost the commit's reply; asking the target how it ended");
+            resolve(shared, m).await
+        }
+    };
+    let pause = frozen_at.elapsed();
+    m.update(|p| p.pause = Some(pause));
+    match committed {
+        Ok(true) => {
+            let _db = shared.db.lock().expect("db lock");
+            let mut cluster = shared.cluster.write().expect("cluster lock");
+            let to = NodeAddr {
+                id: String::new(),
+                host: m.host.clone(),
+                port: m.port,
+            };
+            if let Err(e) = cluster.hand_off(m.slots.clone(), m.epoch, Some(to)) {
+                // A document as new as the migration arrived meanwhile: it
+                // says who owns the slots.
+                warn!(id = m.id, error = %e, "handoff superseded by a newer topology");
+            }
+            cluster.thaw(m.epoch);
+            drop(cluster);
+            shared.unfrozen.notify_waiters();
+            Ok(())
+        }
+        Ok(false) => {
+            thaw(shared, m.epoch);
+            Err(Failure::Local(
+                "the target did not commit; the slots stay here".into(),
+            ))
+        }
+        Err(Failure::Unresolved(epoch)) => Err(Failure::Unresolved(epoch)),
+        Err(e) => {
+            thaw(shared, m.epoch);
+            Err(e)
+        }
+    }
+}
+
+fn thaw(shared: &Shared, epoch: u64) {
+    let _db = shared.db.lock().expect("db lock");
+    shared.cluster.write().expect("cluster lock").thaw(epoch);
+    shared.unfrozen.notify_waiters();
+}
+
+async fn commit(
+    target: &mut AdminClient,
+    m: &Outgoing,
+    (bytes, forwarded): (Vec<u8>, u64),
+) -> Result<(), Failure> {
+    send(target, m, bytes, 0, forwarded).await?;
+    target
+        .call::<()>(
+            redis::cmd("TIDECACHE")
+                .arg("IMPORT")
+                .arg("COMMIT")
+                .arg(&m.id),
+        )
+        .await?;
+    Ok(())
+}
+
+/// After a commit whose reply was lost: whether the target committed,
+/// asking on fresh connections for a bounded time. An import still open is
+/// aborted first, so its answer stays true.
+async fn resolve(shared: &Shared, m: &Outgoing) -> Result<bool, Failure> {
+    let password = shared.config.admin_password.clone().unwrap_or_default();
+    let until = Instant::now() + RESOLVE_FOR;
+    while Instant::now() < until {
+        if let Ok(mut t) = AdminClient::connect(&m.host, m.port, &password, LINK_TIMEOUT).await {
+            let status = t
+                .call::<String>(
+                    redis::cmd("TIDECACHE")
+                        .arg("IMPORT")
+                        .arg("STATUS")
+                        .arg(&m.id),
+                )
+                .await;
+            match status.as_deref() {
+                Ok("committed") => return Ok(true),
+                Ok("importing") => {
+                    if abort_checked(&mut t, &m.id).await {
+                        return Ok(false);
+                    }
+                }
+                Ok(_) => return Ok(false),
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Failure::Unresolved(m.epoch))
+}
+
+/// Tells the target to drop its partial copy; best effort (a target that
+/// restarted has nothing to drop, and the operator aborts stale imports).
+async fn abort(target: &mut AdminClient, id: &str) {
+    if !abort_checked(target, id).await {
+        warn!(id, "could not abort the import on the target");
+    }
+}
+
+async fn abort_checked(target: &mut AdminClient, id: &str) -> bool {
+    target
+        .call::<()>(redis::cmd("TIDECACHE").arg("IMPORT").arg("ABORT").arg(id))
+        .await
+        .is_ok()
+}
+
+/// Deletes the source's copy of the slots, one slot per lock.
+async fn drop_copy(shared: &Shared, m: &Outgoing) {
+    for slot in m.slots.iter() {
+        let dropped = shared.db.lock().expect("db lock").drop_slot(slot);
+        if dropped > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Atomic slot migration between two nodes: every key and every
+//! acknowledged write arrives, clients follow one `MOVED` and never see
+//! `ASK`, failures and aborts leave the source serving, and writes to a slot
+//! being handed over wait for the handoff instead of being lost.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cache_node::Node;
+use common::{Conn, node};
+use redis::AsyncCommands as _;
+use tidecache_topology::{NodeAddr, Shard, SlotRange, SlotSet, Topology, key_slot, node_id_for};
+
+fn flags(name: &str) -> Vec<&str> {
+    vec![
+        "--cluster-enabled",
+        "yes",
+        "--requirepass",
+        "pw",
+        "--admin-password",
+        "adm",
+        "--node-name",
+        name,
+    ]
+}
+
+/// A owns 0-8191, B 8192-16383.
+fn doc(epoch: u64, a: &Node, b: &Node) -> Topology {
+    let addr = |name: &str, n: &Node| NodeAddr {
+        id: node_id_for(name),
+        host: "127.0.0.1".into(),
+        port: n.addr.port(),
+    };
+    Topology {
+        epoch,
+        shards: vec![
+            Shard {
+                name: "a".into(),
+                slots: vec![SlotRange::new(0, 8191).unwrap()],
+                primary: addr("mig-a", a),
+                replicas: vec![],
+            },
+            Shard {
+                name: "b".into(),
+                slots: vec![SlotRange::new(8192, 16383).unwrap()],
+                primary: addr("mig-b", b),
+                replicas: vec![],
+            },
+        ],
+    }
+}
+
+async fn conn(n: &Node, user: Option<&str>, password: &str) -> redis::aio::MultiplexedConnection {
+    let mut info = redis::RedisConnectionInfo::default().set_password(password);
+    if let Some(u) = user {
+        info = info.set_username(u);
+    }
+    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), n.addr.port())
+        .into_connection_info()
+        .unwrap()
+        .set_redis_settings(info);
+    redis::Client::open(info)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+use redis::IntoConnectionInfo as _;
+
+async fn admin(n: &Node) -> redis::aio::MultiplexedConnection {
+    conn(n, Some("tidecache-admin"), "adm").await
+}
+
+async fn pair() -> (Node, Node) {
+    let a = node(&flags("mig-a")).await;
+    let b = node(&flags("mig-b")).await;
+    let d = doc(1, &a, &b).to_json();
+    for n in [&a, &b] {
+        let _: () = redis::cmd("TIDECACHE")
+            .arg("TOPOLOGY")
+            .arg("SET")
+            .arg(&d)
+            .query_async(&mut admin(n).await)
+            .await
+            .unwrap();
+    }
+    (a, b)
+}
+
+/// Keys named `{prefix}{n}` whose slots fall in `slots`.
+fn keys_in(prefix: &str, slots: std::ops::Range<u16>, count: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|k| slots.contains(&key_slot(k.as_bytes())))
+        .take(count)
+        .collect()
+}
+
+async fn status(
+    admin: &mut redis::aio::MultiplexedConnection,
+    id: &str,
+) -> HashMap<String, String> {
+    redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("STATUS")
+        .arg(id)
+        .query_async(admin)
+        .await
+        .unwrap()
+}
+
+/// Polls until the migration ends; its last status.
+async fn wait_ended(
+    admin: &mut redis::aio::MultiplexedConnection,
+    id: &str,
+) -> HashMap<String, String> {
+    for _ in 0..3000 {
+        let s = status(admin, id).await;
+        if ["done", "failed", "cancelled"].contains(&s["state"].as_str()) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("migration {id} did not end: {:?}", status(admin, id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_moves_every_key_and_loses_no_acknowledged_write() {
+    let (a, b) = pair().await;
+    let mut ca = conn(&a, None, "pw").await;
+    // Strings (some with a deadline, some long), and one of each collection,
+    // in the slots that move; others that stay.
+    let moving = keys_in("k", 0..4096, 3000);
+    for (i, k) in moving.iter().enumerate() {
+        let v = if i % 100 == 0 {
+            "x".repeat(1000)
+        } else {
+            format!("v{i}")
+        };
+        if i % 10 == 0 {
+            let _: () = ca.pset_ex(k, v, 600_000).await.unwrap();
+        } else {
+            let _: () = ca.set(k, v).await.unwrap();
+        }
+    }
+    let staying = keys_in("s", 4096..8192, 200);
+    for k in &staying {
+        let _: () = ca.set(k, "stays").await.unwrap();
+    }
+    let [list, hash, set, zset] = ["l", "h", "t", "z"].map(|p| keys_in(p, 0..4096, 1).remove(0));
+    let _: () = ca.rpush(&list, &["a", "b", "c"]).await.unwrap();
+    let _: () = ca
+        .hset_multiple(&hash, &[("f1", "1"), ("f2", "2")])
+        .await
+        .unwrap();
+    let _: () = ca.sadd(&set, &["m1", "m2"]).await.unwrap();
+    let _: () = ca
+        .zadd_multiple(&zset, &[(1.5, "one"), (-2.0, "two")])
+        .await
+        .unwrap();
+    let counter = keys_in("c", 0..4096, 1).remove(0);
+
+    // A cluster-aware writer: unique keys everywhere and a counter in a
+    // moving slot, every acknowledged write recorded.
+    let seeds = vec![format!("redis://:pw@127.0.0.1:{}", a.addr.port())];
+    let cluster = redis::cluster::ClusterClient::new(seeds).unwrap();
+    let mut cc = cluster.get_async_connection().await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, counter, mut cc) = (stop.clone(), counter.clone(), cc.clone());
+        tokio::spawn(async move {
+            let (mut acked, mut incrs, mut errors) = (Vec::new(), 0u64, Vec::new());
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let key = format!("w:{i}");
+                match cc.set::<_, _, ()>(&key, i).await {
+                    Ok(()) => acked.push((key, i)),
+                    Err(e) => errors.push(e.to_string()),
+                }
+                match cc.incr::<_, _, u64>(&counter, 1).await {
+                    Ok(_) => incrs += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (acked, incrs, errors)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut adm = admin(&a).await;
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("START")
+        .arg("m1")
+        .arg("127.0.0.1")
+        .arg(b.addr.port())
+        .arg(2)
+        .arg("0-4095")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let s = wait_ended(&mut adm, "m1").await;
+    assert_eq!(s["state"], "done", "{s:?}");
+    assert_eq!(s["slots"], "0-4095");
+    assert!(s["keys_copied"].parse::<u64>().unwrap() >= 3004, "{s:?}");
+    assert!(s["pause_us"].parse::<u64>().unwrap() > 0, "{s:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, incrs, errors) = writer.await.unwrap();
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    assert!(acked.len() > 100, "the writer ran: {}", acked.len());
+
+    // Every acknowledged write, through the cluster client.
+    for (key, v) in &acked {
+        let got: Option<u64> = cc.get(key).await.unwrap();
+        assert_eq!(got, Some(*v), "{key} (slot {})", key_slot(key.as_bytes()));
+    }
+    let n: u64 = cc.get(&counter).await.unwrap();
+    assert_eq!(n, incrs, "every acknowledged INCR counted once");
+
+    // The moved keys are B's now, deadlines and collections included.
+    let mut cb = conn(&b, None, "pw").await;
+    for (i, k) in moving.iter().enumerate() {
+        let v: String = cb.get(k).await.unwrap();
+        let want = if i % 100 == 0 {
+            "x".repeat(1000)
+        } else {
+            format!("v{i}")
+        };
+        assert_eq!(v, want, "{k}");
+        let ttl: i64 = cb.pttl(k).await.unwrap();
+        if i % 10 == 0 {
+            assert!(ttl > 500_000, "{k} kept its deadline: {ttl}");
+        } else {
+            assert_eq!(ttl, -1, "{k} has no deadline");
+        }
+    }
+    let l: Vec<String> = cb.lrange(&list, 0, -1).await.unwrap();
+    assert_eq!(l, ["a", "b", "c"]);
+    let h: HashMap<String, String> = cb.hgetall(&hash).await.unwrap();
+    assert_eq!(
+        h,
+        HashMap::from([("f1".into(), "1".into()), ("f2".into(), "2".into())])
+    );
+    let mut m: Vec<String> = cb.smembers(&set).await.unwrap();
+    m.sort();
+    assert_eq!(m, ["m1", "m2"]);
+    let z: Vec<(String, f64)> = cb.zrange_withscores(&zset, 0, -1).await.unwrap();
+    assert_eq!(z, [("two".into(), -2.0), ("one".into(), 1.5)]);
+
+    // A redirects the moved slots, serves the others, and drops its copy.
+    let slot = key_slot(moving[0].as_bytes());
+    let err = ca.get::<_, String>(&moving[0]).await.unwrap_err();
+    assert_eq!(err.code(), Some("MOVED"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{slot} 127.0.0.1:{}", b.addr.port())),
+        "{err}"
+    );
+    for k in &staying {
+        let v: String = ca.get(k).await.unwrap();
+        assert_eq!(v, "stays");
+    }
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        left = 0;
+        for slot in (0..4096).step_by(64) {
+            let n: usize = redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(slot)
+                .query_async(&mut ca)
+                .await
+                .unwrap();
+            left += n;
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left, 0, "the source dropped its copy");
+
+    // Both nodes describe the new layout under the migration's epoch.
+    for c in [&mut ca, &mut cb] {
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(c)
+            .await
+            .unwrap();
+        let b_line = nodes
+            .lines()
+            .find(|l| l.starts_with(&node_id_for("mig-b")))
+            .unwrap();
+        assert!(b_line.contains(" 0-4095 8192-16383"), "{nodes}");
+        assert!(b_line.contains(" 2 connected"), "{nodes}");
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("migration")
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    assert!(info.contains("migration_m1:state=done,"), "{info}");
+
+    // The operator's next document (epoch 2, the same layout) supersedes
+    // the handoff on both nodes; an older one is refused.
+    let mut next = doc(2, &a, &b);
+    next.shards[0].slots = vec![SlotRange::new(4096, 8191).unwrap()];
+    next.shards[1].slots = vec![
+        SlotRange::new(0, 4095).unwrap(),
+        SlotRange::new(8192, 16383).unwrap(),
+    ];
+    for n in [&a, &b] {
+        let _: () = redis::cmd("TIDECACHE")
+            .arg("TOPOLOGY")
+            .arg("SET")
+            .arg(next.to_json())
+            .query_async(&mut admin(n).await)
+            .await
+            .unwrap();
+    }
+    let v: String = cb.get(&moving[1]).await.unwrap();
+    assert_eq!(v, "v1");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn migrations_that_cannot_run_are_refused_or_fail_leaving_the_source_serving() {
+    let (a, b) = pair().await;
+    let mut adm = admin(&a).await;
+    let start = |id: &str, port: u16, epoch: u64, range: &str| {
+        let mut c = redis::cmd("TIDECACHE");
+        c.arg("MIGRATE")
+            .arg("START")
+            .arg(id)
+            .arg("127.0.0.1")
+            .arg(port)
+            .arg(epoch)
+            .arg(range);
+        c
+    };
+    let refused = |r: redis::RedisResult<()>| r.unwrap_err().to_string();
+    let e = refused(
+        start("m", b.addr.port(), 1, "0-10")
+            .query_async(&mut adm)
+            .await,
+    );
+    assert!(
+        e.contains("migration epoch 1 is not newer than epoch 1"),
+        "{e}"
+    );
+    let e = refused(
+        start("m", b.addr.port(), 2, "9000")
+            .query_async(&mut adm)
+            .await,
+    );
+    assert!(e.contains("slot 9000 is not served by this node"), "{e}");
+    let e = refused(
+        start("m", a.addr.port(), 2, "0")
+            .query_async(&mut adm)
+            .await,
+    );
+    assert!(e.contains("the target is this node"), "{e}");
+    let e = refused(
+        start("bad id", b.addr.port(), 2, "0")
+            .query_async(&mut adm)
+            .await,
+    );
+    assert!(e.contains("invalid migration id"), "{e}");
+    let e = refused(
+        start("m", b.addr.port(), 2, "0-99999")
+            .query_async(&mut adm)
+            .await,
+    );
+    assert!(e.contains("invalid slot range"), "{e}");
+    let mut client = conn(&a, None, "pw").await;
+    let e = refused(
+        start("m", b.addr.port(), 2, "0")
+            .query_async(&mut client)
+            .await,
+    );
+    assert!(e.contains("has no permissions"), "{e}");
+
+    // Nothing listens there: the migration fails, A keeps serving.
+    let closed = common::free_port();
+    let _: () = start("gone", closed, 2, "0-4095")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let s = wait_ended(&mut adm, "gone").await;
+    assert_eq!(s["state"], "failed");
+    assert!(s["error"].contains("cannot reach node"), "{s:?}");
+    let key = keys_in("k", 0..4096, 1).remove(0);
+    let _: () = client.set(&key, "still here").await.unwrap();
+
+    // The target refuses slots it already serves: A keeps serving too.
+    let mut adm_b = admin(&b).await;
+    let e = refused(
+        redis::cmd("TIDECACHE")
+            .arg("IMPORT")
+            .arg("BEGIN")
+            .arg("x")
+            .arg(5)
+            .arg("8192-8200")
+            .query_async(&mut adm_b)
+            .await,
+    );
+    assert!(
+        e.contains("slot 8192 is already served by this node"),
+        "{e}"
+    );
+    let v: String = client.get(&key).await.unwrap();
+    assert_eq!(v, "still here");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_aborted_import_drops_what_it_received() {
+    use cache_node::db::{Value, ValueRef};
+    use cache_node::migration::wire;
+    let (a, b) = pair().await;
+    let mut adm = admin(&b).await;
+    let key = keys_in("k", 0..11, 1).remove(0);
+    let other = keys_in("k", 11..4096, 1).remove(0);
+    let cmd = |action: &str| {
+        let mut c = redis::cmd("TIDECACHE");
+        c.arg("IMPORT").arg(action).arg("i1");
+        c
+    };
+    let _: () = cmd("BEGIN")
+        .arg(3)
+        .arg("0-10")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    let v = Value::Str("v".into());
+    wire::put(&mut batch, key.as_bytes(), v.as_ref(), None);
+    let n: i64 = cmd("APPLY")
+        .arg(&batch)
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
+    assert_eq!(size, 1);
+    // Not served yet: clients are still sent to the source.
+    let e = conn(&b, None, "pw")
+        .await
+        .get::<_, String>(&key)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("MOVED"));
+    // A key outside the import, and a corrupt batch, are refused.
+    let mut outside = Vec::new();
+    wire::put(
+        &mut outside,
+        other.as_bytes(),
+        ValueRef::Str(cache_node::db::StrRef::Inline(b"x")),
+        None,
+    );
+    let e: redis::RedisResult<i64> = cmd("APPLY").arg(&outside).query_async(&mut adm).await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("is not part of this import")
+    );
+    let e: redis::RedisResult<i64> = cmd("APPLY")
+        .arg(&[1u8, 200][..])
+        .query_async(&mut adm)
+        .await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("corrupt migration batch")
+    );
+    let _: () = cmd("ABORT").query_async(&mut adm).await.unwrap();
+    let state: String = cmd("STATUS").query_async(&mut adm).await.unwrap();
+    assert_eq!(state, "aborted");
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
+    assert_eq!(size, 0, "the partial copy is gone");
+    let e: redis::RedisResult<()> = cmd("COMMIT").query_async(&mut adm).await;
+    assert!(e.unwrap_err().to_string().contains("no such import"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_to_a_slot_being_handed_over_wait_for_the_handoff() {
+    let (a, b) = pair().await;
+    let key = "bar"; // slot 5061, A's
+    let slot = key_slot(key.as_bytes());
+    let slots = SlotSet::from_ranges(&[SlotRange::new(slot, slot).unwrap()]);
+    let mut writer = Conn::to(&a).await;
+    writer.call(&["AUTH", "pw"], "+OK\r\n").await;
+    let mut reader = Conn::to(&a).await;
+    reader.call(&["AUTH", "pw"], "+OK\r\n").await;
+    writer.call(&["SET", key, "1"], "+OK\r\n").await;
+
+    // A handoff that rolls back: the write waits, then runs here.
+    a.shared.cluster.write().unwrap().freeze(5, &slots);
+    writer.send(&["SET", key, "2"]).await;
+    reader.call(&["GET", key], "$1\r\n1\r\n").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reader.call(&["GET", key], "$1\r\n1\r\n").await;
+    a.shared.cluster.write().unwrap().thaw(5);
+    a.shared.unfrozen.notify_waiters();
+    writer.expect("+OK\r\n").await;
+    reader.call(&["GET", key], "$1\r\n2\r\n").await;
+
+    // A transaction on the slot waits as a whole.
+    writer.call(&["MULTI"], "+OK\r\n").await;
+    writer.call(&["SET", key, "3"], "+QUEUED\r\n").await;
+    a.shared.cluster.write().unwrap().freeze(6, &slots);
+    writer.send(&["EXEC"]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reader.call(&["GET", key], "$1\r\n2\r\n").await;
+    a.shared.cluster.write().unwrap().thaw(6);
+    a.shared.unfrozen.notify_waiters();
+    writer.expect("*1\r\n+OK\r\n").await;
+
+    // A handoff that completes: the waiting write follows the new owner.
+    a.shared.cluster.write().unwrap().freeze(7, &slots);
+    writer.send(&["SET", key, "4"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    {
+        let mut cluster = a.shared.cluster.write().unwrap();
+        let to = NodeAddr {
+            id: String::new(),
+            host: "127.0.0.1".into(),
+            port: b.addr.port(),
+        };
+        cluster.hand_off(slots.clone(), 7, Some(to)).unwrap();
+        cluster.thaw(7);
+    }
+    a.shared.unfrozen.notify_waiters();
+    writer
+        .expect(&format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()))
+        .await;
+    // Reads of the slot are redirected too now; other slots are served.
+    reader
+        .call(
+            &["GET", key],
+            &format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()),
+        )
+        .await;
+    let other = keys_in("s", 6000..8192, 1).remove(0);
+    reader.call(&["SET", &other, "1"], "+OK\r\n").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
