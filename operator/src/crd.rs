@@ -233,6 +233,49 @@ pub struct CacheClusterStatus {
     /// Where clients connect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
+
+    /// The slot moves under way to reach the spec's shard count, with the
+    /// progress of each: a restarted operator continues from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// A rebalance in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// The shard count the moves lead to.
+    pub shards: i32,
+    /// The moves, run one at a time in order.
+    pub moves: Vec<MoveStatus>,
+}
+
+/// One move of a rebalance: slot ranges from one shard to another, run as
+/// an atomic slot migration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveStatus {
+    /// Shard the slots leave.
+    pub from: String,
+    /// Shard the slots go to.
+    pub to: String,
+    /// The slot ranges, e.g. `0-1364`.
+    pub slots: Vec<String>,
+    /// Keys in those slots when the move was planned.
+    #[serde(default)]
+    pub keys: u64,
+    /// `Pending`, `Copying` (the migration runs) or `Done`.
+    pub state: String,
+    /// The epoch the move's handoff takes, reserved here before the
+    /// migration starts; 0 while pending.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Attempts started (a failed migration is retried under a new epoch).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// One shard in status.

@@ -136,6 +136,93 @@ impl AdminClient {
             })
     }
 
+    /// Keys and estimated bytes of every non-empty slot the node holds
+    /// (`TIDECACHE SLOTSTATS`): what the rebalance planner weighs.
+    pub async fn slot_stats(&mut self) -> Result<Vec<(u16, u64, u64)>, AdminError> {
+        let flat: Vec<u64> = self.call(redis::cmd("TIDECACHE").arg("SLOTSTATS")).await?;
+        Ok(flat
+            .chunks_exact(3)
+            .filter_map(|c| Some((u16::try_from(c[0]).ok()?, c[1], c[2])))
+            .collect())
+    }
+
+    /// Starts migration `id` of `ranges` to the primary at `target` under
+    /// `epoch`. A migration with this id already running is not an error
+    /// (a restarted operator asks again).
+    pub async fn migrate_start(
+        &mut self,
+        id: &str,
+        target: (&str, u16),
+        epoch: u64,
+        ranges: &[crate::SlotRange],
+    ) -> Result<(), AdminError> {
+        let ranges: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+        let started = self
+            .call::<()>(
+                redis::cmd("TIDECACHE")
+                    .arg("MIGRATE")
+                    .arg("START")
+                    .arg(id)
+                    .arg(target.0)
+                    .arg(target.1)
+                    .arg(epoch)
+                    .arg(&ranges),
+            )
+            .await;
+        match started {
+            Err(AdminError::Command { source, .. })
+                if source.code() == Some("BUSY")
+                    && source.detail().is_some_and(|d| {
+                        d.contains(&format!("migration {id} is already running"))
+                    }) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The state (`copying`, `handoff`, `done`, `cancelled`, `failed`) and
+    /// error of migration `id` on this source; `None` when the node does
+    /// not know it (it restarted).
+    pub async fn migrate_status(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<(String, String)>, AdminError> {
+        let status = self
+            .call::<std::collections::HashMap<String, String>>(
+                redis::cmd("TIDECACHE").arg("MIGRATE").arg("STATUS").arg(id),
+            )
+            .await;
+        match status {
+            Ok(fields) => Ok(Some((
+                fields.get("state").cloned().unwrap_or_default(),
+                fields.get("error").cloned().unwrap_or_default(),
+            ))),
+            Err(AdminError::Command { source, .. })
+                if source
+                    .detail()
+                    .is_some_and(|d| d.contains("no such migration")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How import `id` stands on this target: `importing`, `committed`,
+    /// `aborted` or `unknown`.
+    pub async fn import_status(&mut self, id: &str) -> Result<String, AdminError> {
+        self.call(redis::cmd("TIDECACHE").arg("IMPORT").arg("STATUS").arg(id))
+            .await
+    }
+
+    /// Drops what import `id` received (a migration that will be retried).
+    pub async fn import_abort(&mut self, id: &str) -> Result<(), AdminError> {
+        self.call(redis::cmd("TIDECACHE").arg("IMPORT").arg("ABORT").arg(id))
+            .await
+    }
+
     /// Runs an admin command the typed methods do not cover (the
     /// migration stream a source node sends its target).
     pub async fn call<T: redis::FromRedisValue>(

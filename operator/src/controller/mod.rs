@@ -3,6 +3,7 @@
 pub mod desired;
 pub mod rebalance;
 pub mod reconcile;
+pub mod resharding;
 pub mod status;
 pub mod topology;
 pub mod validate;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -26,9 +26,11 @@ use tracing::{debug, info, warn};
 
 use super::Error;
 use super::desired::{self, Defaults, MANAGER, labels};
+use super::rebalance::SlotLoad;
+use super::resharding::{self, COPYING, DONE, PENDING, Verdict};
 use super::status::{Observed, readiness, set_condition};
 use super::topology::{PodView, plan};
-use super::validate::{effective_shards, validate};
+use super::validate::validate;
 use crate::crd::{CacheCluster, CacheClusterStatus, Endpoints};
 use crate::metrics::Metrics;
 
@@ -117,23 +119,9 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         return Err(e);
     }
 
-    let (shards, pending) = effective_shards(&cc.spec, cc.status.as_ref());
-    if let Some(why) = &pending
-        && !prev_status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "SpecValid" && c.status == "False")
-    {
-        publish(
-            &ctx,
-            &cc,
-            EventType::Warning,
-            "ReshardingNotSupported",
-            "Validate",
-            why.clone(),
-        )
-        .await;
-    }
+    // Shards the spec drops keep running until their slots have moved away.
+    let wanted = cc.spec.shards as usize;
+    let shards = wanted.max(prev_status.shards.len());
 
     let admin_password = ensure_auth_secret(&ctx, &cc, &ns).await?;
     apply_objects(&ctx, &cc, &ns, shards).await?;
@@ -145,6 +133,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         shards,
         replicas,
         prev_status.epoch,
+        resharding::reserved_epoch(prev_status.rebalance.as_ref()),
         &prev_status.shards,
         &pods,
     );
@@ -158,8 +147,11 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     let mut status = prev_status.clone();
     status.epoch = planned.epoch;
     status.shards = planned.shards.clone();
+    // What the API server holds now, for each later write's diff.
+    let mut written = prev_status.clone();
     if planned.epoch != prev_status.epoch {
-        write_status(&ctx, &cc, &ns, &prev_status, status.clone()).await?;
+        write_status(&ctx, &cc, &ns, &written, status.clone()).await?;
+        written = status.clone();
     }
 
     let mut serving = 0;
@@ -176,6 +168,18 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
             })
             .count();
     }
+
+    let rebalance_after = rebalance_step(
+        &ctx,
+        &cc,
+        &ns,
+        &admin_password,
+        &mut status,
+        &mut written,
+        wanted,
+        document.is_some() && serving == shards,
+    )
+    .await?;
 
     let observed = Observed {
         has_document: document.is_some(),
@@ -203,24 +207,41 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     status.endpoints = Some(Endpoints {
         primary: format!("{name}.{ns}.svc:{}", desired::CLIENT_PORT),
     });
-    match pending {
-        Some(why) => set_condition(
-            &mut status.conditions,
-            "SpecValid",
-            false,
-            "ReshardingNotSupported",
-            why,
-            cc.metadata.generation,
-        ),
-        None => set_condition(
-            &mut status.conditions,
-            "SpecValid",
+    set_condition(
+        &mut status.conditions,
+        "SpecValid",
+        true,
+        "Valid",
+        "the spec is valid".into(),
+        cc.metadata.generation,
+    );
+    let (rebalancing, why) = match &status.rebalance {
+        Some(r) => (
             true,
-            "Valid",
-            "the spec is valid".into(),
-            cc.metadata.generation,
+            format!(
+                "{} of {} moves done towards {} shards",
+                r.moves.iter().filter(|m| m.state == DONE).count(),
+                r.moves.len(),
+                r.shards
+            ),
         ),
-    }
+        None => (
+            false,
+            format!("{} shards as the spec asks", status.shards.len()),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        "Rebalancing",
+        rebalancing,
+        if rebalancing {
+            "MovingSlots"
+        } else {
+            "Balanced"
+        },
+        why,
+        cc.metadata.generation,
+    );
     set_condition(
         &mut status.conditions,
         "Ready",
@@ -229,13 +250,289 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         message,
         cc.metadata.generation,
     );
-    write_status(&ctx, &cc, &ns, &prev_status, status).await?;
+    write_status(&ctx, &cc, &ns, &written, status).await?;
 
-    Ok(Action::requeue(if ready {
+    Ok(Action::requeue(rebalance_after.unwrap_or(if ready {
         Duration::from_secs(30)
     } else {
         Duration::from_secs(3)
-    }))
+    })))
+}
+
+/// One step of a shard-count change (see [`resharding`]): plans the moves,
+/// starts the next one, or checks the one running. Writes the status itself
+/// before any order to a node, so that a restart at any point resumes.
+/// Returns when to look again while a rebalance is on.
+#[allow(clippy::too_many_arguments)]
+async fn rebalance_step(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    password: &str,
+    status: &mut CacheClusterStatus,
+    written: &mut CacheClusterStatus,
+    wanted: usize,
+    all_serving: bool,
+) -> Result<Option<Duration>, Error> {
+    let name = cc.name_any();
+    let soon = Some(Duration::from_millis(300));
+    let later = Some(Duration::from_secs(3));
+    let Some(r) = &status.rebalance else {
+        if resharding::settled(&status.shards, wanted) {
+            return Ok(None);
+        }
+        if !all_serving {
+            return Ok(later);
+        }
+        let Some(loads) = slot_loads(ctx, status, password).await else {
+            return Ok(later);
+        };
+        match resharding::start(&status.shards, wanted, &loads) {
+            Ok(r) => {
+                let message = format!(
+                    "moving {} slot ranges' worth in {} moves to go from {} to {wanted} shards",
+                    r.moves.iter().map(|m| m.slots.len()).sum::<usize>(),
+                    r.moves.len(),
+                    status.shards.iter().filter(|s| !s.slots.is_empty()).count()
+                );
+                info!(cluster = %name, %message, "rebalance planned");
+                publish(
+                    ctx,
+                    cc,
+                    EventType::Normal,
+                    "RebalanceStarted",
+                    "Rebalance",
+                    message,
+                )
+                .await;
+                status.rebalance = Some(r);
+                save(ctx, cc, ns, status, written).await?;
+                return Ok(soon);
+            }
+            Err(e) => {
+                warn!(cluster = %name, error = %e, "cannot plan a rebalance");
+                return Ok(Some(Duration::from_secs(30)));
+            }
+        }
+    };
+    let Some(i) = resharding::current(r) else {
+        // Every move is done: the shards the spec dropped own nothing now.
+        let Some(leaving) = resharding::leaving_drained(&status.shards, wanted) else {
+            warn!(cluster = %name, "moves done but a leaving shard still owns slots; planning again");
+            status.rebalance = None;
+            save(ctx, cc, ns, status, written).await?;
+            return Ok(soon);
+        };
+        status.shards.truncate(wanted);
+        status.epoch = status
+            .epoch
+            .max(resharding::reserved_epoch(status.rebalance.as_ref()))
+            + 1;
+        status.rebalance = None;
+        save(ctx, cc, ns, status, written).await?;
+        for shard in &leaving {
+            delete_shard(ctx, ns, shard).await?;
+        }
+        let message = format!(
+            "{wanted} shards; removed {}",
+            if leaving.is_empty() {
+                "none".to_owned()
+            } else {
+                leaving.join(", ")
+            }
+        );
+        info!(cluster = %name, %message, "rebalance done");
+        publish(
+            ctx,
+            cc,
+            EventType::Normal,
+            "RebalanceDone",
+            "Rebalance",
+            message,
+        )
+        .await;
+        return Ok(soon);
+    };
+    let mv = r.moves[i].clone();
+    let address = |shard: &str| {
+        status
+            .shards
+            .iter()
+            .find(|s| s.name == shard)
+            .and_then(|s| s.primary.as_ref())
+            .and_then(|p| {
+                p.address
+                    .rsplit_once(':')
+                    .map(|(h, p)| (h.to_owned(), p.parse::<u16>().ok()))
+            })
+            .and_then(|(h, p)| Some((h, p?)))
+    };
+    let (Some(source), Some(target)) = (address(&mv.from), address(&mv.to)) else {
+        return Ok(later);
+    };
+    if mv.state == PENDING {
+        if !all_serving {
+            return Ok(later);
+        }
+        // The epoch is recorded before any node hears of it.
+        let epoch = status
+            .epoch
+            .max(resharding::reserved_epoch(status.rebalance.as_ref()))
+            + 1;
+        let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[i];
+        m.epoch = epoch;
+        m.state = COPYING.into();
+        m.attempts += 1;
+        save(ctx, cc, ns, status, written).await?;
+        let id = resharding::migration_id(&name, epoch);
+        let ranges: Vec<tidecache_topology::SlotRange> =
+            mv.slots.iter().filter_map(|r| r.parse().ok()).collect();
+        let started = async {
+            let mut admin =
+                AdminClient::connect(&source.0, source.1, password, ctx.admin_timeout).await?;
+            admin
+                .migrate_start(&id, (&target.0, target.1), epoch, &ranges)
+                .await
+        }
+        .await;
+        match started {
+            Ok(()) => {
+                info!(cluster = %name, %id, from = %mv.from, to = %mv.to, slots = ?mv.slots, "migration started")
+            }
+            // Judged on the next pass: the target will not know the import.
+            Err(e) => warn!(cluster = %name, %id, error = %e, "could not start the migration"),
+        }
+        return Ok(soon);
+    }
+    let id = resharding::migration_id(&name, mv.epoch);
+    let on_source = async {
+        let mut admin =
+            AdminClient::connect(&source.0, source.1, password, ctx.admin_timeout).await?;
+        admin.migrate_status(&id).await
+    }
+    .await;
+    let Ok(on_source) = on_source else {
+        // An unreachable source may still be migrating: never retry over it.
+        return Ok(later);
+    };
+    let on_target = async {
+        let mut admin =
+            AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout).await?;
+        admin.import_status(&id).await
+    }
+    .await
+    .ok();
+    let verdict = resharding::judge(
+        on_source.as_ref().map(|(s, e)| (s.as_str(), e.as_str())),
+        on_target.as_deref(),
+    );
+    match verdict {
+        Verdict::Wait => Ok(soon),
+        Verdict::Done => {
+            if let Err(e) = resharding::apply_done(&mut status.shards, &mv) {
+                warn!(cluster = %name, %id, error = %e, "a finished move does not fit the status; planning again");
+                status.rebalance = None;
+            } else {
+                status.epoch = status.epoch.max(mv.epoch);
+                status.rebalance.as_mut().expect("a rebalance").moves[i].state = DONE.into();
+                info!(cluster = %name, %id, from = %mv.from, to = %mv.to, epoch = mv.epoch, "move done");
+            }
+            save(ctx, cc, ns, status, written).await?;
+            Ok(soon)
+        }
+        Verdict::Retry(why) => {
+            if on_target.as_deref() == Some("importing") {
+                let aborted = async {
+                    let mut admin =
+                        AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout)
+                            .await?;
+                    admin.import_abort(&id).await
+                }
+                .await;
+                if let Err(e) = aborted {
+                    warn!(cluster = %name, %id, error = %e, "could not abort the import; retrying later");
+                    return Ok(later);
+                }
+            }
+            warn!(cluster = %name, %id, reason = %why, "move failed; retrying under a new epoch");
+            publish(
+                ctx,
+                cc,
+                EventType::Warning,
+                "MoveFailed",
+                "Rebalance",
+                format!("{id}: {why}"),
+            )
+            .await;
+            // The spent epoch becomes the document's: it settles any write
+            // freeze the attempt left behind.
+            status.epoch = status.epoch.max(mv.epoch);
+            let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[i];
+            m.state = PENDING.into();
+            m.last_error = Some(why);
+            save(ctx, cc, ns, status, written).await?;
+            Ok(later)
+        }
+    }
+}
+
+/// Writes `status` if it differs from what was last written.
+async fn save(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    status: &CacheClusterStatus,
+    written: &mut CacheClusterStatus,
+) -> Result<(), Error> {
+    write_status(ctx, cc, ns, written, status.clone()).await?;
+    *written = status.clone();
+    Ok(())
+}
+
+/// Keys and bytes per slot, from each shard's primary, counting only the
+/// slots the status gives that shard (a source's copy of a moved slot may
+/// linger a moment). `None` if some primary could not be asked.
+async fn slot_loads(
+    ctx: &Context,
+    status: &CacheClusterStatus,
+    password: &str,
+) -> Option<Vec<SlotLoad>> {
+    let owners = resharding::ownership(&status.shards).ok()?;
+    let mut loads = vec![SlotLoad::default(); usize::from(tidecache_topology::SLOT_COUNT)];
+    for (i, shard) in status.shards.iter().enumerate() {
+        let (host, port) = shard.primary.as_ref()?.address.rsplit_once(':')?;
+        let mut admin = AdminClient::connect(host, port.parse().ok()?, password, ctx.admin_timeout)
+            .await
+            .ok()?;
+        for (slot, keys, bytes) in admin.slot_stats().await.ok()? {
+            if slot < tidecache_topology::SLOT_COUNT && usize::from(owners.owner(slot)) == i {
+                loads[usize::from(slot)] = SlotLoad { keys, bytes };
+            }
+        }
+    }
+    Some(loads)
+}
+
+/// Deletes a drained shard's StatefulSet and Service (gone already is fine).
+async fn delete_shard(ctx: &Context, ns: &str, shard: &str) -> Result<(), Error> {
+    let ignore_missing = |r: Result<(), kube::Error>| match r {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other,
+    };
+    let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    ignore_missing(
+        sts.delete(shard, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    )?;
+    let svc: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    ignore_missing(
+        svc.delete(shard, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    )?;
+    info!(%shard, "deleted a drained shard's StatefulSet and Service");
+    Ok(())
 }
 
 /// Creates the operator's auth Secret once; never regenerates an existing

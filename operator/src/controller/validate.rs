@@ -2,7 +2,7 @@
 //! object; these compare the spec with what the cluster already is).
 
 use super::Error;
-use crate::crd::{CacheClusterSpec, CacheClusterStatus, Mode};
+use crate::crd::{CacheClusterSpec, Mode};
 
 /// Checks `spec` alone. A failure means the spec cannot be run at all.
 pub fn validate(spec: &CacheClusterSpec) -> Result<(), Error> {
@@ -32,27 +32,6 @@ pub fn validate(spec: &CacheClusterSpec) -> Result<(), Error> {
         })?;
     }
     Ok(())
-}
-
-/// The number of shards to run now, and why it differs from the spec if it
-/// does. Changing the shard count of a running cluster needs live slot
-/// migration, which this version does not have: until it does, the cluster
-/// keeps running — and being repaired — with the shards it has.
-pub fn effective_shards(
-    spec: &CacheClusterSpec,
-    status: Option<&CacheClusterStatus>,
-) -> (usize, Option<String>) {
-    let wanted = spec.shards as usize;
-    match status.map(|s| s.shards.len()) {
-        Some(current) if current > 0 && current != wanted => (
-            current,
-            Some(format!(
-                "changing shards from {current} to {wanted} needs live slot migration, which this operator version does not have yet; \
-                 the cluster keeps {current} shards (set shards back to {current} to clear this)"
-            )),
-        ),
-        _ => (wanted, None),
-    }
 }
 
 #[cfg(test)]
@@ -92,32 +71,5 @@ mod tests {
             let err = validate(&spec(yaml)).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid spec: {msg}"), "{yaml}");
         }
-    }
-
-    #[test]
-    fn resharding_a_running_cluster_keeps_its_shards_for_now() {
-        let status = CacheClusterStatus {
-            shards: (0..3)
-                .map(|i| crate::crd::ShardStatus {
-                    name: format!("c-{i}"),
-                    slots: vec![],
-                    primary: None,
-                    replicas: vec![],
-                })
-                .collect(),
-            ..CacheClusterStatus::default()
-        };
-        assert_eq!(
-            effective_shards(&spec("shards: 3"), Some(&status)),
-            (3, None)
-        );
-        let (n, why) = effective_shards(&spec("shards: 4"), Some(&status));
-        assert_eq!(n, 3, "the running shard count is kept");
-        assert!(why.unwrap().contains("set shards back to 3"));
-        assert_eq!(
-            effective_shards(&spec("shards: 4"), None),
-            (4, None),
-            "a new cluster gets what it asks for"
-        );
     }
 }

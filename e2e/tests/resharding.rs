@@ -1,0 +1,206 @@
+//! Scenario 1 of the live-cluster issue: a Provisioned cluster goes from 3
+//! to 5 shards and then to 2 while a checker writes through a cluster-aware
+//! client; every acknowledged write is there at the end and the client saw
+//! no error (redirects are followed by the client, never surfaced).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt as _;
+use kube::api::ListParams;
+use redis::AsyncCommands as _;
+use tidecache_e2e::{TestNamespace, install_operator, pod_addr, timeout, wait_for};
+use tidecache_operator::crd::CacheCluster;
+
+fn manifest(shards: usize) -> String {
+    format!(
+        "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {{name: elastic}}\n\
+         spec:\n  shards: {shards}\n  node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
+    )
+}
+
+async fn cluster_client(
+    addr: &(String, u16),
+    password: &str,
+) -> anyhow::Result<redis::cluster_async::ClusterConnection> {
+    let url = format!("redis://{}:{}/", addr.0, addr.1);
+    let client = redis::cluster::ClusterClientBuilder::new(vec![url])
+        .password(password)
+        .build()?;
+    Ok(client.get_async_connection().await?)
+}
+
+/// What the checker saw: every acknowledged write, and every error.
+#[derive(Default)]
+struct Checked {
+    writes: Vec<(String, u64)>,
+    counters: BTreeMap<String, u64>,
+    errors: Vec<String>,
+}
+
+/// Writes unique keys and increments 16 counters, as fast as one
+/// connection goes, until `stop`.
+async fn checker(
+    mut conn: redis::cluster_async::ClusterConnection,
+    stop: Arc<AtomicBool>,
+) -> Checked {
+    let mut seen = Checked::default();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let key = format!("chk:{i}");
+        match conn.set::<_, _, ()>(&key, i).await {
+            Ok(()) => seen.writes.push((key, i)),
+            Err(e) => seen.errors.push(format!("SET {key}: {e}")),
+        }
+        let counter = format!("ctr:{}", i % 16);
+        match conn.incr::<_, _, u64>(&counter, 1).await {
+            Ok(_) => *seen.counters.entry(counter).or_default() += 1,
+            Err(e) => seen.errors.push(format!("INCR {counter}: {e}")),
+        }
+    }
+    seen
+}
+
+/// Waits until the cluster runs `shards` shards with no rebalance left and
+/// serves every slot.
+async fn wait_balanced(ns: &TestNamespace, shards: usize) -> anyhow::Result<CacheCluster> {
+    let api = ns.api::<CacheCluster>();
+    wait_for(&format!("{shards} balanced shards"), timeout(), || async {
+        let cc = api.get("elastic").await?;
+        let s = cc.status.clone().unwrap_or_default();
+        let done = s.observed_generation == cc.metadata.generation
+            && s.phase.as_deref() == Some("Ready")
+            && s.rebalance.is_none()
+            && s.shards.len() == shards
+            && s.shards.iter().all(|sh| !sh.slots.is_empty());
+        Ok(done.then_some(cc))
+    })
+    .await
+}
+
+fn slots_of(cc: &CacheCluster) -> Vec<usize> {
+    cc.status
+        .as_ref()
+        .unwrap()
+        .shards
+        .iter()
+        .map(|s| {
+            s.slots
+                .iter()
+                .map(|r| r.parse::<tidecache_topology::SlotRange>().unwrap().len())
+                .sum()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() -> anyhow::Result<()>
+{
+    install_operator().await?;
+    let ns = TestNamespace::new("reshard").await?;
+    ns.apply_cluster(&manifest(3)).await?;
+    ns.wait_ready("elastic").await?;
+    let password = ns.secret_value("elastic-auth", "password").await?;
+    let pods = ns.pods("elastic").await?;
+    let seed = pod_addr(&pods[0]).unwrap();
+
+    let mut conn = cluster_client(&seed, &password).await?;
+    for i in 0..20_000u64 {
+        let _: () = conn.set(format!("pre:{i}"), i).await?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(checker(
+        cluster_client(&seed, &password).await?,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 3 → 5: the new shards get about a fifth of the slots each.
+    ns.apply_cluster(&manifest(5)).await?;
+    let cc = wait_balanced(&ns, 5).await?;
+    let slots = slots_of(&cc);
+    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
+    assert!(
+        slots.iter().all(|&n| (3000..=3600).contains(&n)),
+        "balanced: {slots:?}"
+    );
+    let epoch_at_five = cc.status.as_ref().unwrap().epoch;
+
+    // 5 → 2: three shards drained over the two that stay, then deleted.
+    ns.apply_cluster(&manifest(2)).await?;
+    let cc = wait_balanced(&ns, 2).await?;
+    let slots = slots_of(&cc);
+    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
+    assert!(cc.status.as_ref().unwrap().epoch > epoch_at_five);
+    wait_for(
+        "the drained shards' StatefulSets to go",
+        timeout(),
+        || async {
+            let names: Vec<String> = ns
+                .api::<StatefulSet>()
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .map(|s| s.name_any())
+                .collect();
+            Ok((names.len() == 2).then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await?;
+
+    // Every acknowledged write is there, read through a fresh client.
+    let pods = ns.pods("elastic").await?;
+    let seed = pods.iter().find_map(pod_addr).unwrap();
+    let mut conn = cluster_client(&seed, &password).await?;
+    let mut lost = Vec::new();
+    for (key, v) in &seen.writes {
+        let got: Option<u64> = conn.get(key).await?;
+        if got != Some(*v) {
+            lost.push(key.clone());
+        }
+    }
+    for (key, n) in &seen.counters {
+        let got: Option<u64> = conn.get(key).await?;
+        if got != Some(*n) {
+            lost.push(format!("{key}: {got:?} != {n}"));
+        }
+    }
+    for i in 0..20_000u64 {
+        let got: Option<u64> = conn.get(format!("pre:{i}")).await?;
+        if got != Some(i) {
+            lost.push(format!("pre:{i}"));
+        }
+    }
+    println!(
+        "checker: {} acknowledged writes, {} counter increments, {} errors, {} lost",
+        seen.writes.len(),
+        seen.counters.values().sum::<u64>(),
+        seen.errors.len(),
+        lost.len()
+    );
+    assert!(
+        seen.errors.is_empty(),
+        "client errors: {:?}",
+        &seen.errors[..seen.errors.len().min(10)]
+    );
+    assert!(
+        lost.is_empty(),
+        "lost acknowledged writes: {:?}",
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        seen.writes.len() > 100,
+        "the checker ran: {}",
+        seen.writes.len()
+    );
+    ns.delete().await;
+    Ok(())
+}
