@@ -52,6 +52,9 @@ pub struct CacheClusterSpec {
 
     /// Number of shards in Provisioned mode (1–500). Each shard is a primary
     /// and `replicasPerShard` replicas serving a share of the 16384 hash slots.
+    /// A change on a running cluster moves slots live, by atomic slot
+    /// migration: new shards receive a balanced share, removed shards are
+    /// drained over all remaining ones before their pods are deleted.
     #[serde(default = "default_shards")]
     #[schemars(range(min = 1, max = 500))]
     pub shards: i32,
@@ -235,8 +238,10 @@ pub struct CacheClusterStatus {
     pub endpoints: Option<Endpoints>,
 
     /// The slot moves under way to reach the spec's shard count, with the
-    /// progress of each: a restarted operator continues from here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// progress of each: a restarted operator continues from here. Written
+    /// as `null` when none (status is merge-patched: an absent field would
+    /// keep the last rebalance).
+    #[serde(default)]
     pub rebalance: Option<RebalanceStatus>,
 }
 

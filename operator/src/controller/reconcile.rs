@@ -323,11 +323,14 @@ async fn rebalance_step(
             save(ctx, cc, ns, status, written).await?;
             return Ok(soon);
         };
-        status.shards.truncate(wanted);
-        status.epoch = status
-            .epoch
-            .max(resharding::reserved_epoch(status.rebalance.as_ref()))
-            + 1;
+        if !leaving.is_empty() {
+            // A document without the drained shards.
+            status.shards.truncate(wanted);
+            status.epoch = status
+                .epoch
+                .max(resharding::reserved_epoch(status.rebalance.as_ref()))
+                + 1;
+        }
         status.rebalance = None;
         save(ctx, cc, ns, status, written).await?;
         for shard in &leaving {

@@ -330,4 +330,11 @@ mod tests {
         r.moves[0].state = COPYING.into();
         assert_eq!(current(&r), Some(0));
     }
+
+    #[test]
+    fn a_finished_rebalance_is_written_as_null() {
+        // Status is merge-patched: only an explicit null removes the field.
+        let v = serde_json::to_value(crate::crd::CacheClusterStatus::default()).unwrap();
+        assert_eq!(v.get("rebalance"), Some(&serde_json::Value::Null));
+    }
 }
