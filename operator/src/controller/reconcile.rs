@@ -181,6 +181,10 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     )
     .await?;
 
+    if status.rebalance.is_none() {
+        prune_shards(&ctx, &cc, &ns, wanted.max(status.shards.len())).await?;
+    }
+
     let observed = Observed {
         has_document: document.is_some(),
         assigned_slots: document.as_ref().map_or(0, |d| d.assigned_slots()),
@@ -332,10 +336,9 @@ async fn rebalance_step(
                 + 1;
         }
         status.rebalance = None;
+        // Their StatefulSets go in `prune_shards`, on this pass and, should
+        // a deletion fail, on later ones.
         save(ctx, cc, ns, status, written).await?;
-        for shard in &leaving {
-            delete_shard(ctx, ns, shard).await?;
-        }
         let message = format!(
             "{wanted} shards; removed {}",
             if leaving.is_empty() {
@@ -514,6 +517,41 @@ async fn slot_loads(
         }
     }
     Some(loads)
+}
+
+/// Deletes the StatefulSets (and Services) of shards numbered `keep` and
+/// up: shards a scale-in drained and removed from the status.
+async fn prune_shards(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    keep: usize,
+) -> Result<(), Error> {
+    let name = cc.name_any();
+    let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    let prefix = format!("{name}-");
+    let list = sts
+        .list(&ListParams::default().labels(&format!("{}={name}", labels::CLUSTER)))
+        .await?;
+    for s in list.items {
+        let shard = s.name_any();
+        let index = shard
+            .strip_prefix(&prefix)
+            .and_then(|i| i.parse::<usize>().ok());
+        if index.is_some_and(|i| i >= keep) {
+            delete_shard(ctx, ns, &shard).await?;
+            publish(
+                ctx,
+                cc,
+                EventType::Normal,
+                "ShardRemoved",
+                "Rebalance",
+                format!("deleted the drained shard {shard}"),
+            )
+            .await;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes a drained shard's StatefulSet and Service (gone already is fine).
