@@ -1,7 +1,9 @@
-//! Scenario 1 of the live-cluster issue: a Provisioned cluster goes from 3
-//! to 5 shards and then to 2 while a checker writes through a cluster-aware
-//! client; every acknowledged write is there at the end and the client saw
-//! no error (redirects are followed by the client, never surfaced).
+//! Scenarios 1 and 3 of the live-cluster issue: a Provisioned cluster goes
+//! from 3 to 5 shards and then to 2 while a checker writes through a
+//! cluster-aware client, and the operator is restarted while the first
+//! rebalance runs; every acknowledged write is there at the end, every slot
+//! is owned exactly once, and the client saw no error (redirects are
+//! followed by the client, never surfaced).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use kube::ResourceExt as _;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams};
 use redis::AsyncCommands as _;
-use tidecache_e2e::{TestNamespace, install_operator, pod_addr, timeout, wait_for};
+use tidecache_e2e::{
+    OPERATOR_NAMESPACE, TestNamespace, install_operator, pod_addr, timeout, wait_for,
+};
 use tidecache_operator::crd::CacheCluster;
 
 fn manifest(shards: usize) -> String {
@@ -82,6 +88,33 @@ async fn wait_balanced(ns: &TestNamespace, shards: usize) -> anyhow::Result<Cach
     .await
 }
 
+/// Every slot owned by exactly one shard in status, and the nodes agree.
+fn owned_once(cc: &CacheCluster) -> anyhow::Result<()> {
+    let doc = tidecache_topology::Topology {
+        epoch: 1,
+        shards: cc
+            .status
+            .as_ref()
+            .unwrap()
+            .shards
+            .iter()
+            .map(|s| tidecache_topology::Shard {
+                name: s.name.clone(),
+                slots: s.slots.iter().map(|r| r.parse().unwrap()).collect(),
+                primary: tidecache_topology::NodeAddr {
+                    id: tidecache_topology::node_id_for(&s.name),
+                    host: "x".into(),
+                    port: 1,
+                },
+                replicas: vec![],
+            })
+            .collect(),
+    };
+    let owners = doc.slot_owners()?;
+    anyhow::ensure!(owners.iter().all(Option::is_some), "a slot without owner");
+    Ok(())
+}
+
 fn slots_of(cc: &CacheCluster) -> Vec<usize> {
     cc.status
         .as_ref()
@@ -119,9 +152,30 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // 3 → 5: the new shards get about a fifth of the slots each.
+    // 3 → 5: the new shards get about a fifth of the slots each. Once the
+    // moves are planned, every operator pod is deleted (scenario 3): the
+    // replacements resume from status.
     ns.apply_cluster(&manifest(5)).await?;
+    let progress = wait_for("the rebalance to be planned", timeout(), || async {
+        let cc = ns.api::<CacheCluster>().get("elastic").await?;
+        let r = cc.status.and_then(|s| s.rebalance);
+        Ok(r.map(|r| r.moves.iter().map(|m| m.state.clone()).collect::<Vec<_>>()))
+    })
+    .await?;
+    let operators: Api<Pod> = Api::namespaced(ns.api::<Pod>().into_client(), OPERATOR_NAMESPACE);
+    for pod in operators.list(&ListParams::default()).await?.items {
+        operators
+            .delete(&pod.name_any(), &DeleteParams::default())
+            .await?;
+    }
+    println!("operator pods deleted with the moves at {progress:?}");
+    assert!(
+        progress.iter().any(|s| s != "Done"),
+        "the operator was restarted before the rebalance ended: {progress:?}"
+    );
     let cc = wait_balanced(&ns, 5).await?;
+    let moves_after_restart = cc.status.as_ref().unwrap().epoch;
+    println!("balanced at epoch {moves_after_restart} after the restart");
     let slots = slots_of(&cc);
     assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
     assert!(
@@ -136,6 +190,7 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let slots = slots_of(&cc);
     assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
     assert!(cc.status.as_ref().unwrap().epoch > epoch_at_five);
+    owned_once(&cc)?;
     wait_for(
         "the drained shards' StatefulSets to go",
         timeout(),

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
     PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume,
     VolumeMount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource as _, ResourceExt as _};
@@ -142,6 +143,26 @@ pub fn shard_service(cc: &CacheCluster, i: usize) -> Service {
             ..ServiceSpec::default()
         }),
         ..Service::default()
+    }
+}
+
+/// A shard's PodDisruptionBudget: voluntary disruptions (node drains,
+/// evictions) take at most one of its pods at a time, so a shard with
+/// replicas keeps a copy of its data up while another restarts.
+pub fn shard_pdb(cc: &CacheCluster, i: usize) -> PodDisruptionBudget {
+    let mut labels = object_labels(cc);
+    labels.insert(labels::SHARD.to_owned(), i.to_string());
+    PodDisruptionBudget {
+        metadata: meta(cc, shard_name(&cc.name_any(), i), labels),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(shard_labels(cc, i)),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
     }
 }
 
@@ -495,5 +516,20 @@ spec:
         let a = serde_json::to_string(&shard_statefulset(&cc, 0, &defaults())).unwrap();
         let b = serde_json::to_string(&shard_statefulset(&cc, 0, &defaults())).unwrap();
         assert_eq!(a, b, "re-applying must change nothing");
+    }
+
+    #[test]
+    fn each_shard_has_a_budget_of_one_disruption() {
+        let cc = cluster(
+            "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {name: c, namespace: ns}\nspec: {shards: 2, replicasPerShard: 1}",
+        );
+        let pdb = shard_pdb(&cc, 1);
+        assert_eq!(pdb.metadata.name.as_deref(), Some("c-1"));
+        let spec = pdb.spec.unwrap();
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        assert_eq!(
+            spec.selector.unwrap().match_labels.unwrap(),
+            shard_labels(&cc, 1)
+        );
     }
 }

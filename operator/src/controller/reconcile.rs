@@ -14,6 +14,7 @@ use futures::StreamExt as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -572,6 +573,12 @@ async fn delete_shard(ctx: &Context, ns: &str, shard: &str) -> Result<(), Error>
             .await
             .map(|_| ()),
     )?;
+    let pdb: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    ignore_missing(
+        pdb.delete(shard, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    )?;
     info!(%shard, "deleted a drained shard's StatefulSet and Service");
     Ok(())
 }
@@ -713,6 +720,7 @@ async fn apply_objects(
     }
     for i in 0..shards {
         apply(ctx, ns, &desired::shard_service(cc, i)).await?;
+        apply(ctx, ns, &desired::shard_pdb(cc, i)).await?;
         let sts = desired::shard_statefulset(cc, i, &ctx.defaults);
         if apply(ctx, ns, &sts).await? {
             let sts_name = desired::shard_name(&name, i);
