@@ -53,7 +53,8 @@ pub async fn run(shared: Arc<Shared>, m: Arc<Outgoing>) {
     };
     m.update(|p| {
         p.state = state;
-        p.elapsed = Some(p.started.elapsed());
+        // A done migration's time ends at its handoff, not after the drop.
+        p.elapsed = p.elapsed.or_else(|| Some(p.started.elapsed()));
         if let Err(e) = &outcome
             && !matches!(e, Failure::Cancelled)
         {
@@ -122,6 +123,12 @@ async fn migrate(shared: &Arc<Shared>, m: &Outgoing) -> Result<(), Failure> {
         return Err(e);
     }
     hand_off(shared, m, &mut target, follow).await?;
+    // The slots are the target's from here: the migration is done, and
+    // the copy left here goes in the background.
+    m.update(|p| {
+        p.state = State::Done;
+        p.elapsed = Some(p.started.elapsed());
+    });
     drop_copy(shared, m).await;
     Ok(())
 }
