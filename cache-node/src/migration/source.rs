@@ -13,7 +13,7 @@ use crate::db::{Db, FollowId, Sink, Step, ValueRef};
 use crate::server::Shared;
 
 /// Keys a capture step copies before the keyspace lock is released.
-const STEP_KEYS: usize = 2048;
+const STEP_KEYS: usize = 512;
 /// A batch of changes this small is what the freeze waits for: sending it
 /// is the pause.
 const HANDOFF_KEYS: usize = 512;

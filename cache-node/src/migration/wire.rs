@@ -21,7 +21,7 @@
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 
-use crate::db::{Value, ValueRef};
+use crate::db::{Value, ValueRef, own};
 use crate::types::{End, Hash, List, Set, SortedSet};
 
 const PUT: u8 = 1;
@@ -179,35 +179,41 @@ impl Reader {
         }
     }
 
+    /// A string of a value: copied out of the batch (see [`own`]), which
+    /// a stored slice would keep alive whole.
+    fn element(&mut self) -> Result<Bytes, WireError> {
+        self.bytes().map(own)
+    }
+
     fn value(&mut self) -> Result<Value, WireError> {
         Ok(match self.byte()? {
-            STR => Value::Str(self.bytes()?),
+            STR => Value::Str(self.element()?),
             LIST => {
                 let mut l = List::default();
                 for _ in 0..self.count(1)? {
-                    l.push(End::Right, self.bytes()?);
+                    l.push(End::Right, self.element()?);
                 }
                 non_empty(self, l.is_empty(), Value::List(l))?
             }
             HASH => {
                 let mut h = Hash::default();
                 for _ in 0..self.count(2)? {
-                    let field = self.bytes()?;
-                    h.insert(field, self.bytes()?);
+                    let field = self.element()?;
+                    h.insert(field, self.element()?);
                 }
                 non_empty(self, h.is_empty(), Value::Hash(h))?
             }
             SET => {
                 let mut s = Set::default();
                 for _ in 0..self.count(1)? {
-                    s.insert(self.bytes()?);
+                    s.insert(self.element()?);
                 }
                 non_empty(self, s.is_empty(), Value::Set(s))?
             }
             ZSET => {
                 let mut z = SortedSet::default();
                 for _ in 0..self.count(9)? {
-                    let member = self.bytes()?;
+                    let member = self.element()?;
                     if self.buf.len() < 8 {
                         return Err(self.err("truncated"));
                     }
@@ -382,6 +388,30 @@ mod tests {
                 at: 1,
                 what: "unknown change"
             }
+        );
+    }
+
+    #[test]
+    fn decoded_values_do_not_pin_the_batch() {
+        let mut b = Vec::new();
+        put(
+            &mut b,
+            b"k",
+            Value::Str(Bytes::from(vec![b'x'; 1000])).as_ref(),
+            None,
+        );
+        let batch = Bytes::from(b);
+        let Some(Ok(Change::Put {
+            value: Value::Str(s),
+            ..
+        })) = Reader::new(batch.clone()).next()
+        else {
+            panic!("a put");
+        };
+        let inside = batch.as_ptr_range();
+        assert!(
+            !inside.contains(&s.as_ptr()),
+            "the value is a copy, not a slice of the batch"
         );
     }
 }
