@@ -556,3 +556,90 @@ async fn writes_to_a_slot_being_handed_over_wait_for_the_handoff() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_migration_rolls_back_on_both_nodes() {
+    let (a, b) = pair().await;
+    let mut ca = conn(&a, None, "pw").await;
+    let keys = keys_in("k", 0..4096, 50_000);
+    for chunk in keys.chunks(1000) {
+        let mut p = redis::pipe();
+        for k in chunk {
+            p.set(k, "v").ignore();
+        }
+        let _: () = p.query_async(&mut ca).await.unwrap();
+    }
+    let mut adm = admin(&a).await;
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("START")
+        .arg("c1")
+        .arg("127.0.0.1")
+        .arg(b.addr.port())
+        .arg(2)
+        .arg("0-4095")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("CANCEL")
+        .arg("c1")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let s = wait_ended(&mut adm, "c1").await;
+    assert_eq!(s["state"], "cancelled", "{s:?}");
+    let e: redis::RedisResult<()> = redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("CANCEL")
+        .arg("c1")
+        .query_async(&mut adm)
+        .await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("migration already ended: cancelled")
+    );
+
+    // The target dropped what it got; the source still serves every key,
+    // and writes, in the slots.
+    let mut adm_b = admin(&b).await;
+    let state: String = redis::cmd("TIDECACHE")
+        .arg("IMPORT")
+        .arg("STATUS")
+        .arg("c1")
+        .query_async(&mut adm_b)
+        .await
+        .unwrap();
+    assert_eq!(state, "aborted");
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm_b).await.unwrap();
+    assert_eq!(size, 0);
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap();
+    assert_eq!(size, 50_000);
+    let _: () = ca.set(&keys[0], "after").await.unwrap();
+    let v: String = ca.get(&keys[0]).await.unwrap();
+    assert_eq!(v, "after");
+
+    // A new migration of the same slots runs to the end afterwards.
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("MIGRATE")
+        .arg("START")
+        .arg("c2")
+        .arg("127.0.0.1")
+        .arg(b.addr.port())
+        .arg(3)
+        .arg("0-4095")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let s = wait_ended(&mut adm, "c2").await;
+    assert_eq!(s["state"], "done", "{s:?}");
+    let mut cb = conn(&b, None, "pw").await;
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut cb).await.unwrap();
+    assert_eq!(size, 50_000);
+    let v: String = cb.get(&keys[0]).await.unwrap();
+    assert_eq!(v, "after");
+    a.shutdown().await;
+    b.shutdown().await;
+}
