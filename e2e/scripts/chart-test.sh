@@ -12,9 +12,18 @@ for want in "kind: CustomResourceDefinition" "kind: Deployment" "kind: ClusterRo
   "kind: ServiceAccount" "replicas: 2" "--leader-elect=true" "resources: [leases]"; do
   grep -qF -- "$want" <<<"$out" || { echo "chart-test: rendered chart lacks: $want" >&2; exit 1; }
 done
-# Least privilege: no wildcard verbs or resources, no cluster-wide delete.
-if grep -nE "verbs: \[.*(\*|delete|deletecollection)" <<<"$out"; then
+# Least privilege: no wildcard verbs or resources, no deletecollection, and
+# delete only of what a scale-in removes (a drained shard's StatefulSet,
+# Service and PodDisruptionBudget) — never Secrets, Pods or CRDs.
+if grep -nE "verbs: \[.*(\*|deletecollection)|resources: \[.*\*" <<<"$out"; then
   echo "chart-test: RBAC grants more than the operator needs" >&2
+  exit 1
+fi
+if ! awk '/resources: \[/ {res = $0} /verbs: \[.*delete/ {
+    gsub(/.*resources: \[|\].*/, "", res); n = split(res, r, /, */)
+    for (i = 1; i <= n; i++) if (r[i] !~ /^(statefulsets|services|poddisruptionbudgets)$/) { print "delete on " r[i]; bad = 1 }
+  } END { exit bad }' <<<"$out"; then
+  echo "chart-test: RBAC may delete more than drained shards' objects" >&2
   exit 1
 fi
 # The chart ships exactly the generated CRDs.
