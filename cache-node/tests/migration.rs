@@ -101,6 +101,19 @@ fn keys_in(prefix: &str, slots: std::ops::Range<u16>, count: usize) -> Vec<Strin
         .collect()
 }
 
+/// `TIDECACHE MIGRATE START <id> 127.0.0.1 <port> <epoch> <range>`.
+fn start(id: &str, port: u16, epoch: u64, range: &str) -> redis::Cmd {
+    let mut c = redis::cmd("TIDECACHE");
+    c.arg("MIGRATE")
+        .arg("START")
+        .arg(id)
+        .arg("127.0.0.1")
+        .arg(port)
+        .arg(epoch)
+        .arg(range);
+    c
+}
+
 async fn status(
     admin: &mut redis::aio::MultiplexedConnection,
     id: &str,
@@ -194,14 +207,7 @@ async fn a_migration_moves_every_key_and_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut adm = admin(&a).await;
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("START")
-        .arg("m1")
-        .arg("127.0.0.1")
-        .arg(b.addr.port())
-        .arg(2)
-        .arg("0-4095")
+    let _: () = start("m1", b.addr.port(), 2, "0-4095")
         .query_async(&mut adm)
         .await
         .unwrap();
@@ -334,17 +340,6 @@ async fn a_migration_moves_every_key_and_loses_no_acknowledged_write() {
 async fn migrations_that_cannot_run_are_refused_or_fail_leaving_the_source_serving() {
     let (a, b) = pair().await;
     let mut adm = admin(&a).await;
-    let start = |id: &str, port: u16, epoch: u64, range: &str| {
-        let mut c = redis::cmd("TIDECACHE");
-        c.arg("MIGRATE")
-            .arg("START")
-            .arg(id)
-            .arg("127.0.0.1")
-            .arg(port)
-            .arg(epoch)
-            .arg(range);
-        c
-    };
     let refused = |r: redis::RedisResult<()>| r.unwrap_err().to_string();
     let e = refused(
         start("m", b.addr.port(), 1, "0-10")
@@ -570,14 +565,7 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
         let _: () = p.query_async(&mut ca).await.unwrap();
     }
     let mut adm = admin(&a).await;
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("START")
-        .arg("c1")
-        .arg("127.0.0.1")
-        .arg(b.addr.port())
-        .arg(2)
-        .arg("0-4095")
+    let _: () = start("c1", b.addr.port(), 2, "0-4095")
         .query_async(&mut adm)
         .await
         .unwrap();
@@ -622,14 +610,7 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
     assert_eq!(v, "after");
 
     // A new migration of the same slots runs to the end afterwards.
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("START")
-        .arg("c2")
-        .arg("127.0.0.1")
-        .arg(b.addr.port())
-        .arg(3)
-        .arg("0-4095")
+    let _: () = start("c2", b.addr.port(), 3, "0-4095")
         .query_async(&mut adm)
         .await
         .unwrap();

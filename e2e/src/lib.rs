@@ -214,3 +214,16 @@ impl TestNamespace {
 pub fn pod_addr(pod: &Pod) -> Option<(String, u16)> {
     Some((pod.status.as_ref()?.pod_ip.clone()?, 6379))
 }
+
+/// A cluster-aware client (it follows `MOVED` and refreshes its slot map)
+/// seeded with one node's address.
+pub async fn cluster_client(
+    addr: &(String, u16),
+    password: &str,
+) -> anyhow::Result<redis::cluster_async::ClusterConnection> {
+    let url = format!("redis://{}:{}/", addr.0, addr.1);
+    let client = redis::cluster::ClusterClientBuilder::new(vec![url])
+        .password(password)
+        .build()?;
+    Ok(client.get_async_connection().await?)
+}

@@ -17,7 +17,8 @@ use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams};
 use redis::AsyncCommands as _;
 use tidecache_e2e::{
-    OPERATOR_NAMESPACE, TestNamespace, install_operator, pod_addr, timeout, wait_for,
+    OPERATOR_NAMESPACE, TestNamespace, cluster_client, install_operator, pod_addr, timeout,
+    wait_for,
 };
 use tidecache_operator::crd::CacheCluster;
 
@@ -26,17 +27,6 @@ fn manifest(shards: usize) -> String {
         "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {{name: elastic}}\n\
          spec:\n  shards: {shards}\n  node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
     )
-}
-
-async fn cluster_client(
-    addr: &(String, u16),
-    password: &str,
-) -> anyhow::Result<redis::cluster_async::ClusterConnection> {
-    let url = format!("redis://{}:{}/", addr.0, addr.1);
-    let client = redis::cluster::ClusterClientBuilder::new(vec![url])
-        .password(password)
-        .build()?;
-    Ok(client.get_async_connection().await?)
 }
 
 /// What the checker saw: every acknowledged write, and every error.

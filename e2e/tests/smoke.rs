@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use redis::AsyncCommands as _;
-use tidecache_e2e::{TestNamespace, install_operator, pod_addr, timeout, wait_for};
+use tidecache_e2e::{TestNamespace, cluster_client, install_operator, pod_addr, timeout, wait_for};
 use tidecache_operator::crd::CacheCluster;
 use tidecache_topology::admin::AdminClient;
 use tidecache_topology::key_slot;
@@ -23,17 +23,6 @@ spec:
   node:
     resources: {limits: {memory: 256Mi}}
 "#;
-
-async fn cluster_client(
-    addr: &(String, u16),
-    password: &str,
-) -> anyhow::Result<redis::cluster_async::ClusterConnection> {
-    let url = format!("redis://{}:{}/", addr.0, addr.1);
-    let client = redis::cluster::ClusterClientBuilder::new(vec![url])
-        .password(password)
-        .build()?;
-    Ok(client.get_async_connection().await?)
-}
 
 /// Each StatefulSet's `metadata.generation`, which moves only when its spec changes.
 async fn statefulset_generations(

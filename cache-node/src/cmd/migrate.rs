@@ -54,6 +54,23 @@ fn slots_arg(args: &[Bytes]) -> Result<SlotSet, Reply> {
     Ok(SlotSet::from_ranges(&ranges))
 }
 
+/// Both ends of a migration run in cluster mode, under an epoch newer than
+/// any they know.
+fn check_epoch(cluster: &crate::cluster::ClusterState, epoch: u64) -> Result<(), Reply> {
+    if cluster.mode() != crate::cluster::Mode::Cluster {
+        return Err(Reply::error(
+            "ERR this node runs standalone; migrations need --cluster-enabled yes",
+        ));
+    }
+    let newest = cluster.newest_epoch();
+    if epoch <= newest {
+        return Err(Reply::error(format!(
+            "STALE migration epoch {epoch} is not newer than epoch {newest}"
+        )));
+    }
+    Ok(())
+}
+
 /// `TIDECACHE MIGRATE START|STATUS|CANCEL`.
 pub fn migrate(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let action = &args[2];
@@ -82,17 +99,7 @@ fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let slots = slots_arg(&args[7..])?;
     {
         let cluster = shared.cluster.read().expect("cluster lock");
-        if cluster.mode() != crate::cluster::Mode::Cluster {
-            return Err(Reply::error(
-                "ERR this node runs standalone; migrations need --cluster-enabled yes",
-            ));
-        }
-        let newest = cluster.newest_epoch();
-        if epoch <= newest {
-            return Err(Reply::error(format!(
-                "STALE migration epoch {epoch} is not newer than epoch {newest}"
-            )));
-        }
+        check_epoch(&cluster, epoch)?;
         if let Some(slot) = slots.iter().find(|&s| !cluster.serves(s)) {
             return Err(Reply::error(format!(
                 "ERR slot {slot} is not served by this node"
@@ -212,17 +219,7 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let slots = slots_arg(&args[5..])?;
     {
         let cluster = shared.cluster.read().expect("cluster lock");
-        if cluster.mode() != crate::cluster::Mode::Cluster {
-            return Err(Reply::error(
-                "ERR this node runs standalone; migrations need --cluster-enabled yes",
-            ));
-        }
-        let newest = cluster.newest_epoch();
-        if epoch <= newest {
-            return Err(Reply::error(format!(
-                "STALE migration epoch {epoch} is not newer than epoch {newest}"
-            )));
-        }
+        check_epoch(&cluster, epoch)?;
         if let Some(slot) = slots.iter().find(|&s| cluster.serves(s)) {
             return Err(Reply::error(format!(
                 "ERR slot {slot} is already served by this node"
