@@ -190,7 +190,7 @@ start_tidecache() {
         p=$(port tidecache $n)
         TIDECACHE_LOG=warn "$node_bin" --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
             --requirepass "$PASS" --admin-password "$ADMIN_PASS" --node-name "bench-${n,,}" \
-            >"$tmp/node-$p.log" 2>&1 &
+            ${NODE_FLAGS:-} >"$tmp/node-$p.log" 2>&1 &
         pid[node_${n,,}]=$!
     done
     wait_ping tidecache A "$tmp/node-$NODE_PORT_A.log" || return 1

@@ -361,12 +361,21 @@ async fn abort_checked(target: &mut AdminClient, id: &str) -> bool {
         .is_ok()
 }
 
-/// Deletes the source's copy of the slots, one slot per lock.
+/// Deletes the source's copy of the slots, one slot per lock, paced: a
+/// burst of at most [`DROP_BURST`] then a millisecond off, so that freeing
+/// a large copy never starves this node's clients of the keyspace lock or
+/// of the CPU (measured: an unpaced drop of 250K keys made requests wait up
+/// to 20 ms right after the handoff).
 async fn drop_copy(shared: &Shared, m: &Outgoing) {
+    let mut burst = Instant::now();
     for slot in m.slots.iter() {
         let dropped = shared.db.lock().expect("db lock").drop_slot(slot);
-        if dropped > 0 {
-            tokio::task::yield_now().await;
+        if dropped > 0 && burst.elapsed() >= DROP_BURST {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            burst = Instant::now();
         }
     }
 }
+
+/// The longest stretch the drop of a migrated copy works without a pause.
+const DROP_BURST: Duration = Duration::from_micros(200);
