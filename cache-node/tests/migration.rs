@@ -510,6 +510,16 @@ async fn writes_to_a_slot_being_handed_over_wait_for_the_handoff() {
     writer.expect("+OK\r\n").await;
     reader.call(&["GET", key], "$1\r\n2\r\n").await;
 
+    // A flush would empty the slot after its last changes went: it waits.
+    a.shared.cluster.write().unwrap().freeze(5, &slots);
+    writer.send(&["FLUSHALL"]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reader.call(&["GET", key], "$1\r\n2\r\n").await;
+    a.shared.cluster.write().unwrap().thaw(5);
+    a.shared.unfrozen.notify_waiters();
+    writer.expect("+OK\r\n").await;
+    writer.call(&["SET", key, "2"], "+OK\r\n").await;
+
     // A transaction on the slot waits as a whole.
     writer.call(&["MULTI"], "+OK\r\n").await;
     writer.call(&["SET", key, "3"], "+QUEUED\r\n").await;
@@ -569,6 +579,15 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
         .query_async(&mut adm)
         .await
         .unwrap();
+    // One outgoing migration at a time.
+    let e: redis::RedisResult<()> = start("c9", b.addr.port(), 9, "5000")
+        .query_async(&mut adm)
+        .await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("migration c1 is running; one at a time")
+    );
     let _: () = redis::cmd("TIDECACHE")
         .arg("MIGRATE")
         .arg("CANCEL")
@@ -621,6 +640,39 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
     assert_eq!(size, 50_000);
     let v: String = cb.get(&keys[0]).await.unwrap();
     assert_eq!(v, "after");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_blocked_on_a_slot_that_moves_away_gets_its_redirect() {
+    let (a, b) = pair().await;
+    let key = "bar"; // slot 5061, A's
+    let slot = key_slot(key.as_bytes());
+    let mut blocked = Conn::to(&a).await;
+    blocked.call(&["AUTH", "pw"], "+OK\r\n").await;
+    blocked.send(&["BLPOP", key, "0"]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The operator's next document gives the slot to B.
+    let mut next = doc(3, &a, &b);
+    next.shards[0].slots = vec![
+        SlotRange::new(0, 5060).unwrap(),
+        SlotRange::new(5062, 8191).unwrap(),
+    ];
+    next.shards[1].slots = vec![
+        SlotRange::new(slot, slot).unwrap(),
+        SlotRange::new(8192, 16383).unwrap(),
+    ];
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("TOPOLOGY")
+        .arg("SET")
+        .arg(next.to_json())
+        .query_async(&mut admin(&a).await)
+        .await
+        .unwrap();
+    blocked
+        .expect(&format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()))
+        .await;
     a.shutdown().await;
     b.shutdown().await;
 }

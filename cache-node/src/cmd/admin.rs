@@ -21,8 +21,12 @@ pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         let mut cluster = shared.cluster.write().expect("cluster lock");
         match cluster.install(doc) {
             Ok(changed) => {
-                // A document may settle a handoff whose writes were frozen.
+                // A document may settle a handoff whose writes were frozen,
+                // and move slots that blocked clients wait on.
                 shared.unfrozen.notify_waiters();
+                if changed {
+                    cx.db.wake_blocked();
+                }
                 if changed {
                     info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
                 }

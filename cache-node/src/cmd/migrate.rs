@@ -228,7 +228,20 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     }
     let mut migrations = shared.migrations.lock().expect("migrations lock");
     if let Some(other) = migrations.import_overlapping(&id, &slots) {
-        return Err(Reply::error(format!("BUSY slots overlap import {other}")));
+        // An older import of these slots was abandoned (its source failed
+        // or was cancelled unheard): the newer epoch replaces it.
+        let older = migrations.import(&other).map(|i| i.epoch);
+        if older.is_some_and(|e| e < epoch) {
+            let old = migrations
+                .end_import(&other, ImportState::Aborted)
+                .expect("the import exists");
+            for s in old.slots.iter() {
+                cx.db.drop_slot(s);
+            }
+            info!(id = other, "import replaced by a newer one");
+        } else {
+            return Err(Reply::error(format!("BUSY slots overlap import {other}")));
+        }
     }
     // Keys in slots this node does not serve are leftovers (an import that
     // was abandoned): the stream brings the real ones.

@@ -256,15 +256,31 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
             } else {
                 cluster.route(slots)
             }
+        } else if FLUSHES.contains(&spec.name) && cluster.any_frozen() {
+            // A flush would empty slots being handed over after their last
+            // changes were sent: it waits for the handoff like a write.
+            Some(crate::cluster::Redirect::Frozen)
         } else if spec.name == "exec"
-            && let Some(slot) = cx.client.multi.as_ref().and_then(|m| m.slot)
+            && let Some(multi) = cx.client.multi.as_ref()
         {
             // The transaction's commands run inside EXEC, where nothing can
-            // wait: the whole EXEC waits for a handoff of its slot. (Other
-            // redirects reach each queued command, as before.)
-            cluster
-                .route_write(std::iter::once(slot))
-                .filter(|r| *r == crate::cluster::Redirect::Frozen)
+            // wait: the whole EXEC waits for a handoff of its slot, or of
+            // any slot if it flushes. (Other redirects reach each queued
+            // command, as before.)
+            let flushes = multi.queued.iter().any(|q| {
+                FLUSHES
+                    .iter()
+                    .any(|f| q[0].eq_ignore_ascii_case(f.as_bytes()))
+            });
+            if flushes && cluster.any_frozen() {
+                Some(crate::cluster::Redirect::Frozen)
+            } else {
+                multi.slot.and_then(|slot| {
+                    cluster
+                        .route_write(std::iter::once(slot))
+                        .filter(|r| *r == crate::cluster::Redirect::Frozen)
+                })
+            }
         } else {
             None
         };
@@ -305,6 +321,9 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     }
     reply
 }
+
+/// Commands that write every slot without naming a key.
+const FLUSHES: &[&str] = &["flushall", "flushdb"];
 
 /// Commands without the write flag that a write pause holds back anyway:
 /// what they run may write (Redis's `may-replicate`).

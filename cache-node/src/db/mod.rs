@@ -776,6 +776,17 @@ impl Db {
         Some((record.value(), (deadline != 0).then_some(deadline)))
     }
 
+    /// Wakes every client blocked on a key, to run its command again: the
+    /// slots this node serves changed, and a blocked client whose key is no
+    /// longer served here must get its `MOVED` rather than wait forever.
+    pub fn wake_blocked(&mut self) {
+        for (_, wakers) in self.interest.blocked.drain() {
+            for w in wakers {
+                w.notify_one();
+            }
+        }
+    }
+
     /// Starts recording which keys of `slots` change (see [`follow`]).
     pub fn follow(&mut self, slots: SlotSet) -> FollowId {
         self.followers.start(slots)

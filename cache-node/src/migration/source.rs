@@ -234,15 +234,31 @@ async fn hand_off(
     let frozen_at = Instant::now();
     let last = {
         let mut db = shared.db.lock().expect("db lock");
-        shared
-            .cluster
-            .write()
-            .expect("cluster lock")
-            .freeze(m.epoch, &m.slots);
-        let mut bytes = Vec::new();
-        let forwarded = encode_changes(&mut db, follow, &mut bytes);
-        db.unfollow(follow);
-        (bytes, forwarded)
+        let mut cluster = shared.cluster.write().expect("cluster lock");
+        // Checked under the freeze: a topology as new as the migration
+        // arrived meanwhile, so this handoff could not be recorded here.
+        let newest = cluster.newest_epoch();
+        if m.epoch <= newest {
+            drop(cluster);
+            db.unfollow(follow);
+            Err(newest)
+        } else {
+            cluster.freeze(m.epoch, &m.slots);
+            drop(cluster);
+            let mut bytes = Vec::new();
+            let forwarded = encode_changes(&mut db, follow, &mut bytes);
+            db.unfollow(follow);
+            Ok((bytes, forwarded))
+        }
+    };
+    let last = match last {
+        Ok(last) => last,
+        Err(newest) => {
+            abort(target, &m.id).await;
+            return Err(Failure::Local(format!(
+                "superseded: this node knows epoch {newest}, not older than the migration's"
+            )));
+        }
     };
     let committed = match commit(target, m, last).await {
         Ok(()) => Ok(true),
@@ -260,7 +276,7 @@ async fn hand_off(
     m.update(|p| p.pause = Some(pause));
     match committed {
         Ok(true) => {
-            let _db = shared.db.lock().expect("db lock");
+            let mut db = shared.db.lock().expect("db lock");
             let mut cluster = shared.cluster.write().expect("cluster lock");
             let to = NodeAddr {
                 id: String::new(),
@@ -268,12 +284,19 @@ async fn hand_off(
                 port: m.port,
             };
             if let Err(e) = cluster.hand_off(m.slots.clone(), m.epoch, Some(to)) {
-                // A document as new as the migration arrived meanwhile: it
-                // says who owns the slots.
-                warn!(id = m.id, error = %e, "handoff superseded by a newer topology");
+                // The target serves the slots but this node could not
+                // record it (a document as new arrived during the commit):
+                // stay frozen and keep the copy until the operator's
+                // document settles the slots.
+                return Err(Failure::Local(format!(
+                    "the target committed but the handoff could not be recorded here ({e}); writes stay frozen"
+                )));
             }
             cluster.thaw(m.epoch);
             drop(cluster);
+            // Clients blocked on keys of the slots retry and meet the MOVED.
+            db.wake_blocked();
+            drop(db);
             shared.unfrozen.notify_waiters();
             Ok(())
         }
@@ -369,7 +392,22 @@ async fn abort_checked(target: &mut AdminClient, id: &str) -> bool {
 async fn drop_copy(shared: &Shared, m: &Outgoing) {
     let mut burst = Instant::now();
     for slot in m.slots.iter() {
-        let dropped = shared.db.lock().expect("db lock").drop_slot(slot);
+        let dropped = {
+            let mut db = shared.db.lock().expect("db lock");
+            // A slot that came back meanwhile (moved here again) keeps its keys.
+            let served = shared.cluster.read().expect("cluster lock").serves(slot);
+            let importing = shared
+                .migrations
+                .lock()
+                .expect("migrations lock")
+                .imports()
+                .any(|(_, i)| i.slots.contains(slot));
+            if served || importing {
+                0
+            } else {
+                db.drop_slot(slot)
+            }
+        };
         if dropped > 0 && burst.elapsed() >= DROP_BURST {
             tokio::time::sleep(Duration::from_millis(1)).await;
             burst = Instant::now();

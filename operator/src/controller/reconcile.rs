@@ -138,28 +138,38 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &prev_status.shards,
         &pods,
     );
-    if planned.epoch != prev_status.epoch {
-        info!(cluster = %name, namespace = %ns, epoch = planned.epoch, "topology changed");
-    }
-
-    // Record the plan before pushing it: a node must never hold an epoch the
-    // status does not know, or a restarted operator could reuse that epoch
-    // for a different document.
+    // While a move is copying, no new document is made: one with the old
+    // layout under a newer epoch would undo the move's handoff on the
+    // nodes (and the source drops its copy once handed off). Changes wait
+    // until the move is judged, within seconds; the fresh addresses are
+    // still used to reach the move's nodes.
+    let copying = prev_status
+        .rebalance
+        .as_ref()
+        .is_some_and(|r| r.moves.iter().any(|m| m.state == COPYING));
     let mut status = prev_status.clone();
-    status.epoch = planned.epoch;
-    status.shards = planned.shards.clone();
     // What the API server holds now, for each later write's diff.
     let mut written = prev_status.clone();
-    if planned.epoch != prev_status.epoch {
-        write_status(&ctx, &cc, &ns, &written, status.clone()).await?;
-        written = status.clone();
+    if !copying {
+        if planned.epoch != prev_status.epoch {
+            info!(cluster = %name, namespace = %ns, epoch = planned.epoch, "topology changed");
+        }
+        // Record the plan before pushing it: a node must never hold an
+        // epoch the status does not know, or a restarted operator could
+        // reuse that epoch for a different document.
+        status.epoch = planned.epoch;
+        status.shards = planned.shards.clone();
+        if planned.epoch != prev_status.epoch {
+            write_status(&ctx, &cc, &ns, &written, status.clone()).await?;
+            written = status.clone();
+        }
     }
 
     let mut serving = 0;
-    let document = planned.document();
+    let document = super::topology::document(status.epoch, &status.shards);
     if let Some(doc) = &document {
         let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods).await;
-        serving = planned
+        serving = status
             .shards
             .iter()
             .filter(|s| {
@@ -177,6 +187,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &admin_password,
         &mut status,
         &mut written,
+        &planned.shards,
         wanted,
         document.is_some() && serving == shards,
     )
@@ -276,6 +287,7 @@ async fn rebalance_step(
     password: &str,
     status: &mut CacheClusterStatus,
     written: &mut CacheClusterStatus,
+    addresses: &[crate::crd::ShardStatus],
     wanted: usize,
     all_serving: bool,
 ) -> Result<Option<Duration>, Error> {
@@ -361,9 +373,9 @@ async fn rebalance_step(
         return Ok(soon);
     };
     let mv = r.moves[i].clone();
+    // The primaries' current addresses (a restarted pod has a new one).
     let address = |shard: &str| {
-        status
-            .shards
+        addresses
             .iter()
             .find(|s| s.name == shard)
             .and_then(|s| s.primary.as_ref())
@@ -438,9 +450,17 @@ async fn rebalance_step(
         Verdict::Done => {
             if let Err(e) = resharding::apply_done(&mut status.shards, &mv) {
                 warn!(cluster = %name, %id, error = %e, "a finished move does not fit the status; planning again");
+                // The nodes know the move's epoch: later documents go above it.
+                status.epoch = status.epoch.max(mv.epoch) + 1;
                 status.rebalance = None;
             } else {
-                status.epoch = status.epoch.max(mv.epoch);
+                // The new layout under the move's epoch, or above it should
+                // the status already be there.
+                status.epoch = if status.epoch < mv.epoch {
+                    mv.epoch
+                } else {
+                    status.epoch + 1
+                };
                 status.rebalance.as_mut().expect("a rebalance").moves[i].state = DONE.into();
                 info!(cluster = %name, %id, from = %mv.from, to = %mv.to, epoch = mv.epoch, "move done");
             }
