@@ -32,18 +32,10 @@ node_bin=${NODE_BIN:-$root/target/release/cache-node}
 tmp=$(mktemp -d /tmp/tidecache-bench.XXXXXX)
 declare -A pid=()
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 want() { [[ ${ONLY:-abcde2} == *"$1"* ]]; } # want <section letter>
 
-stop() { # stop <name>: kill one server we started, by its pid
-    local p=${pid[$1]:-}
-    [[ -n $p ]] || return 0
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    pid[$1]=
-}
 cleanup() { stop node; stop node1; stop redis; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -83,10 +75,7 @@ per_op() { # per_op <ticks before> <ticks after> <commands>: microseconds per co
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${pid[$1]}/status"; }
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-# results go to $tmp/<metric>.<server>, one number a line
-record() { echo "$3" >>"$tmp/$1.$2"; log "  $1 $2 = $3"; }
 
 order() { # order <run>: the two servers, flipped on odd runs
     if (( $1 % 2 )); then echo redis node; else echo node redis; fi

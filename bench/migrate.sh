@@ -68,18 +68,10 @@ conf_dir=$tmp
 [[ -n ${REDIS_CONF_DIR:-} ]] && conf_dir=$(mktemp -d "$REDIS_CONF_DIR/tidecache-migrate.XXXXXX")
 declare -A pid=()
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 want() { [[ ,$ONLY, == *",$1,"* ]]; } # want <system>
 
-stop() { # stop <name>: kill one server we started, by its pid
-    local p=${pid[$1]:-}
-    [[ -n $p ]] || return 0
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    pid[$1]=
-}
 stop_all() { stop redis_a; stop redis_b; stop node_a; stop node_b; }
 cleanup() {
     stop_all
@@ -240,10 +232,7 @@ timeout 300 redis-cli -h 127.0.0.1 -p "$a" --user tidecache-admin --pass "$pass"
     }'
 EOF
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-# results go to $tmp/<metric>.<system>, one number a line
-record() { echo "$3" >>"$tmp/$1.$2"; log "  $1 $2 = $3"; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; } # field <name> <line>
 
 order() { # order <run>: the systems wanted, flipped on odd runs
