@@ -483,6 +483,30 @@ async fn an_aborted_import_drops_what_it_received() {
     assert_eq!(size, 0, "the partial copy is gone");
     let e: redis::RedisResult<()> = cmd("COMMIT").query_async(&mut adm).await;
     assert!(e.unwrap_err().to_string().contains("no such import"));
+
+    // FLUSHALL on the target ends an import it emptied: the source's next
+    // batch fails, so the move runs again rather than committing holes.
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("IMPORT")
+        .arg("BEGIN")
+        .arg("i2")
+        .arg(4)
+        .arg("0-10")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn(&b, None, "pw").await)
+        .await
+        .unwrap();
+    let e: redis::RedisResult<i64> = redis::cmd("TIDECACHE")
+        .arg("IMPORT")
+        .arg("APPLY")
+        .arg("i2")
+        .arg(&batch)
+        .query_async(&mut adm)
+        .await;
+    assert!(e.unwrap_err().to_string().contains("no such import"));
     a.shutdown().await;
     b.shutdown().await;
 }

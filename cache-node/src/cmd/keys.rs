@@ -140,6 +140,15 @@ pub fn flushall(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::error(SYNTAX);
     }
     cx.db.flush();
+    // A partial import just lost what it had received: end it, so its
+    // source's next batch fails and the move is run again, rather than
+    // committing a copy with holes.
+    let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
+    let open: Vec<String> = migrations.imports().map(|(id, _)| id.clone()).collect();
+    for id in open {
+        migrations.end_import(&id, crate::migration::ImportState::Aborted);
+        tracing::warn!(id, "import aborted by FLUSHALL");
+    }
     Reply::OK
 }
 

@@ -143,10 +143,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     // nodes (and the source drops its copy once handed off). Changes wait
     // until the move is judged, within seconds; the fresh addresses are
     // still used to reach the move's nodes.
-    let copying = prev_status
-        .rebalance
-        .as_ref()
-        .is_some_and(|r| r.moves.iter().any(|m| m.state == COPYING));
+    let copying = resharding::holds_topology(prev_status.rebalance.as_ref());
     let mut status = prev_status.clone();
     // What the API server holds now, for each later write's diff.
     let mut written = prev_status.clone();

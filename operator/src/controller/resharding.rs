@@ -88,6 +88,12 @@ pub fn current(r: &RebalanceStatus) -> Option<usize> {
         .or_else(|| r.moves.iter().position(|m| m.state == PENDING))
 }
 
+/// Whether a move is copying: no new topology document may be made then
+/// (one with the old layout under a newer epoch would undo its handoff).
+pub fn holds_topology(r: Option<&RebalanceStatus>) -> bool {
+    r.is_some_and(|r| r.moves.iter().any(|m| m.state == COPYING))
+}
+
 /// The highest epoch any move reserved: documents must go above it.
 pub fn reserved_epoch(r: Option<&RebalanceStatus>) -> u64 {
     r.map_or(0, |r| r.moves.iter().map(|m| m.epoch).max().unwrap_or(0))
@@ -316,6 +322,17 @@ mod tests {
             judge(Some(("failed", "target refused")), Some("aborted")),
             Retry("migration failed: target refused".into())
         );
+    }
+
+    #[test]
+    fn only_a_copying_move_holds_the_topology() {
+        let mut r = start(&shards(3, 2), 3, &uniform(1)).unwrap();
+        assert!(!holds_topology(None));
+        assert!(!holds_topology(Some(&r)), "pending moves do not");
+        r.moves[0].state = COPYING.into();
+        assert!(holds_topology(Some(&r)));
+        r.moves[0].state = DONE.into();
+        assert!(!holds_topology(Some(&r)));
     }
 
     #[test]
