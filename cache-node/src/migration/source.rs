@@ -31,15 +31,54 @@ struct BatchSink(Arc<Mutex<Batch>>);
 
 #[derive(Default)]
 struct Batch {
-    bytes: Vec<u8>,
+    out: Outbox,
     keys: u64,
 }
 
 impl Sink for BatchSink {
     fn entry(&mut self, _slot: u16, key: &[u8], value: ValueRef<'_>, expires_at: Option<u64>) {
         let mut b = self.0.lock().expect("batch lock");
-        wire::put(&mut b.bytes, key, value, expires_at);
+        wire::put(&mut b.out.bytes, key, value, expires_at);
+        b.out.mark();
         b.keys += 1;
+    }
+}
+
+/// The most bytes one `IMPORT APPLY` carries (a single larger change goes
+/// alone): bounds the target's time under its keyspace lock per batch, and
+/// keeps a big slot (hash tags) or a burst of changes from ever exceeding
+/// the target's request limits.
+const MAX_APPLY_BYTES: usize = 1 << 20;
+
+/// Encoded changes, with the places they may be cut into batches.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// Ends of the batches so far (change boundaries), ascending.
+    cuts: Vec<usize>,
+}
+
+impl Outbox {
+    /// Called after each change: starts a new batch once this one is full.
+    fn mark(&mut self) {
+        let start = self.cuts.last().copied().unwrap_or(0);
+        if self.bytes.len() - start >= MAX_APPLY_BYTES {
+            self.cuts.push(self.bytes.len());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The batches, in order.
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let ends = self.cuts.iter().copied().chain([self.bytes.len()]);
+        let starts = std::iter::once(0).chain(self.cuts.iter().copied());
+        starts
+            .zip(ends)
+            .filter(|(a, b)| a < b)
+            .map(|(a, b)| &self.bytes[a..b])
     }
 }
 
@@ -159,9 +198,9 @@ async fn stream(
                 }
             }
             let b = std::mem::take(&mut *batch.lock().expect("batch lock"));
-            let mut bytes = b.bytes;
-            let forwarded = encode_changes(&mut db, follow, &mut bytes);
-            (bytes, b.keys, forwarded)
+            let mut out = b.out;
+            let forwarded = encode_changes(&mut db, follow, &mut out);
+            (out, b.keys, forwarded)
         };
         send(target, m, bytes, copied, forwarded).await?;
         if !capturing {
@@ -177,18 +216,20 @@ async fn stream(
 
 /// Appends the current state of every key of `follow` that changed since
 /// the last call; returns how many keys that was.
-fn encode_changes(db: &mut Db, follow: FollowId, out: &mut Vec<u8>) -> u64 {
+fn encode_changes(db: &mut Db, follow: FollowId, out: &mut Outbox) -> u64 {
     let Some(changes) = db.take_changes(follow) else {
         return 0;
     };
     if changes.cleared {
-        wire::clear(out);
+        wire::clear(&mut out.bytes);
+        out.mark();
     }
     for key in &changes.keys {
         match db.state(key) {
-            Some((value, expires_at)) => wire::put(out, key, value, expires_at),
-            None => wire::del(out, key),
+            Some((value, expires_at)) => wire::put(&mut out.bytes, key, value, expires_at),
+            None => wire::del(&mut out.bytes, key),
         }
+        out.mark();
     }
     changes.keys.len() as u64 + u64::from(changes.cleared)
 }
@@ -196,27 +237,28 @@ fn encode_changes(db: &mut Db, follow: FollowId, out: &mut Vec<u8>) -> u64 {
 async fn send(
     target: &mut AdminClient,
     m: &Outgoing,
-    bytes: Vec<u8>,
+    out: Outbox,
     copied: u64,
     forwarded: u64,
 ) -> Result<(), Failure> {
-    if bytes.is_empty() {
+    if out.is_empty() {
         return Ok(());
     }
-    let len = bytes.len() as u64;
-    target
-        .call::<i64>(
-            redis::cmd("TIDECACHE")
-                .arg("IMPORT")
-                .arg("APPLY")
-                .arg(&m.id)
-                .arg(bytes),
-        )
-        .await?;
+    for piece in out.pieces() {
+        target
+            .call::<i64>(
+                redis::cmd("TIDECACHE")
+                    .arg("IMPORT")
+                    .arg("APPLY")
+                    .arg(&m.id)
+                    .arg(piece),
+            )
+            .await?;
+    }
     m.update(|p| {
         p.keys_copied += copied;
         p.keys_forwarded += forwarded;
-        p.bytes_sent += len;
+        p.bytes_sent += out.bytes.len() as u64;
     });
     Ok(())
 }
@@ -245,10 +287,10 @@ async fn hand_off(
         } else {
             cluster.freeze(m.epoch, &m.slots);
             drop(cluster);
-            let mut bytes = Vec::new();
-            let forwarded = encode_changes(&mut db, follow, &mut bytes);
+            let mut out = Outbox::default();
+            let forwarded = encode_changes(&mut db, follow, &mut out);
             db.unfollow(follow);
-            Ok((bytes, forwarded))
+            Ok((out, forwarded))
         }
     };
     let last = match last {
@@ -323,9 +365,9 @@ fn thaw(shared: &Shared, epoch: u64) {
 async fn commit(
     target: &mut AdminClient,
     m: &Outgoing,
-    (bytes, forwarded): (Vec<u8>, u64),
+    (out, forwarded): (Outbox, u64),
 ) -> Result<(), Failure> {
-    send(target, m, bytes, 0, forwarded).await?;
+    send(target, m, out, 0, forwarded).await?;
     target
         .call::<()>(
             redis::cmd("TIDECACHE")
@@ -417,3 +459,44 @@ async fn drop_copy(shared: &Shared, m: &Outgoing) {
 
 /// The longest stretch the drop of a migrated copy works without a pause.
 const DROP_BURST: Duration = Duration::from_micros(200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{StrRef, ValueRef};
+
+    #[test]
+    fn an_outbox_is_cut_into_batches_at_change_boundaries() {
+        let mut out = Outbox::default();
+        assert_eq!(out.pieces().count(), 0);
+        let big = vec![b'x'; MAX_APPLY_BYTES / 3];
+        for i in 0..10u8 {
+            wire::put(
+                &mut out.bytes,
+                &[i],
+                ValueRef::Str(StrRef::Inline(&big)),
+                None,
+            );
+            out.mark();
+        }
+        let pieces: Vec<&[u8]> = out.pieces().collect();
+        assert_eq!(pieces.len(), 4, "three changes a batch, the last one short");
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.len() <= MAX_APPLY_BYTES + MAX_APPLY_BYTES / 3 + 16)
+        );
+        assert_eq!(pieces.concat(), out.bytes, "nothing lost or repeated");
+        // Each piece decodes whole, on its own.
+        let mut keys = Vec::new();
+        for p in &pieces {
+            for c in wire::Reader::new(bytes::Bytes::copy_from_slice(p)) {
+                let wire::Change::Put { key, .. } = c.unwrap() else {
+                    panic!("a put")
+                };
+                keys.push(key[0]);
+            }
+        }
+        assert_eq!(keys, (0..10).collect::<Vec<u8>>());
+    }
+}
