@@ -70,7 +70,17 @@ pub struct ClusterState {
     handoffs: Vec<Handoff>,
     /// Slots whose writes wait while a migration hands them over, with the
     /// epoch of that handoff: a document that new settles them too.
-    freezes: Vec<(u64, SlotSet)>,
+    freezes: Vec<Freeze>,
+}
+
+/// Slots whose commands wait while a handoff of epoch `epoch` is decided.
+#[derive(Debug, Clone)]
+struct Freeze {
+    epoch: u64,
+    slots: SlotSet,
+    /// Reads wait too: the handoff's outcome is unknown, and the new owner
+    /// may already be taking writes.
+    reads: bool,
 }
 
 /// A completed migration's change of owner.
@@ -182,7 +192,7 @@ impl ClusterState {
         // A document as new as a handoff is the operator's word on those
         // slots, after it learnt how the migration ended.
         self.handoffs.retain(|h| h.epoch > doc.epoch);
-        self.freezes.retain(|(epoch, _)| *epoch > doc.epoch);
+        self.freezes.retain(|f| f.epoch > doc.epoch);
         self.topology = Some(doc);
         Ok(())
     }
@@ -208,12 +218,24 @@ impl ClusterState {
 
     /// Holds writes to `slots` back for the handoff of epoch `epoch`.
     pub fn freeze(&mut self, epoch: u64, slots: &SlotSet) {
-        self.freezes.push((epoch, slots.clone()));
+        self.freezes.push(Freeze {
+            epoch,
+            slots: slots.clone(),
+            reads: false,
+        });
     }
 
     /// Lets the writes held back for the handoff of epoch `epoch` go.
     pub fn thaw(&mut self, epoch: u64) {
-        self.freezes.retain(|(e, _)| *e != epoch);
+        self.freezes.retain(|f| f.epoch != epoch);
+    }
+
+    /// Holds reads of the handoff of epoch `epoch` back too, until a
+    /// document settles it: its outcome could not be learnt.
+    pub fn freeze_reads(&mut self, epoch: u64) {
+        for f in self.freezes.iter_mut().filter(|f| f.epoch == epoch) {
+            f.reads = true;
+        }
     }
 
     /// Whether any write is held back.
@@ -286,7 +308,11 @@ impl ClusterState {
                 addr: format!("{}:{}", owner.host, owner.port),
             });
         }
-        if write && self.freezes.iter().any(|(_, slots)| slots.contains(first)) {
+        if self
+            .freezes
+            .iter()
+            .any(|f| (write || f.reads) && f.slots.contains(first))
+        {
             return Some(Redirect::Frozen);
         }
         None
@@ -504,9 +530,21 @@ mod tests {
         newer_doc.epoch = 3;
         assert!(!st.install(newer_doc).unwrap());
         assert_eq!(st.route([5u16].into_iter()), moved);
+        // A handoff whose outcome is unknown holds reads back too.
+        st.freeze(5, &moving);
+        let lone = SlotSet::from_ranges(&[SlotRange { start: 20, end: 20 }]);
+        st.freeze(5, &lone);
+        assert_eq!(st.route([20u16].into_iter()), None);
+        st.freeze_reads(5);
+        assert_eq!(st.route([20u16].into_iter()), Some(Redirect::Frozen));
+        assert_eq!(st.route([21u16].into_iter()), None);
+        assert_eq!(
+            st.route([5u16].into_iter()),
+            moved,
+            "a handoff still redirects"
+        );
         // A document as new as the handoff settles it (here: it says the
         // slots came back, as after an operator's rollback).
-        st.freeze(5, &moving);
         st.install(doc(5)).unwrap();
         assert!(!st.any_frozen(), "a document as new as a freeze settles it");
         assert_eq!(st.route_write([5u16].into_iter()), None);

@@ -30,7 +30,7 @@
 //! (`IMPORT ABORT`), the source never stopped owning the slots. If the
 //! commit's reply is lost, the source asks the target (`IMPORT STATUS`)
 //! before deciding; if it cannot learn the outcome it keeps the slots
-//! frozen (writes get `TRYAGAIN`) until the operator installs a topology
+//! frozen, reads too (commands get `TRYAGAIN`), until the operator installs a topology
 //! at least as new as the migration's epoch, which settles it.
 
 pub mod source;

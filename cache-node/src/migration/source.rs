@@ -348,7 +348,17 @@ async fn hand_off(
                 "the target did not commit; the slots stay here".into(),
             ))
         }
-        Err(Failure::Unresolved(epoch)) => Err(Failure::Unresolved(epoch)),
+        Err(Failure::Unresolved(epoch)) => {
+            // The target may be serving the slots already: stale reads
+            // here would be a second owner's answers.
+            let _db = shared.db.lock().expect("db lock");
+            shared
+                .cluster
+                .write()
+                .expect("cluster lock")
+                .freeze_reads(epoch);
+            Err(Failure::Unresolved(epoch))
+        }
         Err(e) => {
             thaw(shared, m.epoch);
             Err(e)
