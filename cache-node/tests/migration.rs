@@ -555,6 +555,11 @@ async fn writes_to_a_slot_being_handed_over_wait_for_the_handoff() {
     a.shared.unfrozen.notify_waiters();
     writer.expect("*1\r\n+OK\r\n").await;
 
+    let mut tx = Conn::to(&a).await;
+    tx.call(&["AUTH", "pw"], "+OK\r\n").await;
+    tx.call(&["MULTI"], "+OK\r\n").await;
+    tx.call(&["INCR", key], "+QUEUED\r\n").await;
+
     // A handoff that completes: the waiting write follows the new owner.
     a.shared.cluster.write().unwrap().freeze(7, &slots);
     writer.send(&["SET", key, "4"]).await;
@@ -573,6 +578,14 @@ async fn writes_to_a_slot_being_handed_over_wait_for_the_handoff() {
     writer
         .expect(&format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()))
         .await;
+    // A transaction queued before the handoff is redirected whole at EXEC.
+    tx.call(
+        &["EXEC"],
+        &format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()),
+    )
+    .await;
+    tx.call(&["EXEC"], "-ERR EXEC without MULTI\r\n").await;
+
     // Reads of the slot are redirected too now; other slots are served.
     reader
         .call(

@@ -31,6 +31,21 @@ pub fn exec(cx: &mut Ctx, _: &[Bytes]) -> Reply {
     if broken {
         return Reply::NullArray;
     }
+    // The transaction's slot moved since it was queued (a migration's
+    // handoff): the redirect answers EXEC itself, and the transaction is
+    // discarded, as in Redis, so that a cluster client retries it whole at
+    // the new owner instead of reading one MOVED per command.
+    if cx.shared.cluster_mode
+        && let Some(slot) = multi.slot
+        && let Some(redirect) = cx
+            .shared
+            .cluster
+            .read()
+            .expect("cluster lock")
+            .route_write(std::iter::once(slot))
+    {
+        return Reply::error(redirect.message());
+    }
     cx.client.in_exec = true;
     let replies = multi
         .queued
