@@ -713,3 +713,58 @@ async fn a_client_blocked_on_a_slot_that_moves_away_gets_its_redirect() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_target_at_maxmemory_refuses_the_stream_instead_of_growing() {
+    let a = node(&flags("mig-a")).await;
+    let mut b_flags = flags("mig-b");
+    b_flags.extend(["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let b = node(&b_flags).await;
+    let d = doc(1, &a, &b).to_json();
+    for n in [&a, &b] {
+        let _: () = redis::cmd("TIDECACHE")
+            .arg("TOPOLOGY")
+            .arg("SET")
+            .arg(&d)
+            .query_async(&mut admin(n).await)
+            .await
+            .unwrap();
+    }
+    // Fill B (its own slots) until it refuses writes.
+    let mut cb = conn(&b, None, "pw").await;
+    let value = "x".repeat(1000);
+    let mut full = false;
+    for k in keys_in("own", 8192..16384, 20_000) {
+        if let Err(e) = cb.set::<_, _, ()>(&k, &value).await {
+            assert_eq!(e.code(), Some("OOM"), "{e}");
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "B reached its maxmemory");
+    let mut adm = admin(&b).await;
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("IMPORT")
+        .arg("BEGIN")
+        .arg("m")
+        .arg(2)
+        .arg("0-10")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    let key = keys_in("k", 0..11, 1).remove(0);
+    let v = cache_node::db::Value::Str(value.clone().into());
+    cache_node::migration::wire::put(&mut batch, key.as_bytes(), v.as_ref(), None);
+    let e: redis::RedisResult<i64> = redis::cmd("TIDECACHE")
+        .arg("IMPORT")
+        .arg("APPLY")
+        .arg("m")
+        .arg(&batch)
+        .query_async(&mut adm)
+        .await;
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("cannot take the migration's keys"), "{e}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -259,6 +259,20 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
 }
 
 fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
+    // An import grows memory like any write: past `maxmemory` it evicts by
+    // the policy, or fails the batch (the source then gives up and the
+    // move is retried later) rather than growing the node until the
+    // kernel kills it.
+    let max = cx.shared.maxmemory();
+    if max > 0
+        && cx.db.used_memory() > max
+        && crate::evict::make_room(cx.db, max, true) == crate::evict::Room::Full
+    {
+        return Err(Reply::error(format!(
+            "{} (this node cannot take the migration's keys)",
+            crate::evict::OOM
+        )));
+    }
     let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
     let import = migrations
         .import_mut(&text(id))
