@@ -341,39 +341,29 @@ async fn migrations_that_cannot_run_are_refused_or_fail_leaving_the_source_servi
     let (a, b) = pair().await;
     let mut adm = admin(&a).await;
     let refused = |r: redis::RedisResult<()>| r.unwrap_err().to_string();
-    let e = refused(
-        start("m", b.addr.port(), 1, "0-10")
-            .query_async(&mut adm)
-            .await,
-    );
-    assert!(
-        e.contains("migration epoch 1 is not newer than epoch 1"),
-        "{e}"
-    );
-    let e = refused(
-        start("m", b.addr.port(), 2, "9000")
-            .query_async(&mut adm)
-            .await,
-    );
-    assert!(e.contains("slot 9000 is not served by this node"), "{e}");
-    let e = refused(
-        start("m", a.addr.port(), 2, "0")
-            .query_async(&mut adm)
-            .await,
-    );
-    assert!(e.contains("the target is this node"), "{e}");
-    let e = refused(
-        start("bad id", b.addr.port(), 2, "0")
-            .query_async(&mut adm)
-            .await,
-    );
-    assert!(e.contains("invalid migration id"), "{e}");
-    let e = refused(
-        start("m", b.addr.port(), 2, "0-99999")
-            .query_async(&mut adm)
-            .await,
-    );
-    assert!(e.contains("invalid slot range"), "{e}");
+    let cases = [
+        (
+            "m",
+            b.addr.port(),
+            1,
+            "0-10",
+            "migration epoch 1 is not newer than epoch 1",
+        ),
+        (
+            "m",
+            b.addr.port(),
+            2,
+            "9000",
+            "slot 9000 is not served by this node",
+        ),
+        ("m", a.addr.port(), 2, "0", "the target is this node"),
+        ("bad id", b.addr.port(), 2, "0", "invalid migration id"),
+        ("m", b.addr.port(), 2, "0-99999", "invalid slot range"),
+    ];
+    for (id, port, epoch, range, want) in cases {
+        let e = refused(start(id, port, epoch, range).query_async(&mut adm).await);
+        assert!(e.contains(want), "{e}");
+    }
     let mut client = conn(&a, None, "pw").await;
     let e = refused(
         start("m", b.addr.port(), 2, "0")

@@ -89,12 +89,4 @@ impl Followers {
         f.seen.clear();
         Some(std::mem::take(&mut f.changes))
     }
-
-    /// How many changed keys wait for follower `id` (0 when unknown).
-    pub fn pending(&self, id: FollowId) -> usize {
-        self.active
-            .iter()
-            .find(|f| f.id == id)
-            .map_or(0, |f| f.changes.keys.len() + usize::from(f.changes.cleared))
-    }
 }

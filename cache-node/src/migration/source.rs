@@ -397,14 +397,7 @@ async fn resolve(shared: &Shared, m: &Outgoing) -> Result<bool, Failure> {
     let until = Instant::now() + RESOLVE_FOR;
     while Instant::now() < until {
         if let Ok(mut t) = AdminClient::connect(&m.host, m.port, &password, LINK_TIMEOUT).await {
-            let status = t
-                .call::<String>(
-                    redis::cmd("TIDECACHE")
-                        .arg("IMPORT")
-                        .arg("STATUS")
-                        .arg(&m.id),
-                )
-                .await;
+            let status = t.import_status(&m.id).await;
             match status.as_deref() {
                 Ok("committed") => return Ok(true),
                 Ok("importing") => {
@@ -430,10 +423,7 @@ async fn abort(target: &mut AdminClient, id: &str) {
 }
 
 async fn abort_checked(target: &mut AdminClient, id: &str) -> bool {
-    target
-        .call::<()>(redis::cmd("TIDECACHE").arg("IMPORT").arg("ABORT").arg(id))
-        .await
-        .is_ok()
+    target.import_abort(id).await.is_ok()
 }
 
 /// Deletes the source's copy of the slots, one slot per lock, paced: a

@@ -572,32 +572,29 @@ async fn prune_shards(
     Ok(())
 }
 
-/// Deletes a drained shard's StatefulSet and Service (gone already is fine).
+/// Deletes a drained shard's StatefulSet, Service and PodDisruptionBudget
+/// (all named after the shard; gone already is fine).
 async fn delete_shard(ctx: &Context, ns: &str, shard: &str) -> Result<(), Error> {
-    let ignore_missing = |r: Result<(), kube::Error>| match r {
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        other => other,
-    };
-    let sts: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    ignore_missing(
-        sts.delete(shard, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    )?;
-    let svc: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    ignore_missing(
-        svc.delete(shard, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    )?;
-    let pdb: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
-    ignore_missing(
-        pdb.delete(shard, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    )?;
-    info!(%shard, "deleted a drained shard's StatefulSet and Service");
+    delete_if_present::<StatefulSet>(ctx, ns, shard).await?;
+    delete_if_present::<Service>(ctx, ns, shard).await?;
+    delete_if_present::<PodDisruptionBudget>(ctx, ns, shard).await?;
+    info!(%shard, "deleted a drained shard's StatefulSet, Service and PodDisruptionBudget");
     Ok(())
+}
+
+async fn delete_if_present<K>(ctx: &Context, ns: &str, name: &str) -> Result<(), Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Creates the operator's auth Secret once; never regenerates an existing
