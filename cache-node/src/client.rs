@@ -57,6 +57,21 @@ pub enum Wait {
     /// A write to a slot whose migration is handing it over waits for the
     /// handoff to end.
     Frozen,
+    /// Run again once `signal` moves past `seen`, or at `deadline`
+    /// (a replica's `FETCH` waiting for writes, `WAIT` for acknowledgements).
+    Signal {
+        signal: std::sync::Arc<crate::db::Signal>,
+        seen: u64,
+        deadline: Option<tokio::time::Instant>,
+    },
+}
+
+/// What a `WAIT` or a `FETCH` that waits remembers between its runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingWait {
+    /// The stream offset waited for.
+    pub offset: u64,
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// `CLIENT REPLY`.
@@ -111,6 +126,10 @@ pub struct Client {
     pub subs: Subscriptions,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// `READONLY`: a replica serves this client's reads (cluster mode).
+    pub readonly: bool,
+    /// The `WAIT` (or replica `FETCH`) being retried, if any.
+    pub pending: Option<PendingWait>,
     pub handle: Arc<Handle>,
     /// How far the request arriving in the connection's input was decoded.
     pub decoder: Decoder,
@@ -139,6 +158,8 @@ impl Client {
             subs: Subscriptions::default(),
             no_evict: false,
             no_touch: false,
+            readonly: false,
+            pending: None,
             handle: Arc::new(Handle::new(id, addr, laddr)),
             decoder: Decoder::default(),
             tick: std::time::Instant::now(),

@@ -267,16 +267,27 @@ impl ClusterState {
     /// Checks that this node may serve a command touching `slots` (the slot
     /// of each key, in order). `None` means go ahead.
     pub fn route(&self, slots: impl Iterator<Item = u16>) -> Option<Redirect> {
-        self.route_as(slots, false)
+        self.route_as(slots, false, false)
     }
 
     /// [`ClusterState::route`] for a command that may write: a write to a
     /// slot being handed over gets [`Redirect::Frozen`].
     pub fn route_write(&self, slots: impl Iterator<Item = u16>) -> Option<Redirect> {
-        self.route_as(slots, true)
+        self.route_as(slots, true, false)
     }
 
-    fn route_as(&self, mut slots: impl Iterator<Item = u16>, write: bool) -> Option<Redirect> {
+    /// [`ClusterState::route`] for a read by a client that sent `READONLY`:
+    /// a replica serves reads of its own shard's slots.
+    pub fn route_replica_read(&self, slots: impl Iterator<Item = u16>) -> Option<Redirect> {
+        self.route_as(slots, false, true)
+    }
+
+    fn route_as(
+        &self,
+        mut slots: impl Iterator<Item = u16>,
+        write: bool,
+        replica_reads: bool,
+    ) -> Option<Redirect> {
         if self.mode == Mode::Standalone {
             return None;
         }
@@ -298,6 +309,9 @@ impl ClusterState {
                 None => return Some(Redirect::Unserved),
                 Some(owner) => match self.place {
                     Some((mine, Role::Primary)) if mine == usize::from(owner) => None,
+                    Some((mine, Role::Replica)) if replica_reads && mine == usize::from(owner) => {
+                        None
+                    }
                     _ => Some(&doc.shards[usize::from(owner)].primary),
                 },
             },

@@ -160,6 +160,21 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_TLS_AUTH_CLIENTS", value_parser = parse_auth_clients)]
     pub tls_auth_clients: Option<AuthClients>,
 
+    /// Bytes of the replication stream kept for replicas that reconnect
+    /// after a short break (Redis's `repl-backlog-size`): a replica that
+    /// fell further behind does a full sync.
+    #[arg(long, env = "TIDECACHE_REPL_BACKLOG_SIZE", default_value = "16mb", value_parser = parse_size)]
+    pub repl_backlog_size: u64,
+
+    /// Milliseconds a primary with replicas keeps taking writes after it
+    /// last heard from any of them or from the operator. Past it the
+    /// primary refuses writes: it may have been partitioned away while a
+    /// replica was promoted, and two primaries must never take writes for
+    /// the same slots. A promoted replica waits as long before its first
+    /// write. 0 turns the lease off.
+    #[arg(long, env = "TIDECACHE_WRITE_LEASE_MS", default_value_t = 4000)]
+    pub write_lease_ms: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "TIDECACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -54,6 +54,7 @@ pub mod memory;
 pub mod migration;
 pub mod parse;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod slowlog;
 pub mod tls;
@@ -160,6 +161,7 @@ impl Node {
                 rx.clone(),
             ));
         }
+        tasks.spawn(replication::tick_loop(shared.clone(), rx.clone()));
         tasks.spawn(server::expire_loop(shared.clone(), rx));
         Ok(Node {
             shared,

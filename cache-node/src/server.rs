@@ -72,6 +72,13 @@ pub struct Shared {
     pub unfrozen: Notify,
     /// Slot migrations this node sends or receives.
     pub migrations: Mutex<crate::migration::Migrations>,
+    /// The write stream to replicas, or the link to a primary. Locked
+    /// after the keyspace, never before.
+    pub repl: Mutex<crate::replication::Replication>,
+    /// Primary or replica, read by every command.
+    pub role: crate::replication::RoleCell,
+    /// The write lease of a primary with replicas.
+    pub lease: crate::replication::Lease,
     /// This very value, for the tasks a command starts (a migration).
     this: std::sync::Weak<Shared>,
     next_client_id: AtomicU64,
@@ -100,6 +107,7 @@ impl Shared {
             ..Limits::default()
         };
         let cluster_mode = cluster.mode() != crate::cluster::Mode::Standalone;
+        let repl_backlog = config.repl_backlog_size;
         Arc::new_cyclic(|this| Self {
             config,
             db: Mutex::new(db),
@@ -122,6 +130,11 @@ impl Shared {
             idle_timeout,
             unfrozen: Notify::new(),
             migrations: Mutex::new(Default::default()),
+            repl: Mutex::new(crate::replication::Replication::new(
+                usize::try_from(repl_backlog).unwrap_or(usize::MAX),
+            )),
+            role: Default::default(),
+            lease: Default::default(),
             this: this.clone(),
         })
     }
@@ -130,6 +143,16 @@ impl Shared {
     /// command starting it.
     pub fn arc(&self) -> Arc<Shared> {
         self.this.upgrade().expect("the node is running")
+    }
+
+    /// Milliseconds since the node started (the write lease's clock:
+    /// monotonic, unlike the keyspace's wall clock).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn set_role(&self, role: crate::replication::Role) {
+        self.role.set(role);
     }
 
     pub fn count_call(&self, spec: &Spec) {
@@ -623,6 +646,38 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
         } => (keys, deadline, Some(on_timeout)),
         Wait::Pause => (Vec::new(), shared.pause().and_then(|p| p.until), None),
         Wait::Frozen => return wait_unfrozen(stream, shared, input, query_limit, shutdown).await,
+        Wait::Signal {
+            signal,
+            seen,
+            deadline,
+        } => {
+            let raised = signal.changed_since(seen);
+            tokio::pin!(raised);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(sleep);
+            return loop {
+                tokio::select! {
+                    _ = raised.as_mut() => break Ok(Resumed::Retry),
+                    _ = sleep.as_mut() => break Ok(Resumed::Retry),
+                    _ = handle.wake.notified() => {
+                        if handle.is_killed() {
+                            break Ok(Resumed::Close);
+                        }
+                    }
+                    read = stream.read_buf(input) => {
+                        if read? == 0 || input.len() > query_limit {
+                            break Ok(Resumed::Close);
+                        }
+                    }
+                    _ = shutdown.changed() => break Ok(Resumed::Close),
+                }
+            };
+        }
     };
     let blocking = on_timeout.is_some();
     if blocking {

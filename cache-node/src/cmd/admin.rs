@@ -26,10 +26,10 @@ pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                 shared.unfrozen.notify_waiters();
                 if changed {
                     cx.db.wake_blocked();
-                }
-                if changed {
                     info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
                 }
+                drop(cluster);
+                crate::replication::on_topology(shared, cx.db);
                 Reply::OK
             }
             Err(e) => Reply::error(e.to_string()),

@@ -7,9 +7,8 @@ use tracing::info;
 
 use super::Ctx;
 use super::util::eq;
-use crate::db::Db;
 use crate::frame::Reply;
-use crate::migration::wire::{Change, Reader};
+use crate::migration::wire::{self, Change, decode_all};
 use crate::migration::{Import, ImportState, Outgoing, Progress, StartError, source, valid_id};
 
 const MIGRATE_SYNTAX: &str = "ERR syntax error: expected TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>... | \
@@ -277,47 +276,30 @@ fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     let import = migrations
         .import_mut(&text(id))
         .ok_or_else(|| Reply::error("ERR no such import"))?;
-    let mut applied = 0i64;
-    for change in Reader::new(batch.clone()) {
-        let change = change.map_err(|e| Reply::error(format!("ERR {e}")))?;
-        apply_change(cx.db, &import.slots, change)?;
-        applied += 1;
-    }
-    import.changes_applied += applied as u64;
-    Ok(Reply::Integer(applied))
-}
-
-fn apply_change(db: &mut Db, slots: &SlotSet, change: Change) -> Result<(), Reply> {
-    let outside = |key: &[u8]| {
-        Reply::error(format!(
+    // The whole batch is checked before any of it is applied: a refused
+    // batch leaves nothing behind.
+    let changes = decode_all(batch.clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    if let Some(key) = changes.iter().find_map(|c| match c {
+        Change::Put { key, .. } | Change::Del { key } if !import.slots.contains(key_slot(key)) => {
+            Some(key)
+        }
+        _ => None,
+    }) {
+        return Err(Reply::error(format!(
             "ERR key in slot {} is not part of this import",
             key_slot(key)
-        ))
-    };
-    match change {
-        Change::Put {
-            key,
-            value,
-            expires_at,
-        } => {
-            if !slots.contains(key_slot(&key)) {
-                return Err(outside(&key));
-            }
-            db.set(key, value, expires_at);
-        }
-        Change::Del { key } => {
-            if !slots.contains(key_slot(&key)) {
-                return Err(outside(&key));
-            }
-            db.remove(&key);
-        }
-        Change::Clear => {
-            for slot in slots.iter() {
-                db.drop_slot(slot);
-            }
-        }
+        )));
     }
-    Ok(())
+    let applied = changes.len();
+    let slots = import.slots.clone();
+    // A flush on the source empties only the migrating slots here.
+    wire::apply(cx.db, changes, |db| {
+        for slot in slots.iter() {
+            db.drop_slot(slot);
+        }
+    });
+    import.changes_applied += applied as u64;
+    Ok(Reply::Integer(applied as i64))
 }
 
 fn commit(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {

@@ -19,6 +19,7 @@ mod lists;
 mod migrate;
 mod multi;
 mod pubsub;
+mod repl;
 mod server;
 mod sets;
 mod slowlog;
@@ -246,13 +247,16 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     }
     let shared = cx.shared;
     let mut keys = key_args(spec, args).peekable();
+    let writes = spec.flags & flags::WRITE != 0;
     if shared.cluster_mode {
-        let writes = spec.flags & flags::WRITE != 0 || MAY_WRITE.contains(&spec.name);
+        let writes = writes || MAY_WRITE.contains(&spec.name);
         let cluster = shared.cluster.read().expect("cluster lock");
         let redirect = if keys.peek().is_some() {
             let slots = keys.map(|k| tidecache_topology::key_slot(k));
             if writes {
                 cluster.route_write(slots)
+            } else if cx.client.readonly {
+                cluster.route_replica_read(slots)
             } else {
                 cluster.route(slots)
             }
@@ -294,6 +298,9 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
             None => {}
         }
     }
+    if let Err(e) = replication_gate(cx, spec, writes) {
+        return e;
+    }
     if let Err(oom) = crate::evict::admit(cx, spec) {
         return oom;
     }
@@ -320,6 +327,39 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
         );
     }
     reply
+}
+
+/// What replication forbids here: writes on a replica, anything but
+/// `LOADING`-flagged commands while a full sync replaces the keyspace,
+/// writes on a primary outside its write lease. Admin requests renew the
+/// lease (the operator's and the replicas' alike) and pass.
+fn replication_gate(cx: &Ctx, spec: &Spec, writes: bool) -> Result<(), Reply> {
+    let shared = cx.shared;
+    if cx.client.user == Some(User::Admin) {
+        if shared.cluster_mode {
+            shared.lease.renew(shared.now_ms());
+        }
+        return Ok(());
+    }
+    match shared.role.get() {
+        crate::replication::Role::Primary => {
+            if writes && shared.cluster_mode {
+                let now = cx.client.tick.saturating_duration_since(shared.started);
+                shared
+                    .lease
+                    .check(now.as_millis() as u64)
+                    .map_err(|f| Reply::error(f.message()))?;
+            }
+            Ok(())
+        }
+        crate::replication::Role::Loading if spec.flags & flags::LOADING == 0 => Err(Reply::error(
+            "LOADING Tidecache is loading the dataset in memory",
+        )),
+        _ if writes => Err(Reply::error(
+            "READONLY You can't write against a read only replica.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Commands that write every slot without naming a key.

@@ -159,13 +159,7 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
         }
         "replication" => {
             w("# Replication", &"");
-            let role = match cluster.role() {
-                Some(tidecache_topology::document::Role::Replica) => "slave",
-                _ => "master",
-            };
-            w("role", &role);
-            w("connected_slaves", &0);
-            w("master_repl_offset", &0);
+            super::repl::info(shared, out);
         }
         "keyspace" => {
             w("# Keyspace", &"");

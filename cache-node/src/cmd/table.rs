@@ -3,7 +3,7 @@
 use super::flags::*;
 use super::{
     Handler, admin, bits, blocking, cluster, connection, hashes, hll, keys, lists, migrate, multi,
-    pubsub, server, sets, slowlog, strings, zsets,
+    pubsub, repl, server, sets, slowlog, strings, zsets,
 };
 
 /// One command as data.
@@ -414,6 +414,13 @@ pub static COMMANDS: &[Spec] = &[
     spec("pfcount", -2, READONLY, ALL, &["@read", "@hyperloglog", "@slow"], "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).", hll::pfcount),
     spec("pfmerge", -2, WRITE | DENYOOM, ALL, &["@write", "@hyperloglog", "@slow"], "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key.", hll::pfmerge),
     // Server.
+    // Replication.
+    spec("wait", 3, NOSCRIPT | BLOCKING, NONE, &["@slow", "@connection"], "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", repl::wait),
+    spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, NONE, &["@admin", "@fast", "@dangerous"], "server", "2.8.12", "Returns the replication role.", repl::role),
+    spec("readonly", 1, LOADING | STALE | FAST, NONE, &["@fast", "@connection"], "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", repl::readonly),
+    spec("readwrite", 1, LOADING | STALE | FAST, NONE, &["@fast", "@connection"], "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", repl::readwrite),
+    spec("replicaof", 3, NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", repl::replicaof),
+    spec("slaveof", 3, NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", repl::replicaof),
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     container("slowlog", "server", "2.2.12", "A container for slow log commands.", &[
@@ -461,6 +468,7 @@ pub static COMMANDS: &[Spec] = &[
         spec("tidecache|topology", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "Installs (SET json), returns (GET) or reports the epoch (EPOCH) of the topology document.", admin::topology),
         spec("tidecache|migrate", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "Starts (START id host port epoch range...), reports (STATUS [id]) or cancels (CANCEL id) a slot migration from this node.", migrate::migrate),
         spec("tidecache|import", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The stream a migrating node sends its target (BEGIN, APPLY, COMMIT, ABORT, STATUS).", migrate::import),
+        spec("tidecache|repl", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The stream a replica pulls from its primary (PSYNC, SNAPSHOT, FETCH).", repl::repl),
         spec("tidecache|slotstats", 2, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow"], "server", "0.1.0", "Returns slot, keys and estimated bytes of every slot holding keys (what the operator balances).", migrate::slot_stats),
         spec("tidecache|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),

@@ -8,8 +8,46 @@
 //! key's state when it sends it, so a key written a thousand times between
 //! two sends is sent once, as it is then.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use tidecache_topology::SlotSet;
+use tokio::sync::Notify;
+
+/// A counter that wakes its waiters each time it goes up: what a follower
+/// raises on a change, and what replication raises on an acknowledgement.
+/// A waiter remembers the count it saw, so a raise between its look and
+/// its wait is never missed.
+#[derive(Debug, Default)]
+pub struct Signal {
+    seq: AtomicU64,
+    notify: Notify,
+}
+
+impl Signal {
+    pub fn raise(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Returns once the count differs from `seen`.
+    pub async fn changed_since(&self, seen: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.seq() != seen {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// Names a follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +68,8 @@ struct Follower {
     changes: Changes,
     /// Keys already in `changes.keys`.
     seen: hashbrown::HashSet<Bytes>,
+    /// Raised when the follower goes from nothing to tell to something.
+    signal: Option<Arc<Signal>>,
 }
 
 #[derive(Default)]
@@ -43,7 +83,7 @@ impl Followers {
         self.active.is_empty()
     }
 
-    pub fn start(&mut self, slots: SlotSet) -> FollowId {
+    pub fn start(&mut self, slots: SlotSet, signal: Option<Arc<Signal>>) -> FollowId {
         self.next_id += 1;
         let id = FollowId(self.next_id);
         self.active.push(Follower {
@@ -51,6 +91,7 @@ impl Followers {
             slots,
             changes: Changes::default(),
             seen: Default::default(),
+            signal,
         });
         id
     }
@@ -68,6 +109,11 @@ impl Followers {
                 let key = Bytes::copy_from_slice(key);
                 f.seen.insert(key.clone());
                 f.changes.keys.push(key);
+                if f.changes.keys.len() == 1
+                    && let Some(signal) = &f.signal
+                {
+                    signal.raise();
+                }
             }
         }
     }
@@ -80,6 +126,9 @@ impl Followers {
                 cleared: true,
             };
             f.seen.clear();
+            if let Some(signal) = &f.signal {
+                signal.raise();
+            }
         }
     }
 

@@ -43,7 +43,7 @@ use crate::memory::{self, Meter};
 use capture::Captures;
 pub use capture::{CaptureId, Sink, Step};
 use follow::Followers;
-pub use follow::{Changes, FollowId};
+pub use follow::{Changes, FollowId, Signal};
 pub use record::INLINE_MAX;
 use record::Record;
 use sample::{SlotCounts, sample};
@@ -789,7 +789,14 @@ impl Db {
 
     /// Starts recording which keys of `slots` change (see [`follow`]).
     pub fn follow(&mut self, slots: SlotSet) -> FollowId {
-        self.followers.start(slots)
+        self.followers.start(slots, None)
+    }
+
+    /// [`Db::follow`], raising `signal` whenever the follower goes from
+    /// nothing to tell to something (a replication stream's waiting
+    /// replicas wake on it).
+    pub fn follow_signalled(&mut self, slots: SlotSet, signal: Arc<Signal>) -> FollowId {
+        self.followers.start(slots, Some(signal))
     }
 
     /// The keys of follower `id`'s slots that changed since it last asked.

@@ -1,4 +1,4 @@
-//! The bytes a migration stream carries: a batch is a sequence of changes,
+//! The bytes a migration stream and a replication stream carry: a batch is a sequence of changes,
 //! each the whole state of one key (or its absence), so the target applies
 //! them in order and ends up with the source's keys whatever commands made
 //! them. Sending states rather than commands makes the stream
@@ -121,6 +121,34 @@ pub fn del(out: &mut Vec<u8>, key: &[u8]) {
 /// Appends "every key of the migrating slots is gone".
 pub fn clear(out: &mut Vec<u8>) {
     out.push(CLEAR);
+}
+
+/// Decodes a whole batch, or nothing of it: a corrupt batch is refused
+/// before any of its changes is applied.
+pub fn decode_all(buf: Bytes) -> Result<Vec<Change>, WireError> {
+    Reader::new(buf).collect()
+}
+
+/// Applies decoded changes in order; `clear` is what a flush means to the
+/// receiver (every key for a replica, the migrating slots for a target).
+pub fn apply(
+    db: &mut crate::db::Db,
+    changes: Vec<Change>,
+    mut clear: impl FnMut(&mut crate::db::Db),
+) {
+    for change in changes {
+        match change {
+            Change::Put {
+                key,
+                value,
+                expires_at,
+            } => db.set(key, value, expires_at),
+            Change::Del { key } => {
+                db.remove(&key);
+            }
+            Change::Clear => clear(db),
+        }
+    }
 }
 
 /// Reads changes off a batch, front to back.

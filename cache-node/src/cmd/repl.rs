@@ -1,0 +1,359 @@
+//! Replication commands: the stream a replica pulls (`TIDECACHE REPL`),
+//! `WAIT`, `ROLE`, `READONLY`/`READWRITE`, `REPLICAOF`, and the
+//! replication section of INFO.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Ctx;
+use super::util::{eq, int_arg};
+use crate::client::{PendingWait, Wait};
+use crate::frame::Reply;
+use crate::replication::{self, FETCH_WAIT, Role, primary::Psync};
+use crate::server::Shared;
+
+fn text(arg: &Bytes) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+fn u64_arg(arg: &Bytes) -> Result<u64, Reply> {
+    int_arg(arg).and_then(|n| u64::try_from(n).map_err(|_| Reply::error(super::util::NOT_INTEGER)))
+}
+
+fn port_arg(arg: &Bytes) -> Result<u16, Reply> {
+    int_arg(arg)
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Reply::error("ERR Invalid master port"))
+}
+
+/// `TIDECACHE REPL PSYNC <id> <host> <port> <replid> <offset>`
+/// | `SNAPSHOT <sync>` | `FETCH <id> <replid> <offset>`: what a replica
+/// asks its primary (see [`crate::replication`]).
+pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let mut run = || -> Result<Reply, Reply> {
+        if cx.shared.role.get() != Role::Primary {
+            return Err(Reply::error(
+                "ERR this node is a replica: replicas do not chain",
+            ));
+        }
+        let action = &args[2];
+        if eq(action, "PSYNC") && args.len() == 8 {
+            let port = port_arg(&args[5])?;
+            let offset = u64_arg(&args[7])?;
+            let mut repl = cx.shared.repl.lock().expect("replication lock");
+            let reply = match repl.stream.psync(
+                cx.db,
+                &text(&args[3]),
+                (&text(&args[4]), port),
+                &text(&args[6]),
+                offset,
+            ) {
+                Psync::Continue { replid, offset } => vec![
+                    Reply::text("CONTINUE"),
+                    Reply::bulk(replid),
+                    Reply::Integer(offset as i64),
+                ],
+                Psync::Full {
+                    replid,
+                    offset,
+                    sync,
+                } => vec![
+                    Reply::text("FULLRESYNC"),
+                    Reply::bulk(replid),
+                    Reply::Integer(offset as i64),
+                    Reply::Integer(sync as i64),
+                ],
+            };
+            Ok(Reply::Array(reply))
+        } else if eq(action, "SNAPSHOT") && args.len() == 4 {
+            let sync = u64_arg(&args[3])?;
+            let mut repl = cx.shared.repl.lock().expect("replication lock");
+            let (done, part) = repl
+                .stream
+                .snapshot(cx.db, sync)
+                .ok_or_else(|| Reply::error("ERR no such full sync (abandoned or over)"))?;
+            Ok(Reply::Array(vec![
+                Reply::Integer(i64::from(done)),
+                Reply::bulk(part),
+            ]))
+        } else if eq(action, "FETCH") && args.len() == 6 {
+            let offset = u64_arg(&args[5])?;
+            fetch(cx, &text(&args[3]), &text(&args[4]), offset)
+        } else {
+            Err(Reply::error(
+                "ERR syntax error: expected TIDECACHE REPL PSYNC id host port replid offset | SNAPSHOT sync | FETCH id replid offset",
+            ))
+        }
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+/// The stream from `offset`, waiting up to [`FETCH_WAIT`] for something to
+/// send; an empty reply when nothing came.
+fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Reply> {
+    let mut repl = cx.shared.repl.lock().expect("replication lock");
+    let fetched = repl.stream.fetch(cx.db, id, replid, offset);
+    let part = match fetched {
+        Err(e) => {
+            cx.client.pending = None;
+            return Err(Reply::error(format!("ERR {e}")));
+        }
+        Ok(Some(part)) => Some(part),
+        Ok(None) => None,
+    };
+    let now = tokio::time::Instant::now();
+    let deadline = cx
+        .client
+        .pending
+        .get_or_insert(PendingWait {
+            offset,
+            deadline: Some(now + FETCH_WAIT),
+        })
+        .deadline;
+    match part {
+        Some(part) => {
+            cx.client.pending = None;
+            Ok(Reply::bulk(part))
+        }
+        None if deadline.is_some_and(|d| d <= now) => {
+            cx.client.pending = None;
+            Ok(Reply::bulk(Bytes::new()))
+        }
+        None => {
+            // Read under the keyspace lock, which every change takes: a
+            // change after this look raises the count past `seen`.
+            let signal = repl.stream.changed.clone();
+            cx.client.wait = Some(Wait::Signal {
+                seen: signal.seq(),
+                signal,
+                deadline,
+            });
+            Ok(Reply::Null)
+        }
+    }
+}
+
+/// `WAIT numreplicas timeout`: until that many replicas applied every
+/// write made before it, or the timeout (milliseconds, 0 for none) ends;
+/// the number that did.
+pub fn wait(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let wanted = match int_arg(&args[1]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let timeout = match int_arg(&args[2]) {
+        Ok(t) if t < 0 => return Reply::error("ERR timeout is negative"),
+        Ok(t) => t as u64,
+        Err(_) => return Reply::error("ERR timeout is not an integer or out of range"),
+    };
+    if cx.shared.role.get() != Role::Primary {
+        return Reply::error(
+            "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        );
+    }
+    let mut repl = cx.shared.repl.lock().expect("replication lock");
+    let pending = match cx.client.pending {
+        Some(p) => p,
+        None => {
+            // Every write before this command into the stream: its end is
+            // what the replicas must reach.
+            repl.stream.pump(cx.db);
+            let p = PendingWait {
+                offset: repl.stream.offset(),
+                deadline: (timeout > 0).then(|| {
+                    tokio::time::Instant::now() + std::time::Duration::from_millis(timeout)
+                }),
+            };
+            cx.client.pending = Some(p);
+            p
+        }
+    };
+    let done = repl.stream.acknowledged(pending.offset);
+    let over = pending
+        .deadline
+        .is_some_and(|d| d <= tokio::time::Instant::now());
+    // Inside MULTI nothing may block: the count as it is now.
+    if done as i64 >= wanted || over || cx.client.in_exec {
+        cx.client.pending = None;
+        return Reply::Integer(done as i64);
+    }
+    let signal = repl.stream.acked.clone();
+    cx.client.wait = Some(Wait::Signal {
+        seen: signal.seq(),
+        signal,
+        deadline: pending.deadline,
+    });
+    Reply::Null
+}
+
+/// `ROLE`
+pub fn role(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let repl = cx.shared.repl.lock().expect("replication lock");
+    match &repl.link {
+        Some(link) => Reply::Array(vec![
+            Reply::text("slave"),
+            Reply::text(&link.host),
+            Reply::Integer(link.port.into()),
+            Reply::text(link.state.name()),
+            Reply::Integer(repl.applied.as_ref().map_or(-1, |(_, o)| *o as i64)),
+        ]),
+        None => {
+            let now = Instant::now();
+            let replicas = repl
+                .stream
+                .replicas()
+                .filter(|(_, p)| p.online(now))
+                .map(|(_, p)| {
+                    Reply::Array(vec![
+                        Reply::text(&p.host),
+                        Reply::text(&p.port.to_string()),
+                        Reply::text(&p.ack.to_string()),
+                    ])
+                })
+                .collect();
+            Reply::Array(vec![
+                Reply::text("master"),
+                Reply::Integer(repl.stream.offset() as i64),
+                Reply::Array(replicas),
+            ])
+        }
+    }
+}
+
+/// `READONLY`: in cluster mode, a replica serves this client's reads of
+/// its shard's slots instead of redirecting them.
+pub fn readonly(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    set_readonly(cx, true)
+}
+
+/// `READWRITE`: back to redirecting every command to the primary.
+pub fn readwrite(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    set_readonly(cx, false)
+}
+
+fn set_readonly(cx: &mut Ctx, on: bool) -> Reply {
+    if !cx.shared.cluster_mode {
+        return Reply::error("ERR This instance has cluster support disabled");
+    }
+    cx.client.readonly = on;
+    Reply::OK
+}
+
+/// `REPLICAOF host port | NO ONE` (and `SLAVEOF`): standalone nodes only;
+/// under the operator the topology says who follows whom.
+pub fn replicaof(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if cx.shared.cluster_mode {
+        return Reply::error("ERR REPLICAOF not allowed in cluster mode.");
+    }
+    if eq(&args[1], "NO") && eq(&args[2], "ONE") {
+        replication::follow(cx.shared, cx.db, None);
+        return Reply::OK;
+    }
+    let port = match port_arg(&args[2]) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    if cx.shared.config.admin_password.is_none() {
+        return Reply::error(
+            "ERR replication runs over the admin user: start both nodes with the same --admin-password",
+        );
+    }
+    let host = text(&args[1]);
+    let already = cx
+        .shared
+        .repl
+        .lock()
+        .expect("replication lock")
+        .link
+        .as_ref()
+        .is_some_and(|l| l.host == host && l.port == port);
+    if already {
+        return Reply::Simple("OK Already connected to specified master");
+    }
+    replication::follow(cx.shared, cx.db, Some((host, port)));
+    Reply::OK
+}
+
+/// INFO's replication section.
+pub fn info(shared: &Shared, out: &mut String) {
+    let repl = shared.repl.lock().expect("replication lock");
+    let mut w = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    let now = Instant::now();
+    match &repl.link {
+        Some(link) => {
+            w("role", &"slave");
+            w("master_host", &link.host);
+            w("master_port", &link.port);
+            w(
+                "master_link_status",
+                &if link.state == replication::replica::LinkState::Connected {
+                    "up"
+                } else {
+                    "down"
+                },
+            );
+            w(
+                "master_last_io_seconds_ago",
+                &replication::ago(link.last_io),
+            );
+            w(
+                "master_sync_in_progress",
+                &i32::from(link.state == replication::replica::LinkState::Sync),
+            );
+            let offset = repl.applied.as_ref().map_or(0, |(_, o)| *o);
+            w("slave_read_repl_offset", &offset);
+            w("slave_repl_offset", &offset);
+            w("slave_priority", &100);
+            w("slave_read_only", &1);
+            w("replica_announced", &1);
+            w("connected_slaves", &0);
+            w("tidecache_full_syncs", &link.full_syncs);
+            w("tidecache_partial_syncs", &link.partial_syncs);
+            if let Some(e) = &link.last_error {
+                w("tidecache_link_error", &e.replace(['\r', '\n'], " "));
+            }
+            w(
+                "master_replid",
+                &repl
+                    .applied
+                    .as_ref()
+                    .map_or("0".repeat(40), |(id, _)| id.clone()),
+            );
+            w("master_repl_offset", &offset);
+        }
+        None => {
+            let s = &repl.stream;
+            w("role", &"master");
+            let online: Vec<_> = s.replicas().filter(|(_, p)| p.online(now)).collect();
+            w("connected_slaves", &online.len());
+            for (i, (_, p)) in online.iter().enumerate() {
+                w(
+                    &format!("slave{i}"),
+                    &format!(
+                        "ip={},port={},state={},offset={},lag={}",
+                        p.host,
+                        p.port,
+                        if p.syncing { "wait_bgsave" } else { "online" },
+                        p.ack,
+                        now.duration_since(p.last_seen).as_secs()
+                    ),
+                );
+            }
+            w("master_failover_state", &"no-failover");
+            w("master_replid", &s.replid());
+            w("master_replid2", &"0".repeat(40));
+            w("master_repl_offset", &s.offset());
+            w("second_repl_offset", &-1);
+            w("repl_backlog_active", &i32::from(s.is_active()));
+            w("repl_backlog_size", &s.backlog_size());
+            w("repl_backlog_first_byte_offset", &s.backlog_start());
+            w("repl_backlog_histlen", &s.backlog_bytes());
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Replication: a primary's keyspace copied to its replicas, and kept so.
+//!
+//! The replica pulls, over an admin connection to the primary's client
+//! port (the same link a migration uses):
+//!
+//! 1. `TIDECACHE REPL PSYNC <id> <host> <port> <replid> <offset>`: the
+//!    history (replication id) and offset the replica's keyspace is at.
+//!    If the primary's backlog still holds the stream from there, it
+//!    answers `CONTINUE` (a partial resync after a short break). Otherwise
+//!    `FULLRESYNC <replid> <offset> <sync>`: the primary starts a fork-less
+//!    consistent capture of every slot ([`crate::db::Sink`]) at this
+//!    instant, and the replica empties its keyspace and copies the capture
+//!    part by part (`TIDECACHE REPL SNAPSHOT <sync>`).
+//! 2. `TIDECACHE REPL FETCH <id> <replid> <offset>`, in a loop: the stream
+//!    from `offset`, waiting up to [`FETCH_WAIT`] on the primary for
+//!    something to send. Asking from an offset acknowledges everything
+//!    before it, which is what `WAIT` counts.
+//!
+//! The stream carries key states, not commands (the format migration uses,
+//! [`crate::migration::wire`]): a follower records which keys change and
+//! the primary encodes their current states when a replica fetches. So the
+//! stream is deterministic by construction, a key written many times
+//! between two fetches goes once, and a state read after the capture's
+//! instant is never older than the capture's copy — snapshot then stream
+//! is exactly the keyspace. A large collection changed often is sent whole
+//! each time it changes between fetches; that is the price of this design.
+//!
+//! Offsets count bytes of the stream under one replication id; a primary
+//! starts a new id whenever it starts recording (first replica, promotion,
+//! demotion), so offsets of different histories are never compared.
+//!
+//! Replicas refuse writes (`READONLY`), redirect clients to the primary in
+//! cluster mode unless they sent `READONLY`, and answer `LOADING` while a
+//! full sync replaces their keyspace.
+//!
+//! Fencing: a primary whose shard has replicas holds a write lease,
+//! renewed by every admin request (the operator's and its replicas'). When
+//! neither reached it for `--write-lease-ms`, it refuses writes: the
+//! operator may have promoted a replica meanwhile. A promoted replica
+//! waits as long before its first write, so the two never overlap.
+
+pub mod primary;
+pub mod replica;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::info;
+
+use crate::db::Db;
+use crate::migration::wire::Change;
+use crate::server::Shared;
+
+/// How long a `FETCH` waits on the primary for something to send: the
+/// replica's idle poll interval.
+pub const FETCH_WAIT: Duration = Duration::from_millis(100);
+
+/// What this node is to its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    Primary = 0,
+    Replica = 1,
+    /// A replica whose keyspace a full sync is replacing.
+    Loading = 2,
+}
+
+/// The role, readable on every command without a lock.
+#[derive(Default)]
+pub struct RoleCell(AtomicU8);
+
+impl RoleCell {
+    pub fn get(&self) -> Role {
+        match self.0.load(Ordering::Acquire) {
+            1 => Role::Replica,
+            2 => Role::Loading,
+            _ => Role::Primary,
+        }
+    }
+
+    pub fn set(&self, role: Role) {
+        self.0.store(role as u8, Ordering::Release);
+    }
+}
+
+/// The write lease (see the module documentation), readable on every write
+/// without a lock. Times are milliseconds since the node started.
+#[derive(Default)]
+pub struct Lease {
+    /// 0: the lease does not apply (no replicas to promote, standalone).
+    pub length_ms: AtomicU64,
+    /// When an admin request last came.
+    pub renewed_ms: AtomicU64,
+    /// Writes wait until then (a promoted replica waits out its old
+    /// primary's lease).
+    pub writes_from_ms: AtomicU64,
+}
+
+/// Why a write is refused by the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fenced {
+    /// Nobody reached this primary for a whole lease.
+    Expired,
+    /// Promoted: waits for the old primary's lease to end.
+    Promoted,
+}
+
+impl Fenced {
+    pub fn message(self) -> &'static str {
+        match self {
+            Fenced::Expired => {
+                "CLUSTERDOWN Write lease expired: this primary has not heard from its replicas or the operator"
+            }
+            Fenced::Promoted => {
+                "TRYAGAIN This replica was just promoted and waits for the old primary's write lease to end"
+            }
+        }
+    }
+}
+
+impl Lease {
+    pub fn renew(&self, now_ms: u64) {
+        self.renewed_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    /// Whether a write may run now.
+    pub fn check(&self, now_ms: u64) -> Result<(), Fenced> {
+        if now_ms < self.writes_from_ms.load(Ordering::Relaxed) {
+            return Err(Fenced::Promoted);
+        }
+        let length = self.length_ms.load(Ordering::Relaxed);
+        if length > 0 && now_ms > self.renewed_ms.load(Ordering::Relaxed) + length {
+            return Err(Fenced::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// This node's replication state, behind `Shared::repl`.
+pub struct Replication {
+    /// The write stream this node serves as a primary.
+    pub stream: primary::Stream,
+    /// The primary this node follows, if any.
+    pub link: Option<replica::Link>,
+    /// As a replica: the history and offset the keyspace is at (`None`
+    /// until a full sync completed).
+    pub applied: Option<(String, u64)>,
+    next_generation: u64,
+}
+
+impl Replication {
+    pub fn new(backlog_size: usize) -> Self {
+        Self {
+            stream: primary::Stream::new(backlog_size),
+            link: None,
+            applied: None,
+            next_generation: 0,
+        }
+    }
+}
+
+/// Applies decoded stream changes to a replica's keyspace.
+pub fn apply(db: &mut Db, changes: Vec<Change>) {
+    crate::migration::wire::apply(db, changes, Db::flush);
+}
+
+/// Makes this node follow `primary` (`Some((host, port))`) or stop
+/// following (`None`: it is, or becomes, a primary). Following a new
+/// primary keeps the keyspace and its history for a partial resync;
+/// a node that stops being a primary ends its own stream.
+pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
+    let mut repl = shared.repl.lock().expect("replication lock");
+    let same = match (&repl.link, &primary) {
+        (Some(l), Some((host, port))) => l.host == *host && l.port == *port,
+        (None, None) => true,
+        _ => false,
+    };
+    if same {
+        return;
+    }
+    let was_replica = repl.link.is_some();
+    if let Some(old) = repl.link.take() {
+        old.task.abort();
+    }
+    match primary {
+        Some((host, port)) => {
+            info!(primary = %format!("{host}:{port}"), "following a primary");
+            if !was_replica {
+                // Its replicas, if any, must not follow a node that follows.
+                repl.stream.restart(db);
+            }
+            repl.next_generation += 1;
+            let generation = repl.next_generation;
+            let task = tokio::spawn(replica::run(shared.arc(), host.clone(), port, generation));
+            repl.link = Some(replica::Link {
+                host,
+                port,
+                state: replica::LinkState::Connecting,
+                last_io: None,
+                full_syncs: 0,
+                partial_syncs: 0,
+                last_error: None,
+                generation,
+                task,
+            });
+            shared.set_role(if repl.applied.is_some() {
+                Role::Replica
+            } else {
+                Role::Loading
+            });
+        }
+        None => {
+            info!("serving as primary");
+            repl.applied = None;
+            repl.stream.restart(db);
+            shared.set_role(Role::Primary);
+            if was_replica {
+                // The old primary may still take writes until its lease
+                // runs out: this node's first write waits for that.
+                let lease = shared.config.write_lease_ms;
+                let now = shared.now_ms();
+                shared
+                    .lease
+                    .writes_from_ms
+                    .store(now + lease, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Follows what an installed topology says of this node: a replica
+/// follows its shard's primary, a primary (or a node the document does not
+/// place) follows nobody; a primary whose shard has replicas holds a write
+/// lease, renewed now by the operator's install.
+pub fn on_topology(shared: &Shared, db: &mut Db) {
+    use tidecache_topology::document::Role as Place;
+    let (primary, lease) = {
+        let cluster = shared.cluster.read().expect("cluster lock");
+        let me = cluster.me().id.clone();
+        let shard = cluster
+            .topology()
+            .and_then(|t| t.locate(&me).map(|(i, role)| (&t.shards[i], role)));
+        match shard {
+            Some((s, Place::Replica)) => (Some((s.primary.host.clone(), s.primary.port)), 0),
+            Some((s, Place::Primary)) if !s.replicas.is_empty() => {
+                (None, shared.config.write_lease_ms)
+            }
+            _ => (None, 0),
+        }
+    };
+    shared.lease.renew(shared.now_ms());
+    shared.lease.length_ms.store(lease, Ordering::Relaxed);
+    follow(shared, db, primary);
+}
+
+/// Periodic upkeep of the primary's stream (abandoned full syncs, replicas
+/// long gone); ends the link to a primary when the node shuts down.
+pub async fn tick_loop(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Ends the link when this task ends, by shutdown or by being dropped
+    /// with the node: the link's task holds the node alive otherwise.
+    struct EndLink(Arc<Shared>);
+    impl Drop for EndLink {
+        fn drop(&mut self) {
+            if let Ok(mut repl) = self.0.repl.lock()
+                && let Some(link) = repl.link.take()
+            {
+                link.task.abort();
+            }
+        }
+    }
+    let _end = EndLink(shared.clone());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let mut db = shared.db.lock().expect("db lock");
+        shared
+            .repl
+            .lock()
+            .expect("replication lock")
+            .stream
+            .tick(&mut db);
+    }
+}
+
+/// Seconds since `at`, for INFO.
+pub fn ago(at: Option<Instant>) -> i64 {
+    at.map_or(-1, |t| t.elapsed().as_secs() as i64)
+}

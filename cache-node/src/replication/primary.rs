@@ -1,0 +1,640 @@
+//! The primary's side: the write stream, its backlog, full syncs and what
+//! each replica acknowledged. Everything here runs inside commands, under
+//! the keyspace lock (lock order: keyspace, then replication).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tidecache_topology::{SLOT_COUNT, SlotSet};
+
+use crate::db::{CaptureId, Db, FollowId, Signal, Sink, Step, ValueRef};
+use crate::migration::wire;
+
+/// Keys a full sync's capture copies per step.
+const STEP_KEYS: usize = 512;
+/// Bytes a `SNAPSHOT` reply or a `FETCH` reply carries at most (one larger
+/// chunk goes alone): bounds the time under the lock and the reply size.
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+/// A full sync the replica stopped asking for is abandoned after this.
+const SYNC_ABANDONED: Duration = Duration::from_secs(30);
+/// A replica that has not fetched for this long is shown offline.
+const ONLINE_FOR: Duration = Duration::from_secs(5);
+/// A replica that has not fetched for this long is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
+/// The stream keeps what a known replica still needs up to this many times
+/// the backlog size; a replica further behind does a full sync.
+const NEEDED_FACTOR: usize = 16;
+
+/// A replica, as the primary knows it from its requests.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub host: String,
+    pub port: u16,
+    /// The offset up to which it applied the stream.
+    pub ack: u64,
+    pub last_seen: Instant,
+    /// Copying the snapshot of a full sync.
+    pub syncing: bool,
+    /// Done with a full sync and not heard from since.
+    fresh: bool,
+}
+
+impl Peer {
+    pub fn online(&self, now: Instant) -> bool {
+        now.duration_since(self.last_seen) < ONLINE_FOR
+    }
+}
+
+/// A full sync in progress: a capture of every slot, encoded as it goes.
+struct FullSync {
+    capture: CaptureId,
+    encoded: Arc<Mutex<Vec<u8>>>,
+    replica: String,
+    touched: Instant,
+}
+
+/// A capture sink that encodes entries as stream changes.
+struct Encoder(Arc<Mutex<Vec<u8>>>);
+
+impl Sink for Encoder {
+    fn entry(&mut self, _slot: u16, key: &[u8], value: ValueRef<'_>, expires_at: Option<u64>) {
+        wire::put(
+            &mut self.0.lock().expect("sync buffer lock"),
+            key,
+            value,
+            expires_at,
+        );
+    }
+}
+
+/// How a replica's `PSYNC` is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Psync {
+    /// The stream from the replica's offset is still here.
+    Continue { replid: String, offset: u64 },
+    /// Copy the snapshot (`SNAPSHOT sync`), then fetch the stream from
+    /// `offset`.
+    Full {
+        replid: String,
+        offset: u64,
+        sync: u64,
+    },
+}
+
+/// Why a `FETCH` cannot be served: the replica starts over with `PSYNC`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("replication id {0} is not this primary's history")]
+    OtherHistory(String),
+    #[error("offset {0} is no longer in the backlog")]
+    Trimmed(u64),
+    #[error("offset {0} is not a change boundary of the stream")]
+    NotABoundary(u64),
+}
+
+/// The write stream of this node as a primary.
+pub struct Stream {
+    /// Names this history of writes: offsets mean something only with it.
+    replid: String,
+    /// Bytes of the stream so far.
+    offset: u64,
+    /// The latest stretch of the stream, as the chunks it was made of
+    /// (start offset, changes); every chunk starts at a change boundary.
+    backlog: VecDeque<(u64, Bytes)>,
+    backlog_bytes: usize,
+    backlog_size: usize,
+    /// Records the changed keys; started by the first replica.
+    follow: Option<FollowId>,
+    /// Raised when a key changes and the stream has something to add.
+    pub changed: Arc<Signal>,
+    /// Raised when a replica acknowledges a new offset.
+    pub acked: Arc<Signal>,
+    replicas: BTreeMap<String, Peer>,
+    syncs: HashMap<u64, FullSync>,
+    next_sync: u64,
+}
+
+impl Stream {
+    pub fn new(backlog_size: usize) -> Self {
+        Self {
+            replid: crate::random_hex(40),
+            offset: 0,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            backlog_size: backlog_size.max(1),
+            follow: None,
+            changed: Arc::default(),
+            acked: Arc::default(),
+            replicas: BTreeMap::new(),
+            syncs: HashMap::new(),
+            next_sync: 0,
+        }
+    }
+
+    pub fn replid(&self) -> &str {
+        &self.replid
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The first offset the backlog still holds.
+    pub fn backlog_start(&self) -> u64 {
+        self.backlog
+            .front()
+            .map_or(self.offset, |(start, _)| *start)
+    }
+
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog_bytes
+    }
+
+    pub fn backlog_size(&self) -> usize {
+        self.backlog_size
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.follow.is_some()
+    }
+
+    pub fn replicas(&self) -> impl Iterator<Item = (&String, &Peer)> {
+        self.replicas.iter()
+    }
+
+    /// Starts a new history: after a promotion or a demotion, nothing of
+    /// the old stream applies. Replicas of the old history do a full sync.
+    pub fn restart(&mut self, db: &mut Db) {
+        if let Some(f) = self.follow.take() {
+            db.unfollow(f);
+        }
+        for (_, sync) in self.syncs.drain() {
+            db.cancel_capture(sync.capture);
+        }
+        self.replicas.clear();
+        self.backlog.clear();
+        self.backlog_bytes = 0;
+        self.replid = crate::random_hex(40);
+        self.acked.raise();
+    }
+
+    /// Moves the keys changed since the last pump into the stream, as
+    /// their current states.
+    pub fn pump(&mut self, db: &mut Db) {
+        let Some(follow) = self.follow else {
+            return;
+        };
+        let Some(changes) = db.take_changes(follow) else {
+            return;
+        };
+        let mut chunk = Vec::new();
+        if changes.cleared {
+            wire::clear(&mut chunk);
+        }
+        for key in &changes.keys {
+            match db.state(key) {
+                Some((value, expires_at)) => wire::put(&mut chunk, key, value, expires_at),
+                None => wire::del(&mut chunk, key),
+            }
+            if chunk.len() >= MAX_REPLY_BYTES {
+                self.append(std::mem::take(&mut chunk));
+            }
+        }
+        self.append(chunk);
+    }
+
+    fn append(&mut self, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        let len = chunk.len();
+        self.backlog.push_back((self.offset, Bytes::from(chunk)));
+        self.offset += len as u64;
+        self.backlog_bytes += len;
+        self.trim();
+    }
+
+    /// Drops the oldest chunks past the backlog size, except what a known
+    /// replica or a full sync still needs, up to a hard bound.
+    fn trim(&mut self) {
+        let now = Instant::now();
+        let needed = self
+            .replicas
+            .values()
+            .filter(|p| now.duration_since(p.last_seen) < FORGET_AFTER)
+            .map(|p| p.ack)
+            .min()
+            .unwrap_or(self.offset);
+        let hard = self.backlog_size.saturating_mul(NEEDED_FACTOR);
+        while self.backlog_bytes > self.backlog_size {
+            let (start, chunk) = self.backlog.front().expect("bytes are in chunks");
+            let end = start + chunk.len() as u64;
+            if end > needed && self.backlog_bytes <= hard {
+                break;
+            }
+            self.backlog_bytes -= chunk.len();
+            self.backlog.pop_front();
+        }
+    }
+
+    fn touch(&mut self, id: &str, host: &str, port: u16) -> &mut Peer {
+        let peer = self.replicas.entry(id.to_owned()).or_insert_with(|| Peer {
+            host: host.to_owned(),
+            port,
+            ack: 0,
+            last_seen: Instant::now(),
+            syncing: false,
+            fresh: false,
+        });
+        peer.host = host.to_owned();
+        peer.port = port;
+        peer.last_seen = Instant::now();
+        peer
+    }
+
+    /// A replica asks to follow the stream from `offset` of history
+    /// `replid` (what it holds), or from scratch.
+    pub fn psync(
+        &mut self,
+        db: &mut Db,
+        id: &str,
+        (host, port): (&str, u16),
+        replid: &str,
+        offset: u64,
+    ) -> Psync {
+        if self.follow.is_none() {
+            // Changes before now were never recorded: a new history.
+            self.replid = crate::random_hex(40);
+            self.follow = Some(db.follow_signalled(
+                SlotSet::from_ranges(&[tidecache_topology::SlotRange {
+                    start: 0,
+                    end: SLOT_COUNT - 1,
+                }]),
+                self.changed.clone(),
+            ));
+        }
+        // A replica's earlier full sync, if any, is over.
+        let stale: Vec<u64> = self
+            .syncs
+            .iter()
+            .filter(|(_, s)| s.replica == id)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in stale {
+            self.end_sync(db, n);
+        }
+        if replid == self.replid && self.locate(offset).is_ok() {
+            let peer = self.touch(id, host, port);
+            peer.ack = offset;
+            peer.syncing = false;
+            // A `WAIT` for less than this offset may be satisfied now.
+            self.acked.raise();
+            return Psync::Continue {
+                replid: self.replid.clone(),
+                offset,
+            };
+        }
+        let encoded = Arc::new(Mutex::new(Vec::new()));
+        // The capture is of this instant; every change after it is pumped
+        // into the stream from `self.offset` on, as a state at least as
+        // new, so snapshot then stream is the keyspace.
+        let capture = db.start_capture(0..SLOT_COUNT, Box::new(Encoder(encoded.clone())));
+        self.next_sync += 1;
+        let sync = self.next_sync;
+        self.syncs.insert(
+            sync,
+            FullSync {
+                capture,
+                encoded,
+                replica: id.to_owned(),
+                touched: Instant::now(),
+            },
+        );
+        let offset = self.offset;
+        let peer = self.touch(id, host, port);
+        peer.ack = offset;
+        peer.syncing = true;
+        Psync::Full {
+            replid: self.replid.clone(),
+            offset,
+            sync,
+        }
+    }
+
+    fn end_sync(&mut self, db: &mut Db, sync: u64) {
+        if let Some(s) = self.syncs.remove(&sync) {
+            db.cancel_capture(s.capture);
+        }
+    }
+
+    /// The next part of full sync `sync`'s snapshot, and whether it is the
+    /// last; `None` for an unknown (abandoned) sync.
+    pub fn snapshot(&mut self, db: &mut Db, sync: u64) -> Option<(bool, Vec<u8>)> {
+        let s = self.syncs.get_mut(&sync)?;
+        s.touched = Instant::now();
+        let mut done = false;
+        loop {
+            if s.encoded.lock().expect("sync buffer lock").len() >= MAX_REPLY_BYTES {
+                break;
+            }
+            match db.capture_step(s.capture, STEP_KEYS) {
+                Some(Step::More) => {}
+                Some(Step::Done(_)) => {
+                    done = true;
+                    break;
+                }
+                None => return None,
+            }
+        }
+        let part = std::mem::take(&mut *s.encoded.lock().expect("sync buffer lock"));
+        // Encoded by writes to slots the capture had not reached: more may
+        // come, so the sync ends when the capture did and nothing is left.
+        if done {
+            let s = self.syncs.remove(&sync).expect("looked up above");
+            let rest = std::mem::take(&mut *s.encoded.lock().expect("sync buffer lock"));
+            let mut part = part;
+            part.extend_from_slice(&rest);
+            if let Some(peer) = self.replicas.get_mut(&s.replica) {
+                // Its ack, the sync's offset, counts once this last part
+                // is applied: the replica's next fetch says so.
+                peer.syncing = false;
+                peer.fresh = true;
+            }
+            return Some((true, part));
+        }
+        Some((false, part))
+    }
+
+    /// Where `offset` starts in the backlog: the chunk index, or the end.
+    fn locate(&self, offset: u64) -> Result<usize, FetchError> {
+        if offset == self.offset {
+            return Ok(self.backlog.len());
+        }
+        if offset < self.backlog_start() || offset > self.offset {
+            return Err(FetchError::Trimmed(offset));
+        }
+        self.backlog
+            .binary_search_by_key(&offset, |(start, _)| *start)
+            .map_err(|_| FetchError::NotABoundary(offset))
+    }
+
+    /// A replica applied the stream up to `offset` and asks for what
+    /// follows: `None` when there is nothing yet.
+    pub fn fetch(
+        &mut self,
+        db: &mut Db,
+        id: &str,
+        replid: &str,
+        offset: u64,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        if replid != self.replid {
+            return Err(FetchError::OtherHistory(replid.to_owned()));
+        }
+        let i = self.locate(offset)?;
+        if let Some(peer) = self.replicas.get_mut(id) {
+            peer.last_seen = Instant::now();
+            // The first fetch after a full sync acknowledges the
+            // snapshot's offset, which the sync recorded already.
+            let first = std::mem::take(&mut peer.fresh);
+            if offset > peer.ack || first {
+                peer.ack = offset;
+                self.acked.raise();
+            }
+        }
+        self.pump(db);
+        let mut out = Vec::new();
+        for (_, chunk) in self.backlog.iter().skip(i) {
+            if !out.is_empty() && out.len() + chunk.len() > MAX_REPLY_BYTES {
+                break;
+            }
+            out.extend_from_slice(chunk);
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Replicas that applied the stream up to `offset` at least.
+    pub fn acknowledged(&self, offset: u64) -> usize {
+        let now = Instant::now();
+        self.replicas
+            .values()
+            .filter(|p| p.ack >= offset && !p.syncing && p.online(now))
+            .count()
+    }
+
+    /// When a replica was last heard from.
+    pub fn last_replica_contact(&self) -> Option<Instant> {
+        self.replicas.values().map(|p| p.last_seen).max()
+    }
+
+    /// Periodic upkeep: abandoned syncs end, long-gone replicas are
+    /// forgotten.
+    pub fn tick(&mut self, db: &mut Db) {
+        let now = Instant::now();
+        let abandoned: Vec<u64> = self
+            .syncs
+            .iter()
+            .filter(|(_, s)| now.duration_since(s.touched) > SYNC_ABANDONED)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in abandoned {
+            self.end_sync(db, n);
+        }
+        self.replicas
+            .retain(|_, p| now.duration_since(p.last_seen) < FORGET_AFTER);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::db::Value;
+
+    fn new_db() -> Db {
+        Db::new(Clock::manual(1_000_000))
+    }
+
+    fn apply(into: &mut Db, bytes: Vec<u8>) {
+        super::super::apply(into, wire::decode_all(Bytes::from(bytes)).unwrap());
+    }
+
+    fn set(db: &mut Db, k: &str, v: &str) {
+        db.set(
+            Bytes::from(k.to_owned()),
+            Value::Str(Bytes::from(v.to_owned())),
+            None,
+        );
+    }
+
+    fn keys(db: &mut Db) -> Vec<(String, String)> {
+        let mut all: Vec<_> = db
+            .keys_where(|_| true)
+            .into_iter()
+            .map(|k| {
+                let v = match db.state(&k) {
+                    Some((ValueRef::Str(s), _)) => String::from_utf8_lossy(&s).into_owned(),
+                    _ => String::new(),
+                };
+                (String::from_utf8_lossy(&k).into_owned(), v)
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Full sync, then the stream: the replica ends up equal, whatever
+    /// was written during the copy.
+    #[test]
+    fn snapshot_then_stream_is_the_keyspace() {
+        let mut primary = new_db();
+        // 3 MB: the snapshot takes several parts.
+        let old = "o".repeat(1000);
+        for i in 0..3000 {
+            set(&mut primary, &format!("k{i}"), &old);
+        }
+        let mut stream = Stream::new(1 << 20);
+        let Psync::Full {
+            replid,
+            mut offset,
+            sync,
+        } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
+        else {
+            panic!("a new replica does a full sync");
+        };
+        let mut replica = new_db();
+        let mut i = 0;
+        loop {
+            // Writes between the parts: some to copied slots, some not yet.
+            set(&mut primary, &format!("k{}", i * 7 % 3000), "new");
+            primary.remove(format!("k{}", i * 13 % 3000).as_bytes());
+            set(&mut primary, &format!("fresh{i}"), "x");
+            i += 1;
+            let (done, part) = stream.snapshot(&mut primary, sync).unwrap();
+            apply(&mut replica, part);
+            if done {
+                break;
+            }
+        }
+        set(&mut primary, "after", "1");
+        while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
+            offset += part.len() as u64;
+            apply(&mut replica, part);
+        }
+        assert!(i > 1, "the snapshot came in several parts");
+        assert_eq!(keys(&mut replica), keys(&mut primary));
+        // The fetch that found nothing more acknowledged everything.
+        assert_eq!(stream.acknowledged(offset), 1);
+        set(&mut primary, "later", "1");
+        stream.pump(&mut primary);
+        assert_eq!(stream.acknowledged(stream.offset()), 0);
+    }
+
+    #[test]
+    fn a_known_offset_continues_and_others_resync() {
+        let mut db = new_db();
+        let mut stream = Stream::new(64);
+        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
+            panic!()
+        };
+        while !stream.snapshot(&mut db, sync).unwrap().0 {}
+        set(&mut db, "a", "1");
+        let first = stream.fetch(&mut db, "r", &replid, 0).unwrap().unwrap();
+        let at = first.len() as u64;
+        assert_eq!(
+            stream.psync(&mut db, "r", ("h", 1), &replid, at),
+            Psync::Continue {
+                replid: replid.clone(),
+                offset: at
+            }
+        );
+        assert_eq!(
+            stream.fetch(&mut db, "r", &replid, 1),
+            Err(FetchError::NotABoundary(1))
+        );
+        assert!(matches!(
+            stream.fetch(&mut db, "r", "other", at),
+            Err(FetchError::OtherHistory(_))
+        ));
+        // Writes past the backlog size, while the replica is away long
+        // enough to be forgotten, trim its offset away.
+        stream.replicas.clear();
+        for i in 0..100 {
+            set(&mut db, &format!("k{i}"), &"v".repeat(20));
+            stream.pump(&mut db);
+        }
+        assert!(stream.backlog_bytes() <= 64 + 40);
+        assert!(matches!(
+            stream.psync(&mut db, "r", ("h", 1), &replid, at),
+            Psync::Full { .. }
+        ));
+    }
+
+    #[test]
+    fn a_known_replica_keeps_its_part_of_the_backlog() {
+        let mut db = new_db();
+        let mut stream = Stream::new(64);
+        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
+            panic!()
+        };
+        while !stream.snapshot(&mut db, sync).unwrap().0 {}
+        for i in 0..20 {
+            set(&mut db, &format!("k{i}"), &"v".repeat(20));
+            stream.pump(&mut db);
+        }
+        // Still at 0, and recent: nothing it needs went.
+        assert_eq!(stream.backlog_start(), 0);
+        let mut replica = new_db();
+        let mut offset = 0;
+        while let Some(part) = stream.fetch(&mut db, "r", &replid, offset).unwrap() {
+            offset += part.len() as u64;
+            apply(&mut replica, part);
+        }
+        assert_eq!(keys(&mut replica), keys(&mut db));
+    }
+
+    #[test]
+    fn flushall_and_expiry_reach_the_replica() {
+        let mut db = new_db();
+        let mut stream = Stream::new(1 << 20);
+        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
+            panic!()
+        };
+        while !stream.snapshot(&mut db, sync).unwrap().0 {}
+        let mut replica = new_db();
+        set(&mut replica, "stale", "x");
+        set(&mut db, "a", "1");
+        db.flush();
+        set(&mut db, "b", "2");
+        db.set(
+            Bytes::from_static(b"ttl"),
+            Value::Str(Bytes::from_static(b"v")),
+            Some(u64::MAX / 2),
+        );
+        let part = stream.fetch(&mut db, "r", &replid, 0).unwrap().unwrap();
+        apply(&mut replica, part);
+        assert_eq!(keys(&mut replica), keys(&mut db));
+        assert_eq!(replica.state(b"ttl").unwrap().1, Some(u64::MAX / 2));
+    }
+
+    #[test]
+    fn an_abandoned_sync_ends_and_a_new_psync_replaces_it() {
+        let mut db = new_db();
+        set(&mut db, "a", "1");
+        let mut stream = Stream::new(1 << 20);
+        let Psync::Full { sync: first, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
+            panic!()
+        };
+        assert_eq!(db.captures(), 1);
+        let Psync::Full { sync: second, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
+            panic!()
+        };
+        assert_eq!(db.captures(), 1, "the first sync's capture ended");
+        assert!(stream.snapshot(&mut db, first).is_none());
+        stream.syncs.get_mut(&second).unwrap().touched -= SYNC_ABANDONED * 2;
+        stream.tick(&mut db);
+        assert_eq!(db.captures(), 0);
+        assert!(stream.snapshot(&mut db, second).is_none());
+    }
+}

@@ -1,0 +1,530 @@
+//! Replication between real nodes: a full sync of a keyspace under writes,
+//! the stream after it, a partial resync after a broken link, `WAIT`,
+//! `ROLE`, INFO, read-only replicas; in cluster mode, replicas that follow
+//! the topology, `READONLY` reads, the write lease and promotion.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cache_node::Node;
+use common::node;
+use redis::AsyncCommands as _;
+use redis::IntoConnectionInfo as _;
+use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
+
+type Conn = redis::aio::MultiplexedConnection;
+
+async fn conn_as(n: &Node, user: Option<&str>, password: Option<&str>) -> Conn {
+    let mut info = redis::RedisConnectionInfo::default();
+    if let Some(p) = password {
+        info = info.set_password(p);
+    }
+    if let Some(u) = user {
+        info = info.set_username(u);
+    }
+    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), n.addr.port())
+        .into_connection_info()
+        .unwrap()
+        .set_redis_settings(info);
+    redis::Client::open(info)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn conn(n: &Node) -> Conn {
+    conn_as(n, None, None).await
+}
+
+const STANDALONE: &[&str] = &["--admin-password", "adm"];
+
+async fn info(c: &mut Conn) -> HashMap<String, String> {
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(c)
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Waits until `f` holds, polling, for at most 10 s.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f().await {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn replicaof(c: &mut Conn, primary: &Node) {
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.addr.port())
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+async fn link_up(c: &mut Conn) {
+    let c2 = c.clone();
+    eventually("the replica's link to come up", move || {
+        let mut c = c2.clone();
+        async move {
+            info(&mut c)
+                .await
+                .get("master_link_status")
+                .map(String::as_str)
+                == Some("up")
+        }
+    })
+    .await;
+    let _ = c;
+}
+
+/// Every key of a node with its value if a string, through SCAN and MGET.
+async fn dump(c: &mut Conn) -> Vec<(String, Option<String>)> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    keys.sort();
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let values: Vec<Option<String>> = c.mget(chunk).await.unwrap();
+        out.extend(chunk.iter().cloned().zip(values));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
+    let primary = node(STANDALONE).await;
+    let replica = node(STANDALONE).await;
+    let mut p = conn(&primary).await;
+    let mut r = conn(&replica).await;
+    // Every type, with and without a deadline.
+    for i in 0..20_000 {
+        let _: () = p.set(format!("k{i}"), i).await.unwrap();
+    }
+    let _: () = p.rpush("list", &["a", "b", "c"]).await.unwrap();
+    let _: () = p.hset("hash", "f", "v").await.unwrap();
+    let _: () = p.sadd("set", "m").await.unwrap();
+    let _: () = p.zadd("zset", "m", 1.5).await.unwrap();
+    let _: () = p.set_ex("ttl", "v", 1000).await.unwrap();
+
+    // Writes go on during the full sync.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut p = p.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _: () = p
+                    .set(format!("k{}", n % 20_000), format!("w{n}"))
+                    .await
+                    .unwrap();
+                let _: () = p.set(format!("during{n}"), n).await.unwrap();
+                if n.is_multiple_of(7) {
+                    let _: () = p.del(format!("k{}", (n * 31) % 20_000)).await.unwrap();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    replicaof(&mut r, &primary).await;
+    link_up(&mut r).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(
+        written > 100,
+        "the writer ran during the sync ({written} writes)"
+    );
+
+    // WAIT: every write before it is on the replica when it returns.
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+    assert_eq!(dump(&mut r).await, dump(&mut p).await);
+    let list: Vec<String> = r.lrange("list", 0, -1).await.unwrap();
+    assert_eq!(list, ["a", "b", "c"]);
+    let score: f64 = r.zscore("zset", "m").await.unwrap();
+    assert_eq!(score, 1.5);
+    let ttl: i64 = r.ttl("ttl").await.unwrap();
+    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+
+    // The stream: a write, then WAIT, then it is there.
+    let _: () = p.set("after", "sync").await.unwrap();
+    let _: () = p.hset("hash", "g", "w").await.unwrap();
+    let _: i64 = p.del("set").await.unwrap();
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+    let v: String = r.get("after").await.unwrap();
+    assert_eq!(v, "sync");
+    let h: HashMap<String, String> = r.hgetall("hash").await.unwrap();
+    assert_eq!(h.len(), 2);
+    let exists: bool = r.exists("set").await.unwrap();
+    assert!(!exists);
+
+    // A replica refuses writes; reads are served.
+    let e = r.set::<_, _, ()>("x", 1).await.unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"), "{e}");
+    let e = redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"), "{e}");
+    let e = redis::cmd("WAIT")
+        .arg(1)
+        .arg(0)
+        .query_async::<i64>(&mut r)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("replica"), "{e}");
+
+    // FLUSHALL on the primary empties the replica.
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut p).await.unwrap();
+    let _: () = p.set("only", "1").await.unwrap();
+    let _: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
+    assert_eq!(size, 1);
+
+    // ROLE and INFO on both ends.
+    let role: redis::Value = redis::cmd("ROLE").query_async(&mut p).await.unwrap();
+    let redis::Value::Array(role) = role else {
+        panic!("{role:?}")
+    };
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    let redis::Value::Array(replicas) = &role[2] else {
+        panic!("{role:?}")
+    };
+    assert_eq!(replicas.len(), 1);
+    let role: (String, String, u16, String, i64) =
+        redis::cmd("ROLE").query_async(&mut r).await.unwrap();
+    assert_eq!(
+        (role.0.as_str(), role.2, role.3.as_str()),
+        ("slave", primary.addr.port(), "connected")
+    );
+    let pi = info(&mut p).await;
+    let ri = info(&mut r).await;
+    assert_eq!(pi["role"], "master");
+    assert_eq!(pi["connected_slaves"], "1");
+    assert!(pi["slave0"].contains("state=online"), "{}", pi["slave0"]);
+    assert_eq!(ri["role"], "slave");
+    assert_eq!(ri["master_replid"], pi["master_replid"]);
+    assert_eq!(ri["master_repl_offset"], pi["master_repl_offset"]);
+    assert_eq!(ri["tidecache_full_syncs"], "1");
+
+    // REPLICAOF NO ONE: a primary again, with the data, taking writes.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = r.set("mine", "now").await.unwrap();
+    let v: String = r.get("only").await.unwrap();
+    assert_eq!(v, "1");
+    assert_eq!(info(&mut r).await["role"], "master");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_link_resumes_from_the_backlog() {
+    let primary = node(STANDALONE).await;
+    let replica = node(STANDALONE).await;
+    let mut p = conn(&primary).await;
+    let mut r = conn(&replica).await;
+    for i in 0..1000 {
+        let _: () = p.set(format!("k{i}"), i).await.unwrap();
+    }
+    replicaof(&mut r, &primary).await;
+    link_up(&mut r).await;
+    // Kill the replica's connection on the primary, write meanwhile.
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    let link = clients
+        .lines()
+        .find(|l| l.contains("user=tidecache-admin"))
+        .expect("the replica's connection");
+    let id = link
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("id=");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let _: () = p.set(format!("gap{i}"), i).await.unwrap();
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1);
+    assert_eq!(dump(&mut r).await, dump(&mut p).await);
+    let ri = info(&mut r).await;
+    assert_eq!(ri["tidecache_full_syncs"], "1", "{ri:?}");
+    assert_eq!(ri["tidecache_partial_syncs"], "1", "{ri:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_counts_only_replicas_that_have_the_writes() {
+    let primary = node(STANDALONE).await;
+    let mut p = conn(&primary).await;
+    let _: () = p.set("a", 1).await.unwrap();
+    // No replica: 0 once the timeout ends, and at once for 0 replicas.
+    let started = Instant::now();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(200)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    let n: i64 = redis::cmd("WAIT")
+        .arg(0)
+        .arg(0)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let e = redis::cmd("WAIT")
+        .arg(1)
+        .arg(-1)
+        .query_async::<i64>(&mut p)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("timeout is negative"), "{e}");
+    // Two replicas.
+    let r1 = node(STANDALONE).await;
+    let r2 = node(STANDALONE).await;
+    for r in [&r1, &r2] {
+        let mut c = conn(r).await;
+        replicaof(&mut c, &primary).await;
+        link_up(&mut c).await;
+    }
+    let _: () = p.set("b", 2).await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // One goes away: WAIT 2 times out with 1.
+    drop(r2);
+    let _: () = p.set("c", 3).await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut p)
+        .await
+        .unwrap();
+    assert!(n >= 1);
+    let v: String = conn(&r1).await.get("c").await.unwrap();
+    assert_eq!(v, "3");
+}
+
+// ----- cluster mode -----
+
+fn cluster_flags(name: &str) -> Vec<&str> {
+    vec![
+        "--cluster-enabled",
+        "yes",
+        "--requirepass",
+        "pw",
+        "--admin-password",
+        "adm",
+        "--node-name",
+        name,
+        "--write-lease-ms",
+        "600",
+    ]
+}
+
+fn addr(name: &str, n: &Node) -> NodeAddr {
+    NodeAddr {
+        id: node_id_for(name),
+        host: "127.0.0.1".into(),
+        port: n.addr.port(),
+    }
+}
+
+/// One shard of every slot: `primary` and `replica`.
+fn doc(epoch: u64, primary: (&str, &Node), replica: (&str, &Node)) -> Topology {
+    Topology {
+        epoch,
+        shards: vec![Shard {
+            name: "s".into(),
+            slots: vec![SlotRange::new(0, 16383).unwrap()],
+            primary: addr(primary.0, primary.1),
+            replicas: vec![addr(replica.0, replica.1)],
+        }],
+    }
+}
+
+async fn install(n: &Node, doc: &Topology) {
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("TOPOLOGY")
+        .arg("SET")
+        .arg(doc.to_json())
+        .query_async(&mut conn_as(n, Some("tidecache-admin"), Some("adm")).await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
+    let a = node(&cluster_flags("rep-a")).await;
+    let b = node(&cluster_flags("rep-b")).await;
+    let d1 = doc(1, ("rep-a", &a), ("rep-b", &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let mut cb = conn_as(&b, None, Some("pw")).await;
+    for i in 0..500 {
+        let _: () = ca.set(format!("k{i}"), i).await.unwrap();
+    }
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // The replica redirects to its primary, unless the client sent READONLY.
+    let e = cb.get::<_, String>("k1").await.unwrap_err();
+    assert_eq!(e.code(), Some("MOVED"), "{e}");
+    let _: () = redis::cmd("READONLY").query_async(&mut cb).await.unwrap();
+    let v: String = cb.get("k1").await.unwrap();
+    assert_eq!(v, "1");
+    let e = cb.set::<_, _, ()>("k1", 0).await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("MOVED"),
+        "writes still go to the primary: {e}"
+    );
+    let _: () = redis::cmd("READWRITE").query_async(&mut cb).await.unwrap();
+    assert!(cb.get::<_, String>("k1").await.is_err());
+
+    // The lease: while the replica fetches, A takes writes. With the
+    // replica gone and no word from the operator, A stops within a lease.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let _: () = ca.set("still", "ok").await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(cb);
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let e = ca.set::<_, _, ()>("lost", "lease").await.unwrap_err();
+    assert_eq!(e.code(), Some("CLUSTERDOWN"), "{e}");
+    let v: String = ca.get("still").await.unwrap();
+    assert_eq!(v, "ok", "reads go on");
+
+    // A new replica, C, promoted under epoch 2: it has every write A
+    // acknowledged to WAIT, waits out A's lease, then takes writes; A,
+    // told it is C's replica, follows C and refuses writes.
+    let c = node(&cluster_flags("rep-c")).await;
+    let d2 = doc(2, ("rep-a", &a), ("rep-c", &c));
+    install(&a, &d2).await; // renews A's lease
+    install(&c, &d2).await;
+    let _: () = ca.set("before-failover", "1").await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let d3 = doc(3, ("rep-c", &c), ("rep-a", &a));
+    install(&c, &d3).await;
+    let promoted = Instant::now();
+    // A follows C (a full sync: its history is not C's), which renews
+    // C's lease as a replica's fetches do.
+    install(&a, &d3).await;
+    let mut cc = conn_as(&c, None, Some("pw")).await;
+    let first = loop {
+        match cc.set::<_, _, ()>("after-failover", "1").await {
+            Ok(()) => break promoted.elapsed(),
+            Err(e) => assert_eq!(e.code(), Some("TRYAGAIN"), "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        first >= Duration::from_millis(550),
+        "first write after {first:?}"
+    );
+    let v: String = cc.get("before-failover").await.unwrap();
+    assert_eq!(v, "1");
+    let e = ca.set::<_, _, ()>("k1", 0).await.unwrap_err();
+    assert_eq!(e.code(), Some("MOVED"), "{e}");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut cc)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the old primary follows the new one");
+    let _: () = redis::cmd("READONLY").query_async(&mut ca).await.unwrap();
+    let v: String = ca.get("after-failover").await.unwrap();
+    assert_eq!(v, "1");
+    let missing: Option<String> = ca.get("lost").await.unwrap();
+    assert_eq!(missing, None);
+}
