@@ -528,3 +528,91 @@ async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
     let missing: Option<String> = ca.get("lost").await.unwrap();
     assert_eq!(missing, None);
 }
+
+async fn admin(n: &Node) -> Conn {
+    conn_as(n, Some("tidecache-admin"), Some("adm")).await
+}
+
+/// A planned switchover loses nothing: the primary is fenced, the replica
+/// catches up to the fence's offset and is promoted without waiting out a
+/// lease; a write sent to the old primary meanwhile waits, then follows
+/// the redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_switchover_fences_catches_up_and_promotes() {
+    let a = node(&cluster_flags("sw-a")).await;
+    let b = node(&cluster_flags("sw-b")).await;
+    let d1 = doc(1, ("sw-a", &a), ("sw-b", &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    for i in 0..2000 {
+        let _: () = ca.set(format!("k{i}"), i).await.unwrap();
+    }
+    // Orders for another epoch are refused.
+    let e = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("FENCE")
+        .arg(7)
+        .query_async::<()>(&mut admin(&a).await)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("STALE"), "{e}");
+    let e = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("RENEW")
+        .arg(1)
+        .query_async::<()>(&mut admin(&b).await)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("STALE"), "a replica holds no lease: {e}");
+
+    let (replid, end): (String, u64) = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("FENCE")
+        .arg(1)
+        .query_async(&mut admin(&a).await)
+        .await
+        .unwrap();
+    // A write now waits on the fenced primary.
+    let mut late = conn_as(&a, None, Some("pw")).await;
+    let pending = tokio::spawn(async move { late.set::<_, _, ()>("late", 1).await });
+    let mut cb_admin = admin(&b).await;
+    eventually("the replica to reach the fence", || {
+        let mut c = cb_admin.clone();
+        let replid = replid.clone();
+        async move {
+            let i = info(&mut c).await;
+            i["master_replid"] == replid && i["slave_repl_offset"].parse::<u64>().unwrap() >= end
+        }
+    })
+    .await;
+    let d2 = doc(2, ("sw-b", &b), ("sw-a", &a));
+    install(&b, &d2).await;
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("WAIVE")
+        .arg(2)
+        .query_async(&mut cb_admin)
+        .await
+        .unwrap();
+    let mut cb = conn_as(&b, None, Some("pw")).await;
+    let _: () = cb.set("first", "write").await.unwrap();
+    install(&a, &d2).await;
+    let e = pending.await.unwrap().unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("MOVED"),
+        "the held write follows the redirect: {e}"
+    );
+    for i in (0..2000).step_by(97) {
+        let v: i64 = cb.get(format!("k{i}")).await.unwrap();
+        assert_eq!(v, i);
+    }
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut cb)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the old primary now follows the new one");
+}

@@ -29,7 +29,9 @@ pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                     info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
                 }
                 drop(cluster);
-                crate::replication::on_topology(shared, cx.db);
+                if changed {
+                    crate::replication::on_topology(shared, cx.db);
+                }
                 Reply::OK
             }
             Err(e) => Reply::error(e.to_string()),

@@ -40,6 +40,8 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "ERR this node is a replica: replicas do not chain",
             ));
         }
+        // A replica asking is contact: the primary's write lease holds.
+        cx.shared.lease.renew(cx.shared.now_ms());
         let action = &args[2];
         if eq(action, "PSYNC") && args.len() == 8 {
             let port = port_arg(&args[5])?;
@@ -90,6 +92,58 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         }
     };
     run().unwrap_or_else(|e| e)
+}
+
+/// `TIDECACHE LEASE RENEW <epoch>` | `WAIVE <epoch>` | `FENCE <epoch>`:
+/// the operator's hold on a primary's writes. Each applies only while the
+/// node runs the document of `epoch` as a primary, so an order made from an
+/// older view of the cluster never keeps a deposed primary writing.
+///
+/// - `RENEW`: the operator reached this primary; its write lease holds.
+/// - `WAIVE`: this just-promoted primary need not wait for its old
+///   primary's lease (the operator fenced that one, or knows it is gone).
+/// - `FENCE`: a planned switchover begins: writes on this node's slots
+///   wait (as during a migration's handoff) until a document of `epoch + 1`
+///   or newer arrives; the reply is the stream's end, `[replid, offset]`,
+///   which the replica to promote must reach first.
+pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let shared = cx.shared;
+    let epoch = match u64_arg(&args[3]) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    let action = &args[2];
+    let mut cluster = shared.cluster.write().expect("cluster lock");
+    let primary = cluster.role() == Some(tidecache_topology::document::Role::Primary);
+    if cluster.epoch() != epoch || !primary || shared.role.get() != Role::Primary {
+        return Reply::error(format!(
+            "STALE this node runs epoch {} as {}, not epoch {epoch} as a primary",
+            cluster.epoch(),
+            if primary { "a primary" } else { "no primary" }
+        ));
+    }
+    if eq(action, "RENEW") {
+        shared.lease.renew(shared.now_ms());
+        Reply::OK
+    } else if eq(action, "WAIVE") {
+        shared
+            .lease
+            .writes_from_ms
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        Reply::OK
+    } else if eq(action, "FENCE") {
+        let slots = tidecache_topology::SlotSet::from_ranges(&cluster.owned_slots());
+        cluster.freeze(epoch + 1, &slots);
+        drop(cluster);
+        let mut repl = shared.repl.lock().expect("replication lock");
+        repl.stream.pump(cx.db);
+        Reply::Array(vec![
+            Reply::bulk(repl.stream.replid().to_owned()),
+            Reply::Integer(repl.stream.offset() as i64),
+        ])
+    } else {
+        Reply::error("ERR syntax error: expected TIDECACHE LEASE RENEW|WAIVE|FENCE <epoch>")
+    }
 }
 
 /// The stream from `offset`, waiting up to [`FETCH_WAIT`] for something to

@@ -34,10 +34,13 @@
 //! full sync replaces their keyspace.
 //!
 //! Fencing: a primary whose shard has replicas holds a write lease,
-//! renewed by every admin request (the operator's and its replicas'). When
-//! neither reached it for `--write-lease-ms`, it refuses writes: the
-//! operator may have promoted a replica meanwhile. A promoted replica
-//! waits as long before its first write, so the two never overlap.
+//! renewed by its replicas' requests, by a new document naming it primary
+//! and by the operator's `TIDECACHE LEASE RENEW <epoch>` (only while it
+//! runs that epoch as primary). When none came for `--write-lease-ms`, it
+//! refuses writes: the operator may have promoted a replica meanwhile. A
+//! promoted replica waits as long before its first write, so the two never
+//! overlap, unless the operator says the old one is fenced
+//! (`TIDECACHE LEASE WAIVE`, after a planned switchover's `FENCE`).
 
 pub mod primary;
 pub mod replica;
@@ -229,7 +232,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
     }
 }
 
-/// Follows what an installed topology says of this node: a replica
+/// Follows what a newly installed topology says of this node: a replica
 /// follows its shard's primary, a primary (or a node the document does not
 /// place) follows nobody; a primary whose shard has replicas holds a write
 /// lease, renewed now by the operator's install.
