@@ -172,7 +172,7 @@ pub struct Config {
     /// replica was promoted, and two primaries must never take writes for
     /// the same slots. A promoted replica waits as long before its first
     /// write. 0 turns the lease off.
-    #[arg(long, env = "TIDECACHE_WRITE_LEASE_MS", default_value_t = 4000)]
+    #[arg(long, env = "TIDECACHE_WRITE_LEASE_MS", default_value_t = 3000)]
     pub write_lease_ms: u64,
 
     /// Log format: `text` or `json`.

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         },
         metrics,
         admin_timeout: Duration::from_secs(2),
+        memory: Default::default(),
     });
     match &elector {
         Some(e) => tokio::select! {

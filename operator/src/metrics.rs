@@ -27,6 +27,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
     pushes: Counter,
+    failovers: Counter,
     /// 1 while this replica leads and its controller runs.
     pub leader: Gauge,
 }
@@ -38,6 +39,7 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0]);
         let pushes = Counter::default();
+        let failovers = Counter::default();
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -60,12 +62,18 @@ impl Default for Metrics {
             "Topology documents installed on nodes",
             pushes.clone(),
         );
+        registry.register(
+            "failovers",
+            "Replicas promoted because their primary was lost",
+            failovers.clone(),
+        );
         Self {
             registry,
             reconciles,
             errors,
             duration,
             pushes,
+            failovers,
             leader,
         }
     }
@@ -102,6 +110,10 @@ impl Metrics {
 
     pub fn topology_pushed(&self) {
         self.pushes.inc();
+    }
+
+    pub fn failover(&self) {
+        self.failovers.inc();
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {

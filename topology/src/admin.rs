@@ -44,6 +44,55 @@ impl AdminError {
     }
 }
 
+/// An order about a primary's write lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOrder {
+    Renew,
+    Waive,
+}
+
+/// A node's replication state, from INFO replication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replication {
+    pub primary: bool,
+    /// The history the keyspace is at (a primary's own, a replica's
+    /// primary's), and the offset in it.
+    pub replid: String,
+    pub offset: u64,
+    /// A replica: its link to the primary is up.
+    pub link_up: bool,
+    /// A replica: a full sync is replacing its keyspace.
+    pub syncing: bool,
+}
+
+impl Replication {
+    pub fn parse(info: &str) -> Self {
+        let field = |name: &str| {
+            info.lines()
+                .filter_map(|l| l.trim_end().split_once(':'))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+                .unwrap_or_default()
+        };
+        let primary = field("role") == "master";
+        Replication {
+            primary,
+            replid: field("master_replid"),
+            offset: field("master_repl_offset").parse().unwrap_or(0),
+            link_up: field("master_link_status") == "up",
+            syncing: field("master_sync_in_progress") == "1",
+        }
+    }
+
+    /// A replica whose keyspace is a whole copy of its primary's history.
+    pub fn is_synced_replica(&self) -> bool {
+        !self.primary
+            && !self.syncing
+            && !self.replid.is_empty()
+            && !self.replid.bytes().all(|b| b == b'0')
+    }
+}
+
 /// An authenticated admin connection to one node.
 pub struct AdminClient {
     addr: String,
@@ -214,6 +263,30 @@ impl AdminClient {
     /// `aborted` or `unknown`.
     pub async fn import_status(&mut self, id: &str) -> Result<String, AdminError> {
         self.call(redis::cmd("TIDECACHE").arg("IMPORT").arg("STATUS").arg(id))
+            .await
+    }
+
+    /// What the node says of its replication (INFO replication).
+    pub async fn replication(&mut self) -> Result<Replication, AdminError> {
+        let text: String = self.call(redis::cmd("INFO").arg("replication")).await?;
+        Ok(Replication::parse(&text))
+    }
+
+    /// `TIDECACHE LEASE RENEW|WAIVE <epoch>`: keeps a primary's write
+    /// lease, or lets a promoted one write at once.
+    pub async fn lease(&mut self, action: LeaseOrder, epoch: u64) -> Result<(), AdminError> {
+        let action = match action {
+            LeaseOrder::Renew => "RENEW",
+            LeaseOrder::Waive => "WAIVE",
+        };
+        self.call(redis::cmd("TIDECACHE").arg("LEASE").arg(action).arg(epoch))
+            .await
+    }
+
+    /// `TIDECACHE LEASE FENCE <epoch>`: holds the primary's writes for a
+    /// switchover; the replication id and offset its replica must reach.
+    pub async fn fence(&mut self, epoch: u64) -> Result<(String, u64), AdminError> {
+        self.call(redis::cmd("TIDECACHE").arg("LEASE").arg("FENCE").arg(epoch))
             .await
     }
 

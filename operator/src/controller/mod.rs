@@ -1,6 +1,7 @@
 //! Reconciliation of `CacheCluster`s.
 
 pub mod desired;
+pub mod failover;
 pub mod rebalance;
 pub mod reconcile;
 pub mod resharding;

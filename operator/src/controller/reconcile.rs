@@ -22,11 +22,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource as _, ResourceExt as _};
 use serde::de::DeserializeOwned;
-use tidecache_topology::admin::AdminClient;
+use tidecache_topology::admin::{AdminClient, LeaseOrder};
 use tracing::{debug, info, warn};
 
 use super::Error;
 use super::desired::{self, Defaults, MANAGER, labels};
+use super::failover;
 use super::rebalance::SlotLoad;
 use super::resharding::{self, COPYING, DONE, PENDING, Verdict};
 use super::status::{Observed, readiness, set_condition};
@@ -43,7 +44,27 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timeout for each admin connection and reply.
     pub admin_timeout: Duration,
+    /// What earlier passes learnt that the status does not hold.
+    pub memory: Memory,
 }
+
+/// Kept between passes, in memory only (a restarted operator relearns it
+/// within seconds).
+#[derive(Default)]
+pub struct Memory {
+    /// Since when each node (`namespace/pod`) has failed to answer.
+    unreachable: std::sync::Mutex<BTreeMap<String, std::time::Instant>>,
+    /// The last epoch this operator wrote to each cluster's status
+    /// (`namespace/name`): a cached object older than that is stale, and a
+    /// pass on it could renew the lease of a primary just replaced.
+    epochs: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+/// How long a primary may fail to answer before it is replaced.
+const FAILOVER_AFTER: Duration = Duration::from_secs(2);
+/// How often a cluster with replicas is visited: each visit renews its
+/// primaries' write leases (the node's `--write-lease-ms` is 3 s).
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the controller until the stream ends (shutdown).
 pub async fn run(ctx: Arc<Context>) {
@@ -96,6 +117,18 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     }
     let name = cc.name_any();
     let prev_status = cc.status.clone().unwrap_or_default();
+    let key = format!("{ns}/{name}");
+    let written_epoch = ctx
+        .memory
+        .epochs
+        .lock()
+        .expect("epochs lock")
+        .get(&key)
+        .copied();
+    if written_epoch.is_some_and(|e| e > prev_status.epoch) {
+        debug!(cluster = %name, "cached status older than the last write; waiting for it");
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
 
     if let Err(e) = validate(&cc.spec) {
         publish(
@@ -129,21 +162,83 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
 
     let pods = observe_pods(&ctx, &ns, &name).await?;
     let replicas = cc.spec.replicas_per_shard as usize;
-    let planned = plan(
-        &name,
-        shards,
-        replicas,
-        prev_status.epoch,
-        resharding::reserved_epoch(prev_status.rebalance.as_ref()),
-        &prev_status.shards,
-        &pods,
-    );
     // While a move is copying, no new document is made: one with the old
     // layout under a newer epoch would undo the move's handoff on the
     // nodes (and the source drops its copy once handed off). Changes wait
     // until the move is judged, within seconds; the fresh addresses are
     // still used to reach the move's nodes.
     let copying = resharding::holds_topology(prev_status.rebalance.as_ref());
+
+    // Every node of the recorded document: reachable, on which epoch,
+    // how far replicated. Primaries' leases are renewed on the way.
+    let seen = survey(&ctx, &ns, &admin_password, &prev_status, &pods).await;
+    let mut recorded = prev_status.shards.clone();
+    let mut failed_over = false;
+    if !copying {
+        for shard in &mut recorded {
+            let Some(primary) = shard.primary.clone() else {
+                continue;
+            };
+            let unseen = failover::Seen::default();
+            let replicas: Vec<(&str, &failover::Seen)> = shard
+                .replicas
+                .iter()
+                .map(|r| (r.pod.as_str(), seen.get(&r.pod).unwrap_or(&unseen)))
+                .collect();
+            let verdict = failover::judge(
+                prev_status.epoch,
+                (&primary.pod, seen.get(&primary.pod).unwrap_or(&unseen)),
+                &replicas,
+                FAILOVER_AFTER,
+            );
+            match verdict {
+                failover::Verdict::Healthy => {}
+                failover::Verdict::Stuck(why) => {
+                    // Also every pass while a new cluster's pods start.
+                    debug!(cluster = %name, shard = %shard.name, "{why}");
+                }
+                failover::Verdict::Promote { replica, reason } => {
+                    warn!(cluster = %name, shard = %shard.name, "failover: {reason}");
+                    publish(
+                        &ctx,
+                        &cc,
+                        EventType::Warning,
+                        "Failover",
+                        "Promote",
+                        format!("shard {}: {reason}", shard.name),
+                    )
+                    .await;
+                    ctx.metrics.failover();
+                    let address = pods
+                        .get(&replica)
+                        .and_then(|p| p.ip.as_ref())
+                        .map(|ip| format!("{ip}:{}", desired::CLIENT_PORT))
+                        .unwrap_or_default();
+                    shard.primary = Some(crate::crd::NodeStatus {
+                        pod: replica,
+                        address,
+                    });
+                    failed_over = true;
+                }
+            }
+        }
+    }
+    let mut planned = plan(
+        &name,
+        shards,
+        replicas,
+        prev_status.epoch,
+        resharding::reserved_epoch(prev_status.rebalance.as_ref()),
+        &recorded,
+        &pods,
+    );
+    if failed_over && planned.epoch == prev_status.epoch {
+        // A new primary is a new document, whatever else stayed.
+        planned.epoch = prev_status
+            .epoch
+            .max(resharding::reserved_epoch(prev_status.rebalance.as_ref()))
+            + 1;
+    }
     let mut status = prev_status.clone();
     // What the API server holds now, for each later write's diff.
     let mut written = prev_status.clone();
@@ -165,7 +260,22 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     let mut serving = 0;
     let document = super::topology::document(status.epoch, &status.shards);
     if let Some(doc) = &document {
-        let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods).await;
+        // A primary that restarted empty must not be handed its shard
+        // while a replica holds the data: the replicas would sync from it
+        // and drop theirs. The next pass promotes a replica instead.
+        let guarded: Vec<String> = status
+            .shards
+            .iter()
+            .filter(|s| {
+                s.replicas.iter().any(|r| {
+                    seen.get(&r.pod)
+                        .and_then(|r| r.replication.as_ref())
+                        .is_some_and(|r| r.is_synced_replica())
+                })
+            })
+            .filter_map(|s| Some(s.primary.as_ref()?.pod.clone()))
+            .collect();
+        let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded).await;
         serving = status
             .shards
             .iter()
@@ -265,11 +375,16 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     );
     write_status(&ctx, &cc, &ns, &written, status).await?;
 
-    Ok(Action::requeue(rebalance_after.unwrap_or(if ready {
+    let idle = if replicas > 0 {
+        LEASE_RENEW_EVERY
+    } else if ready {
         Duration::from_secs(30)
     } else {
         Duration::from_secs(3)
-    })))
+    };
+    Ok(Action::requeue(
+        rebalance_after.map_or(idle, |r| r.min(idle)),
+    ))
 }
 
 /// One step of a shard-count change (see [`resharding`]): plans the moves,
@@ -781,6 +896,82 @@ async fn observe_pods(
         .collect())
 }
 
+/// Asks every node of the recorded shards which epoch it runs and how far
+/// it replicated, renewing the write lease of each primary that runs the
+/// recorded epoch; tracks since when each node fails to answer.
+async fn survey(
+    ctx: &Context,
+    ns: &str,
+    admin_password: &str,
+    status: &CacheClusterStatus,
+    pods: &BTreeMap<String, PodView>,
+) -> BTreeMap<String, failover::Seen> {
+    let nodes: Vec<(&crate::crd::NodeStatus, bool)> = status
+        .shards
+        .iter()
+        .flat_map(|s| {
+            s.primary
+                .iter()
+                .map(|p| (p, true))
+                .chain(s.replicas.iter().map(|r| (r, false)))
+        })
+        .collect();
+    let asks = nodes.into_iter().map(|(node, primary)| async move {
+        let alive = pods.get(&node.pod).is_some_and(|p| p.alive);
+        let answer = async {
+            let (host, port) = node
+                .address
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .ok_or(None)?;
+            let mut admin = AdminClient::connect(host, port, admin_password, ctx.admin_timeout)
+                .await
+                .map_err(Some)?;
+            let epoch = admin.epoch().await.map_err(Some)?;
+            let replication = admin.replication().await.map_err(Some)?;
+            if primary
+                && epoch == status.epoch
+                && epoch > 0
+                && let Err(e) = admin.lease(LeaseOrder::Renew, epoch).await
+            {
+                debug!(pod = %node.pod, error = %e, "lease not renewed");
+            }
+            Ok::<_, Option<tidecache_topology::admin::AdminError>>((epoch, replication))
+        }
+        .await;
+        (node.pod.clone(), alive, answer)
+    });
+    let answers = futures::future::join_all(asks).await;
+    let now = std::time::Instant::now();
+    let mut unreachable = ctx.memory.unreachable.lock().expect("unreachable lock");
+    let mut seen = BTreeMap::new();
+    for (pod, alive, answer) in answers {
+        let key = format!("{ns}/{pod}");
+        let view = match answer {
+            Ok((epoch, replication)) => {
+                unreachable.remove(&key);
+                failover::Seen {
+                    pod_alive: alive,
+                    epoch: Some(epoch),
+                    unreachable_for: Duration::ZERO,
+                    replication: Some(replication),
+                }
+            }
+            Err(_) => {
+                let since = *unreachable.entry(key).or_insert(now);
+                failover::Seen {
+                    pod_alive: alive,
+                    epoch: None,
+                    unreachable_for: now.duration_since(since),
+                    replication: None,
+                }
+            }
+        };
+        seen.insert(pod, view);
+    }
+    seen
+}
+
 /// Pushes `doc` to every node that has an address; returns the pods that
 /// hold it afterwards. Unreachable nodes are retried on the next pass.
 async fn push_topology(
@@ -789,6 +980,7 @@ async fn push_topology(
     doc: &tidecache_topology::Topology,
     admin_password: &str,
     pods: &BTreeMap<String, PodView>,
+    guarded: &[String],
 ) -> Vec<String> {
     // Node ids derive from pod names, so the pods a document names are found by id.
     let pod_of: BTreeMap<String, &String> = pods
@@ -806,10 +998,14 @@ async fn push_topology(
             let mut admin =
                 AdminClient::connect(&node.host, node.port, admin_password, ctx.admin_timeout)
                     .await?;
-            if admin.epoch().await? == doc.epoch {
-                return Ok(false);
+            let epoch = admin.epoch().await?;
+            if epoch == doc.epoch {
+                return Ok(Some(false));
             }
-            admin.install_topology(doc).await.map(|()| true)
+            if epoch == 0 && guarded.contains(&pod) {
+                return Ok(None);
+            }
+            admin.install_topology(doc).await.map(|()| Some(true))
         }
         .await;
         (pod, result)
@@ -817,7 +1013,10 @@ async fn push_topology(
     let mut acked = Vec::new();
     for (pod, result) in futures::future::join_all(pushes).await {
         match result {
-            Ok(installed) => {
+            Ok(None) => {
+                warn!(cluster = %cc.name_any(), %pod, "primary restarted without its data; not handing it the shard");
+            }
+            Ok(Some(installed)) => {
                 if installed {
                     ctx.metrics.topology_pushed();
                     info!(cluster = %cc.name_any(), %pod, epoch = doc.epoch, "pushed topology");
@@ -854,6 +1053,11 @@ async fn write_status(
         &Patch::Merge(&patch),
     )
     .await?;
+    ctx.memory
+        .epochs
+        .lock()
+        .expect("epochs lock")
+        .insert(format!("{ns}/{}", cc.name_any()), next.epoch);
     Ok(())
 }
 

@@ -1,0 +1,286 @@
+//! Scenario 2 of the live-cluster issue: the primary's process of a
+//! one-shard, one-replica cluster is killed under load. The operator
+//! promotes the replica; writes are served again within 10 s; the old
+//! primary comes back as a replica of the new one. Two checkers run: one
+//! writes without `WAIT` (some of its last acknowledged writes may be lost,
+//! and the test reports how many), one counts a write acknowledged only
+//! once `WAIT 1` confirmed it (none of those may be lost).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt as _;
+use redis::AsyncCommands as _;
+use tidecache_e2e::{TestNamespace, cluster_client, install_operator, pod_addr, timeout, wait_for};
+use tidecache_operator::crd::CacheCluster;
+
+const MANIFEST: &str = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {name: ha}\n\
+    spec:\n  shards: 1\n  replicasPerShard: 1\n  node:\n    resources: {limits: {memory: 256Mi}}\n";
+
+/// What a checker saw.
+#[derive(Default, Debug)]
+struct Checked {
+    acked: Vec<u64>,
+    errors: usize,
+    /// The longest time between two acknowledged writes.
+    longest_gap: Duration,
+}
+
+impl Checked {
+    fn ack(&mut self, i: u64, last: &mut Instant) {
+        self.acked.push(i);
+        self.longest_gap = self.longest_gap.max(last.elapsed());
+        *last = Instant::now();
+    }
+}
+
+/// Writes `nowait:{i}` through a cluster-aware client, no `WAIT`.
+async fn without_wait(seed: (String, u16), password: String, stop: Arc<AtomicBool>) -> Checked {
+    let mut seen = Checked::default();
+    let mut conn = None;
+    let mut last = Instant::now();
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            conn = cluster_client(&seed, &password).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            seen.errors += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        i += 1;
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            c.set::<_, _, ()>(format!("nowait:{i}"), i),
+        )
+        .await
+        {
+            Ok(Ok(())) => seen.ack(i, &mut last),
+            _ => {
+                seen.errors += 1;
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    seen
+}
+
+/// Writes `wait:{i}` to whichever node `CLUSTER SLOTS` names primary and
+/// counts it acknowledged only when `WAIT 1` says a replica has it.
+async fn with_wait(nodes: Vec<(String, u16)>, password: String, stop: Arc<AtomicBool>) -> Checked {
+    let mut seen = Checked::default();
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut last = Instant::now();
+    let mut i = 0;
+    let connect = |addr: &(String, u16)| {
+        let url = format!("redis://:{password}@{}:{}/", addr.0, addr.1);
+        async move {
+            let client = redis::Client::open(url).ok()?;
+            let cfg = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(3)));
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .ok()
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            // Ask each node who the primary is.
+            for n in &nodes {
+                let Some(mut c) = connect(n).await else {
+                    continue;
+                };
+                let slots: redis::RedisResult<Vec<(u16, u16, (String, u16))>> =
+                    redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await;
+                if let Ok(Some((_, _, primary))) = slots.map(|s| s.into_iter().next()) {
+                    conn = connect(&primary).await;
+                    break;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            seen.errors += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        i += 1;
+        let written: redis::RedisResult<()> = c.set(format!("wait:{i}"), i).await;
+        let confirmed: redis::RedisResult<i64> = match written {
+            Ok(()) => redis::cmd("WAIT").arg(1).arg(1000).query_async(c).await,
+            Err(e) => Err(e),
+        };
+        match confirmed {
+            Ok(n) if n >= 1 => seen.ack(i, &mut last),
+            _ => {
+                seen.errors += 1;
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    seen
+}
+
+/// The pid of the node process of `pod`, found by its environment.
+fn node_pid(pod: &str) -> Option<u32> {
+    let wanted = format!("POD_NAME={pod}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let is_node = String::from_utf8_lossy(&cmd).contains("cache-node");
+        let has = env.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+        (is_node && has).then_some(pid)
+    })
+}
+
+async fn primary_of(ns: &TestNamespace) -> anyhow::Result<(String, u64)> {
+    let cc = ns.api::<CacheCluster>().get("ha").await?;
+    let status = cc.status.unwrap_or_default();
+    let pod = status
+        .shards
+        .first()
+        .and_then(|s| s.primary.as_ref())
+        .map(|p| p.pod.clone())
+        .unwrap_or_default();
+    Ok((pod, status.epoch))
+}
+
+async fn replication(addr: &(String, u16), password: &str) -> Option<String> {
+    let url = format!("redis://:{password}@{}:{}/", addr.0, addr.1);
+    let mut c = redis::Client::open(url)
+        .ok()?
+        .get_multiplexed_async_connection()
+        .await
+        .ok()?;
+    redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut c)
+        .await
+        .ok()
+}
+
+#[tokio::test]
+async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Result<()> {
+    install_operator().await?;
+    let ns = TestNamespace::new("failover").await?;
+    ns.apply_cluster(MANIFEST).await?;
+    ns.wait_ready("ha").await?;
+    let password = ns.secret_value("ha-auth", "password").await?;
+    let pods = ns.pods("ha").await?;
+    let addrs: Vec<(String, u16)> = pods.iter().filter_map(pod_addr).collect();
+    let addr_of = |name: &str| {
+        pods.iter()
+            .find(|p| p.name_any() == name)
+            .and_then(pod_addr)
+    };
+    let (old_primary, epoch) = primary_of(&ns).await?;
+    let replica = pods
+        .iter()
+        .map(|p| p.name_any())
+        .find(|p| *p != old_primary)
+        .expect("a replica pod");
+    let replica_addr = addr_of(&replica).unwrap();
+    wait_for("the replica's first sync", timeout(), || async {
+        let info = replication(&replica_addr, &password)
+            .await
+            .unwrap_or_default();
+        Ok(info.contains("master_link_status:up").then_some(()))
+    })
+    .await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let plain = tokio::spawn(without_wait(
+        addrs[0].clone(),
+        password.clone(),
+        stop.clone(),
+    ));
+    let waited = tokio::spawn(with_wait(addrs.clone(), password.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pid = node_pid(&old_primary).expect("the primary's process");
+    let killed = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    println!("killed {old_primary} (pid {pid}) at epoch {epoch}");
+    let promoted = wait_for("the replica's promotion", timeout(), || async {
+        let (primary, epoch) = primary_of(&ns).await?;
+        Ok((primary == replica).then_some(epoch))
+    })
+    .await?;
+    println!(
+        "{replica} promoted at epoch {promoted}, {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    // Load goes on after the failover, then the old primary must be a
+    // replica of the new one, synced.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let old_addr = addr_of(&old_primary).unwrap();
+    wait_for(
+        "the old primary to follow the new one",
+        timeout(),
+        || async {
+            let info = replication(&old_addr, &password).await.unwrap_or_default();
+            Ok(
+                (info.contains("role:slave") && info.contains("master_link_status:up"))
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let plain = plain.await?;
+    let waited = waited.await?;
+
+    let mut conn = cluster_client(&replica_addr, &password).await?;
+    let mut lost_plain = 0;
+    for i in &plain.acked {
+        let got: Option<u64> = conn.get(format!("nowait:{i}")).await?;
+        lost_plain += usize::from(got != Some(*i));
+    }
+    let mut lost_waited = Vec::new();
+    for i in &waited.acked {
+        let got: Option<u64> = conn.get(format!("wait:{i}")).await?;
+        if got != Some(*i) {
+            lost_waited.push(*i);
+        }
+    }
+    println!(
+        "without WAIT: {} acknowledged, {} lost, {} errors, longest gap {:.1} s",
+        plain.acked.len(),
+        lost_plain,
+        plain.errors,
+        plain.longest_gap.as_secs_f64()
+    );
+    println!(
+        "with WAIT 1: {} acknowledged, {} lost, {} errors, longest gap {:.1} s",
+        waited.acked.len(),
+        lost_waited.len(),
+        waited.errors,
+        waited.longest_gap.as_secs_f64()
+    );
+    assert!(
+        lost_waited.is_empty(),
+        "writes confirmed by WAIT 1 lost: {lost_waited:?}"
+    );
+    assert!(
+        plain.acked.len() > 100 && waited.acked.len() > 100,
+        "the checkers ran"
+    );
+    for (what, c) in [("without WAIT", &plain), ("with WAIT", &waited)] {
+        assert!(
+            c.longest_gap < Duration::from_secs(10),
+            "{what}: writes stopped for {:?}",
+            c.longest_gap
+        );
+    }
+    ns.delete().await;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Failover decisions, as pure functions of what the operator saw of a
+//! shard's nodes this pass.
+//!
+//! A primary is lost when its pod is gone, when it has been unreachable
+//! for longer than the threshold, or when it answers without any topology
+//! while a replica holds the shard's data: a node process that restarted
+//! lost its keyspace, and pushing it the document would make an empty
+//! primary of it. Then the replica with the highest replication offset in
+//! the primary's history is promoted under a new epoch; the old primary,
+//! when it answers again, is told it is a replica and syncs from the new
+//! one. Nothing is ever flushed by the operator: the data a lost primary
+//! alone had (writes not yet replicated) is what an asynchronous replica
+//! cannot have; `WAIT` is how a client makes sure of its writes.
+//!
+//! The promoted node waits out the old primary's write lease before its
+//! first write (see the node's `replication` module), so two primaries
+//! never take writes together even when the old one is only partitioned.
+
+use std::time::Duration;
+
+use tidecache_topology::admin::Replication;
+
+/// What the operator saw of one node this pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The pod exists and is not being deleted.
+    pub pod_alive: bool,
+    /// The epoch the node runs (`Some(0)`: none yet), when it answered.
+    pub epoch: Option<u64>,
+    /// How long the node has failed to answer (zero when it answered).
+    pub unreachable_for: Duration,
+    /// Its replication state, when it answered.
+    pub replication: Option<Replication>,
+}
+
+impl Seen {
+    pub fn answered(&self) -> bool {
+        self.epoch.is_some()
+    }
+}
+
+/// What to do about one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The primary serves.
+    Healthy,
+    /// The primary is lost but no replica can take over (yet).
+    Stuck(String),
+    /// Promote this replica (its pod name), for this reason.
+    Promote { replica: String, reason: String },
+}
+
+/// Judges a shard whose document (of epoch `epoch`) names `primary` and
+/// `replicas` (pod names, each with what was seen of it).
+pub fn judge(
+    epoch: u64,
+    primary: (&str, &Seen),
+    replicas: &[(&str, &Seen)],
+    threshold: Duration,
+) -> Verdict {
+    let (name, p) = primary;
+    let lost = if !p.pod_alive {
+        Some(format!("primary {name}'s pod is gone"))
+    } else if !p.answered() && p.unreachable_for >= threshold {
+        Some(format!(
+            "primary {name} has not answered for {} s",
+            p.unreachable_for.as_secs()
+        ))
+    } else if epoch > 0 && p.epoch == Some(0) {
+        Some(format!(
+            "primary {name} restarted without its data (it holds no topology)"
+        ))
+    } else {
+        None
+    };
+    let Some(reason) = lost else {
+        return Verdict::Healthy;
+    };
+    // Offsets compare only within one history: the one most replicas
+    // follow is the lost primary's.
+    let synced: Vec<(&str, &Replication)> = replicas
+        .iter()
+        .filter(|(_, s)| s.pod_alive && s.epoch == Some(epoch))
+        .filter_map(|(n, s)| Some((*n, s.replication.as_ref()?)))
+        .filter(|(_, r)| r.is_synced_replica())
+        .collect();
+    let history = majority_history(&synced);
+    let best = synced
+        .iter()
+        .filter(|(_, r)| Some(r.replid.as_str()) == history)
+        // Highest offset; among equals, the first by name (stable).
+        .max_by(|(a, ra), (b, rb)| ra.offset.cmp(&rb.offset).then(b.cmp(a)));
+    match best {
+        Some((replica, r)) => Verdict::Promote {
+            replica: (*replica).to_owned(),
+            reason: format!("{reason}; promoting {replica} at offset {}", r.offset),
+        },
+        None => Verdict::Stuck(format!(
+            "{reason}, and no replica holds a whole copy of its data"
+        )),
+    }
+}
+
+fn majority_history<'a>(synced: &[(&str, &'a Replication)]) -> Option<&'a str> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (_, r) in synced {
+        match counts.iter_mut().find(|(id, _)| *id == r.replid) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&r.replid, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|(a, na), (b, nb)| na.cmp(nb).then(b.cmp(a)))
+        .map(|(id, _)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(2);
+
+    fn up(epoch: u64) -> Seen {
+        Seen {
+            pod_alive: true,
+            epoch: Some(epoch),
+            unreachable_for: Duration::ZERO,
+            replication: Some(Replication {
+                primary: true,
+                replid: "p".into(),
+                offset: 100,
+                link_up: false,
+                syncing: false,
+            }),
+        }
+    }
+
+    fn replica(epoch: u64, replid: &str, offset: u64) -> Seen {
+        Seen {
+            replication: Some(Replication {
+                primary: false,
+                replid: replid.into(),
+                offset,
+                link_up: true,
+                syncing: false,
+            }),
+            ..up(epoch)
+        }
+    }
+
+    fn silent(for_: Duration) -> Seen {
+        Seen {
+            pod_alive: true,
+            epoch: None,
+            unreachable_for: for_,
+            replication: None,
+        }
+    }
+
+    fn promoted(v: &Verdict) -> Option<&str> {
+        match v {
+            Verdict::Promote { replica, .. } => Some(replica),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_healthy_primary_stays() {
+        let r = replica(3, "p", 90);
+        assert_eq!(judge(3, ("p0", &up(3)), &[("p1", &r)], T), Verdict::Healthy);
+        // A primary behind on the document is pushed it, not replaced.
+        assert_eq!(judge(3, ("p0", &up(2)), &[("p1", &r)], T), Verdict::Healthy);
+        // Unreachable for less than the threshold: not yet.
+        assert_eq!(
+            judge(3, ("p0", &silent(T / 2)), &[("p1", &r)], T),
+            Verdict::Healthy
+        );
+    }
+
+    #[test]
+    fn a_lost_primary_is_replaced_by_the_most_advanced_replica() {
+        let (a, b, c) = (
+            replica(3, "p", 90),
+            replica(3, "p", 120),
+            replica(3, "p", 120),
+        );
+        let replicas = [("p1", &a), ("p3", &b), ("p2", &c)];
+        for lost in [
+            silent(T),
+            Seen {
+                pod_alive: false,
+                ..silent(Duration::ZERO)
+            },
+            up(0),
+        ] {
+            let v = judge(3, ("p0", &lost), &replicas, T);
+            assert_eq!(promoted(&v), Some("p2"), "{lost:?}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn only_whole_copies_of_the_primary_history_count() {
+        let syncing = Seen {
+            replication: Some(Replication {
+                syncing: true,
+                ..replica(3, "p", 500).replication.unwrap()
+            }),
+            ..replica(3, "p", 500)
+        };
+        let never_synced = replica(3, &"0".repeat(40), 0);
+        let other_history = replica(3, "q", 900);
+        let behind_on_epoch = replica(2, "p", 800);
+        let unreachable = silent(T);
+        let gone = Seen {
+            pod_alive: false,
+            ..replica(3, "p", 999)
+        };
+        let fine = replica(3, "p", 10);
+        let fine2 = replica(3, "p", 5);
+        let lost = silent(T * 2);
+        let all = [
+            ("a", &syncing),
+            ("b", &never_synced),
+            ("c", &other_history),
+            ("d", &behind_on_epoch),
+            ("e", &unreachable),
+            ("f", &gone),
+            ("g", &fine),
+            ("h", &fine2),
+        ];
+        assert_eq!(promoted(&judge(3, ("p0", &lost), &all, T)), Some("g"));
+        // Alone, the replica of another history is still a whole copy of
+        // something newer than nothing; without it, nobody qualifies.
+        assert_eq!(promoted(&judge(3, ("p0", &lost), &all[..6], T)), Some("c"));
+        let none = [all[0], all[1], all[3], all[4], all[5]];
+        assert!(matches!(
+            judge(3, ("p0", &lost), &none, T),
+            Verdict::Stuck(_)
+        ));
+        assert!(matches!(judge(3, ("p0", &lost), &[], T), Verdict::Stuck(_)));
+    }
+
+    #[test]
+    fn a_fresh_cluster_is_not_a_lost_primary() {
+        // Epoch 0: nothing was ever pushed; every node is fresh.
+        let fresh = up(0);
+        assert_eq!(
+            judge(0, ("p0", &fresh), &[("p1", &replica(0, "0", 0))], T),
+            Verdict::Healthy
+        );
+    }
+
+    /// Exhaustively over small shards: a promotion always names a live,
+    /// synced replica on the document's epoch with the highest offset of
+    /// the majority history, and happens only when the primary is lost.
+    #[test]
+    fn promotions_are_always_of_a_best_candidate() {
+        let offsets = [0u64, 5, 9];
+        let states: Vec<Seen> = {
+            let mut v = vec![silent(T), up(3), up(0)];
+            for o in offsets {
+                v.push(replica(3, "p", o));
+                v.push(replica(3, "q", o));
+                v.push(replica(2, "p", o));
+            }
+            v
+        };
+        let primaries = [up(3), silent(T), silent(T / 2), up(0)];
+        for p in &primaries {
+            for i in 0..states.len() {
+                for j in 0..states.len() {
+                    let rs = [("r1", &states[i]), ("r2", &states[j])];
+                    let v = judge(3, ("p0", p), &rs, T);
+                    let lost = !p.answered() && p.unreachable_for >= T || p.epoch == Some(0);
+                    match &v {
+                        Verdict::Healthy => assert!(!lost),
+                        Verdict::Stuck(_) => assert!(lost),
+                        Verdict::Promote { replica, .. } => {
+                            assert!(lost);
+                            let (_, s) = rs.iter().find(|(n, _)| n == replica).unwrap();
+                            let r = s.replication.as_ref().unwrap();
+                            assert!(s.pod_alive && s.epoch == Some(3) && r.is_synced_replica());
+                            for (_, other) in &rs {
+                                if let Some(o) = &other.replication
+                                    && other.epoch == Some(3)
+                                    && o.is_synced_replica()
+                                    && o.replid == r.replid
+                                {
+                                    assert!(o.offset <= r.offset);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
