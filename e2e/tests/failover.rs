@@ -95,9 +95,9 @@ async fn with_wait(nodes: Vec<(String, u16)>, password: String, stop: Arc<Atomic
                 let Some(mut c) = connect(n).await else {
                     continue;
                 };
-                let slots: redis::RedisResult<Vec<(u16, u16, (String, u16))>> =
+                let slots: redis::RedisResult<redis::Value> =
                     redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await;
-                if let Ok(Some((_, _, primary))) = slots.map(|s| s.into_iter().next()) {
+                if let Some(primary) = slots.ok().and_then(|v| first_primary(&v)) {
                     conn = connect(&primary).await;
                     break;
                 }
@@ -124,6 +124,29 @@ async fn with_wait(nodes: Vec<(String, u16)>, password: String, stop: Arc<Atomic
         }
     }
     seen
+}
+
+/// The primary of the first range of a `CLUSTER SLOTS` reply:
+/// `[[start, end, [host, port, id], replicas...], ...]`.
+fn first_primary(slots: &redis::Value) -> Option<(String, u16)> {
+    let redis::Value::Array(ranges) = slots else {
+        return None;
+    };
+    let redis::Value::Array(range) = ranges.first()? else {
+        return None;
+    };
+    let redis::Value::Array(node) = range.get(2)? else {
+        return None;
+    };
+    let host = match node.first()? {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+        _ => return None,
+    };
+    let port = match node.get(1)? {
+        redis::Value::Int(p) => u16::try_from(*p).ok()?,
+        _ => return None,
+    };
+    Some((host, port))
 }
 
 /// The pid of the node process of `pod`, found by its environment.
