@@ -616,3 +616,64 @@ async fn a_planned_switchover_fences_catches_up_and_promotes() {
         .unwrap();
     assert_eq!(n, 1, "the old primary now follows the new one");
 }
+
+/// A node that restarted empty (no topology yet) is never a source: a
+/// replica that reconnects to it keeps its data instead of syncing the
+/// emptiness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_empty_primary_is_not_synced_from() {
+    let a = node(&cluster_flags("fresh-a")).await;
+    let b = node(&cluster_flags("fresh-b")).await;
+    let d1 = doc(1, ("fresh-a", &a), ("fresh-b", &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let _: () = ca.set("precious", "data").await.unwrap();
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut ca)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // A's process dies; a fresh one comes up on the same port.
+    let port = a.addr.port();
+    drop(ca);
+    drop(a);
+    let port_s = port.to_string();
+    let mut flags = cluster_flags("fresh-a");
+    flags.retain(|f| *f != "0");
+    let mut argv: Vec<&str> = flags.clone();
+    argv.extend(["--port", &port_s]);
+    let fresh = loop {
+        // The old listener may take a moment to close.
+        let config = <cache_node::config::Config as clap::Parser>::try_parse_from(
+            [
+                "cache-node",
+                "--bind",
+                "127.0.0.1",
+                "--shutdown-timeout",
+                "1",
+            ]
+            .into_iter()
+            .chain(argv.iter().copied()),
+        )
+        .unwrap()
+        .resolve()
+        .unwrap();
+        match Node::start(config).await {
+            Ok(n) => break n,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    // The replica tries the fresh node for a while and keeps its data.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut cb = conn_as(&b, None, Some("pw")).await;
+    let _: () = redis::cmd("READONLY").query_async(&mut cb).await.unwrap();
+    let v: Option<String> = cb.get("precious").await.unwrap();
+    assert_eq!(v.as_deref(), Some("data"));
+    let i = info(&mut cb).await;
+    assert_eq!(i["master_link_status"], "down", "{i:?}");
+    assert_eq!(i["tidecache_full_syncs"], "1");
+    drop(fresh);
+}

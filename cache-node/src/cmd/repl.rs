@@ -40,6 +40,17 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "ERR this node is a replica: replicas do not chain",
             ));
         }
+        // A node under the operator is a source only once a document names
+        // it primary: a process that restarted empty must never be synced
+        // from, or its replicas would drop the data it lost.
+        if cx.shared.cluster_mode
+            && cx.shared.cluster.read().expect("cluster lock").role()
+                != Some(tidecache_topology::document::Role::Primary)
+        {
+            return Err(Reply::error(
+                "ERR this node is not a primary in its topology (yet): nothing to replicate",
+            ));
+        }
         // A replica asking is contact: the primary's write lease holds.
         cx.shared.lease.renew(cx.shared.now_ms());
         let action = &args[2];
