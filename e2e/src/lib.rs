@@ -9,6 +9,8 @@
 //! They run against whatever `KUBECONFIG` points at: the embedded control
 //! plane that `make e2e` starts (see `e2e/HARNESS.md`), or a real cluster.
 
+pub mod checker;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;

@@ -5,7 +5,6 @@
 //! is owned exactly once, and the client saw no error (redirects are
 //! followed by the client, never surfaced).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,8 +16,8 @@ use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams};
 use redis::AsyncCommands as _;
 use tidecache_e2e::{
-    OPERATOR_NAMESPACE, TestNamespace, cluster_client, install_operator, pod_addr, timeout,
-    wait_for,
+    OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, pod_addr,
+    timeout, wait_for,
 };
 use tidecache_operator::crd::CacheCluster;
 
@@ -27,38 +26,6 @@ fn manifest(shards: usize) -> String {
         "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {{name: elastic}}\n\
          spec:\n  shards: {shards}\n  node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
     )
-}
-
-/// What the checker saw: every acknowledged write, and every error.
-#[derive(Default)]
-struct Checked {
-    writes: Vec<(String, u64)>,
-    counters: BTreeMap<String, u64>,
-    errors: Vec<String>,
-}
-
-/// Writes unique keys and increments 16 counters, as fast as one
-/// connection goes, until `stop`.
-async fn checker(
-    mut conn: redis::cluster_async::ClusterConnection,
-    stop: Arc<AtomicBool>,
-) -> Checked {
-    let mut seen = Checked::default();
-    let mut i = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        i += 1;
-        let key = format!("chk:{i}");
-        match conn.set::<_, _, ()>(&key, i).await {
-            Ok(()) => seen.writes.push((key, i)),
-            Err(e) => seen.errors.push(format!("SET {key}: {e}")),
-        }
-        let counter = format!("ctr:{}", i % 16);
-        match conn.incr::<_, _, u64>(&counter, 1).await {
-            Ok(_) => *seen.counters.entry(counter).or_default() += 1,
-            Err(e) => seen.errors.push(format!("INCR {counter}: {e}")),
-        }
-    }
-    seen
 }
 
 /// Waits until the cluster runs `shards` shards with no rebalance left and
@@ -136,7 +103,7 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
         let _: () = conn.set(format!("pre:{i}"), i).await?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(checker(
+    let load = tokio::spawn(checker::run(
         cluster_client(&seed, &password).await?,
         stop.clone(),
     ));
@@ -205,47 +172,14 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let pods = ns.pods("elastic").await?;
     let seed = pods.iter().find_map(pod_addr).unwrap();
     let mut conn = cluster_client(&seed, &password).await?;
-    let mut lost = Vec::new();
-    for (key, v) in &seen.writes {
-        let got: Option<u64> = conn.get(key).await?;
-        if got != Some(*v) {
-            lost.push(key.clone());
-        }
-    }
-    for (key, n) in &seen.counters {
-        let got: Option<u64> = conn.get(key).await?;
-        if got != Some(*n) {
-            lost.push(format!("{key}: {got:?} != {n}"));
-        }
-    }
+    let mut lost = seen.lost(&mut conn).await?;
     for i in 0..20_000u64 {
         let got: Option<u64> = conn.get(format!("pre:{i}")).await?;
         if got != Some(i) {
             lost.push(format!("pre:{i}"));
         }
     }
-    println!(
-        "checker: {} acknowledged writes, {} counter increments, {} errors, {} lost",
-        seen.writes.len(),
-        seen.counters.values().sum::<u64>(),
-        seen.errors.len(),
-        lost.len()
-    );
-    assert!(
-        seen.errors.is_empty(),
-        "client errors: {:?}",
-        &seen.errors[..seen.errors.len().min(10)]
-    );
-    assert!(
-        lost.is_empty(),
-        "lost acknowledged writes: {:?}",
-        &lost[..lost.len().min(10)]
-    );
-    assert!(
-        seen.writes.len() > 100,
-        "the checker ran: {}",
-        seen.writes.len()
-    );
+    seen.assert_clean(&lost);
     ns.delete().await;
     Ok(())
 }

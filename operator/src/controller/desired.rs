@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
     PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume,
@@ -370,6 +370,12 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
             replicas: Some(1 + cc.spec.replicas_per_shard),
             service_name: Some(name),
             pod_management_policy: Some("Parallel".into()),
+            // The operator replaces pods itself, replicas first and a
+            // primary only after a switchover (see `rolling`).
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
             selector: LabelSelector {
                 match_labels: Some(shard_labels(cc, i)),
                 ..LabelSelector::default()
@@ -444,6 +450,13 @@ spec:
         );
         let spec = sts.spec.unwrap();
         assert_eq!(spec.replicas, Some(2));
+        assert_eq!(
+            spec.update_strategy
+                .as_ref()
+                .and_then(|u| u.type_.as_deref()),
+            Some("OnDelete"),
+            "the operator rolls pods itself"
+        );
         assert_eq!(spec.service_name.as_deref(), Some("sessions-2"));
         let sel = spec.selector.match_labels.unwrap();
         assert_eq!(sel.get(labels::SHARD).map(String::as_str), Some("2"));

@@ -5,6 +5,7 @@ pub mod failover;
 pub mod rebalance;
 pub mod reconcile;
 pub mod resharding;
+pub mod rolling;
 pub mod status;
 pub mod topology;
 pub mod validate;

@@ -27,12 +27,12 @@ use tracing::{debug, info, warn};
 
 use super::Error;
 use super::desired::{self, Defaults, MANAGER, labels};
-use super::failover;
 use super::rebalance::SlotLoad;
 use super::resharding::{self, COPYING, DONE, PENDING, Verdict};
 use super::status::{Observed, readiness, set_condition};
 use super::topology::{PodView, plan};
 use super::validate::validate;
+use super::{failover, rolling};
 use crate::crd::{CacheCluster, CacheClusterStatus, Endpoints};
 use crate::metrics::Metrics;
 
@@ -223,6 +223,34 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
             }
         }
     }
+    // A rolling change: one pod replaced, or one switchover, per pass,
+    // and only while nothing else changes the cluster.
+    let mut switchover = None;
+    let mut replace = None;
+    if !copying && !failed_over && prev_status.rebalance.is_none() {
+        let revisions = shard_revisions(&ctx, &ns, &name).await?;
+        match rolling::next_step(&recorded, &pods, &revisions, &seen) {
+            rolling::Step::Done => {}
+            rolling::Step::Wait(why) => debug!(cluster = %name, "rolling change waits: {why}"),
+            rolling::Step::Replace(pod) => replace = Some(pod),
+            rolling::Step::Switchover { shard, to } => {
+                let s = &mut recorded[shard];
+                let old = s
+                    .primary
+                    .clone()
+                    .expect("a shard switching over has a primary");
+                let new = s
+                    .replicas
+                    .iter()
+                    .find(|r| r.pod == to)
+                    .cloned()
+                    .expect("the switchover's target is a replica");
+                info!(cluster = %name, shard = %s.name, from = %old.pod, to = %new.pod, "switchover before replacing the primary");
+                s.primary = Some(new.clone());
+                switchover = Some((old, new));
+            }
+        }
+    }
     let mut planned = plan(
         &name,
         shards,
@@ -232,7 +260,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &recorded,
         &pods,
     );
-    if failed_over && planned.epoch == prev_status.epoch {
+    if (failed_over || switchover.is_some()) && planned.epoch == prev_status.epoch {
         // A new primary is a new document, whatever else stayed.
         planned.epoch = prev_status
             .epoch
@@ -257,6 +285,15 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
 
+    // A switchover, decided and recorded: the old primary's writes are
+    // fenced, and the new one is promoted once it has every one of them.
+    let caught_up = match &switchover {
+        Some((old, new)) => {
+            fence_and_catch_up(&ctx, &admin_password, old, new, prev_status.epoch).await
+        }
+        None => false,
+    };
+
     let mut serving = 0;
     let document = super::topology::document(status.epoch, &status.shards);
     if let Some(doc) = &document {
@@ -276,6 +313,28 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
             .filter_map(|s| Some(s.primary.as_ref()?.pod.clone()))
             .collect();
         let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded).await;
+        if let Some((old, new)) = &switchover {
+            let waived = caught_up
+                && acked.contains(&new.pod)
+                && lease_order(&ctx, &admin_password, new, LeaseOrder::Waive, doc.epoch).await;
+            let how = if waived {
+                "at once: it had every write of the fenced primary"
+            } else {
+                "after the old primary's write lease"
+            };
+            publish(
+                &ctx,
+                &cc,
+                EventType::Normal,
+                "Switchover",
+                "Promote",
+                format!(
+                    "{} is primary in place of {}, taking writes {how}",
+                    new.pod, old.pod
+                ),
+            )
+            .await;
+        }
         serving = status
             .shards
             .iter()
@@ -302,6 +361,21 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
 
     if status.rebalance.is_none() {
         prune_shards(&ctx, &cc, &ns, wanted.max(status.shards.len())).await?;
+    }
+    if let Some(pod) = replace
+        && status.epoch == prev_status.epoch
+    {
+        info!(cluster = %name, %pod, "replacing a pod for a rolling change");
+        delete_if_present::<Pod>(&ctx, &ns, &pod).await?;
+        publish(
+            &ctx,
+            &cc,
+            EventType::Normal,
+            "PodReplaced",
+            "RollingChange",
+            format!("replaced {pod} with the current template"),
+        )
+        .await;
     }
 
     let observed = Observed {
@@ -890,11 +964,99 @@ async fn observe_pods(
                     .and_then(|s| s.conditions.as_ref())
                     .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
                 alive: p.metadata.deletion_timestamp.is_none(),
+                revision: p.labels().get("controller-revision-hash").cloned(),
             };
             (p.name_any(), view)
         })
         .collect())
 }
+
+/// Each shard's current template revision (its StatefulSet's
+/// `updateRevision`), by shard name.
+async fn shard_revisions(
+    ctx: &Context,
+    ns: &str,
+    cluster: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    let list = api
+        .list(&ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER)))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|s| {
+            let revision = s.status.as_ref()?.update_revision.clone()?;
+            Some((s.name_any(), revision))
+        })
+        .collect())
+}
+
+/// Connects to a node of the status as the admin user.
+async fn admin_of(
+    ctx: &Context,
+    password: &str,
+    node: &crate::crd::NodeStatus,
+) -> Option<AdminClient> {
+    let (host, port) = node.address.rsplit_once(':')?;
+    AdminClient::connect(host, port.parse().ok()?, password, ctx.admin_timeout)
+        .await
+        .ok()
+}
+
+async fn lease_order(
+    ctx: &Context,
+    password: &str,
+    node: &crate::crd::NodeStatus,
+    order: LeaseOrder,
+    epoch: u64,
+) -> bool {
+    match admin_of(ctx, password, node).await {
+        Some(mut admin) => admin.lease(order, epoch).await.is_ok(),
+        None => false,
+    }
+}
+
+/// Fences the old primary's writes (it runs `epoch`) and waits, briefly,
+/// for the new one to have every write before the fence. False when that
+/// could not be made sure of: the new primary then waits out the old one's
+/// lease, as after a failover.
+async fn fence_and_catch_up(
+    ctx: &Context,
+    password: &str,
+    old: &crate::crd::NodeStatus,
+    new: &crate::crd::NodeStatus,
+    epoch: u64,
+) -> bool {
+    let Some(mut primary) = admin_of(ctx, password, old).await else {
+        return false;
+    };
+    let (replid, end) = match primary.fence(epoch).await {
+        Ok(fence) => fence,
+        Err(e) => {
+            warn!(pod = %old.pod, error = %e, "could not fence the primary for a switchover");
+            return false;
+        }
+    };
+    let Some(mut replica) = admin_of(ctx, password, new).await else {
+        return false;
+    };
+    let until = std::time::Instant::now() + SWITCHOVER_CATCH_UP;
+    while std::time::Instant::now() < until {
+        if let Ok(r) = replica.replication().await
+            && r.replid == replid
+            && r.offset >= end
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    warn!(pod = %new.pod, "the replica did not reach the fenced primary's last write in time");
+    false
+}
+
+/// How long a switchover waits for the replica to reach the fence.
+const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(3);
 
 /// Asks every node of the recorded shards which epoch it runs and how far
 /// it replicated, renewing the write lease of each primary that runs the

@@ -22,6 +22,9 @@ pub struct PodView {
     pub ready: bool,
     /// Not being deleted.
     pub alive: bool,
+    /// The StatefulSet revision the pod was made from
+    /// (`controller-revision-hash`).
+    pub revision: Option<String>,
 }
 
 /// The shards as they should be recorded, and the epoch they go with.
@@ -156,6 +159,7 @@ mod tests {
                         ip: with_ip.then(|| format!("10.244.{s}.{}", o + 2)),
                         ready: true,
                         alive: true,
+                        revision: None,
                     },
                 );
             }

@@ -1,0 +1,90 @@
+//! The load checker: writes unique keys and increments 16 counters
+//! through a cluster-aware client, records every acknowledged write and
+//! every error, and verifies them all at the end.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redis::AsyncCommands as _;
+
+/// What the checker saw: every acknowledged write, and every error.
+#[derive(Default)]
+pub struct Checked {
+    pub writes: Vec<(String, u64)>,
+    pub counters: BTreeMap<String, u64>,
+    pub errors: Vec<String>,
+}
+
+/// Writes unique keys (`chk:{i}`) and increments 16 counters (`ctr:{n}`),
+/// as fast as one connection goes, until `stop`.
+pub async fn run(
+    mut conn: redis::cluster_async::ClusterConnection,
+    stop: Arc<AtomicBool>,
+) -> Checked {
+    let mut seen = Checked::default();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let key = format!("chk:{i}");
+        match conn.set::<_, _, ()>(&key, i).await {
+            Ok(()) => seen.writes.push((key, i)),
+            Err(e) => seen.errors.push(format!("SET {key}: {e}")),
+        }
+        let counter = format!("ctr:{}", i % 16);
+        match conn.incr::<_, _, u64>(&counter, 1).await {
+            Ok(_) => *seen.counters.entry(counter).or_default() += 1,
+            Err(e) => seen.errors.push(format!("INCR {counter}: {e}")),
+        }
+    }
+    seen
+}
+
+impl Checked {
+    /// Reads every acknowledged write back; the ones missing or different.
+    pub async fn lost(
+        &self,
+        conn: &mut redis::cluster_async::ClusterConnection,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut lost = Vec::new();
+        for (key, v) in &self.writes {
+            let got: Option<u64> = conn.get(key).await?;
+            if got != Some(*v) {
+                lost.push(key.clone());
+            }
+        }
+        for (key, n) in &self.counters {
+            let got: Option<u64> = conn.get(key).await?;
+            if got != Some(*n) {
+                lost.push(format!("{key}: {got:?} != {n}"));
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Prints the tally and fails on any error or lost write.
+    pub fn assert_clean(&self, lost: &[String]) {
+        println!(
+            "checker: {} acknowledged writes, {} counter increments, {} errors, {} lost",
+            self.writes.len(),
+            self.counters.values().sum::<u64>(),
+            self.errors.len(),
+            lost.len()
+        );
+        assert!(
+            self.errors.is_empty(),
+            "client errors: {:?}",
+            &self.errors[..self.errors.len().min(10)]
+        );
+        assert!(
+            lost.is_empty(),
+            "lost acknowledged writes: {:?}",
+            &lost[..lost.len().min(10)]
+        );
+        assert!(
+            self.writes.len() > 100,
+            "the checker ran: {}",
+            self.writes.len()
+        );
+    }
+}
