@@ -17,8 +17,8 @@ use tidecache_operator::crd::CacheCluster;
 fn manifest(tag: &str) -> String {
     format!(
         "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {{name: rolling}}\n\
-         spec:\n  shards: 3\n  replicasPerShard: 1\n  node:\n    image: tidecache/cache-node:{tag}\n    \
-         resources: {{limits: {{memory: 256Mi}}}}\n"
+         spec:\n  shards: 3\n  replicasPerShard: 1\n  image: tidecache/cache-node:{tag}\n  \
+         node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
     )
 }
 
