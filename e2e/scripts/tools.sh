@@ -150,13 +150,15 @@ _tc_build_helm() {
 		DIR/helm helm.sh/helm/v3/cmd/helm
 }
 
-# Debian packages the harness uses: redis-cli, ip/netns, setsid/flock/nsenter,
+# Debian packages the harness uses: redis-cli, ip/netns, nft, setsid/flock/nsenter,
 # openssl, curl. `apt-get update` runs only when something is missing.
 _tc_apt() {
 	[[ "${TIDECACHE_SKIP_APT:-0}" == 1 ]] && return 0
 	local -a missing=()
 	command -v redis-cli >/dev/null || missing+=(redis-tools)
 	command -v ip >/dev/null || missing+=(iproute2)
+	# nft: the partition scenario drops a pod's packets inside the netns.
+	command -v nft >/dev/null || missing+=(nftables)
 	{ command -v setsid && command -v flock && command -v nsenter; } >/dev/null || missing+=(util-linux)
 	command -v openssl >/dev/null || missing+=(openssl)
 	command -v curl >/dev/null || missing+=(curl)

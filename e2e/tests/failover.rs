@@ -307,3 +307,221 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
     ns.delete().await;
     Ok(())
 }
+
+/// The address the partition test reaches the isolated primary from: the
+/// only one its firewall lets through (the pod range is all local here).
+const INSIDE: &str = "10.244.255.250";
+
+/// Drops every packet to or from `ip` except those with [`INSIDE`], in the
+/// harness's network namespace; the rules go when this is dropped.
+struct Partition;
+
+impl Partition {
+    fn isolate(ip: &str) -> anyhow::Result<Self> {
+        let rules = format!(
+            "table inet tidecache_partition {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n    \
+             ip saddr {ip} ip daddr != {INSIDE} drop\n    ip daddr {ip} ip saddr != {INSIDE} drop\n  }}\n}}\n"
+        );
+        let path = std::env::temp_dir().join("tidecache-partition.nft");
+        std::fs::write(&path, rules)?;
+        tidecache_e2e::run("nft", &["-f", path.to_str().unwrap()])?;
+        Ok(Partition)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = tidecache_e2e::run("nft", &["delete", "table", "inet", "tidecache_partition"]);
+    }
+}
+
+/// One `SET` over a connection bound to [`INSIDE`]: the reply's first line.
+async fn set_from_inside(
+    conn: &mut Option<tokio::net::TcpStream>,
+    to: &(String, u16),
+    password: &str,
+    key: &str,
+) -> Option<String> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    if conn.is_none() {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind(format!("{INSIDE}:0").parse().ok()?).ok()?;
+        let addr = format!("{}:{}", to.0, to.1).parse().ok()?;
+        let mut s = tokio::time::timeout(Duration::from_secs(1), socket.connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len());
+        s.write_all(auth.as_bytes()).await.ok()?;
+        *conn = Some(s);
+        // The AUTH reply is read below with the SET's.
+        let line = read_line(conn.as_mut().unwrap()).await?;
+        if line != "+OK" {
+            *conn = None;
+            return None;
+        }
+    }
+    let s = conn.as_mut().unwrap();
+    let set = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\n1\r\n", key.len());
+    if s.write_all(set.as_bytes()).await.is_err() {
+        *conn = None;
+        return None;
+    }
+    let reply = read_line(s).await;
+    if reply.is_none() {
+        *conn = None;
+    }
+    return reply;
+
+    async fn read_line(s: &mut tokio::net::TcpStream) -> Option<String> {
+        let mut r = tokio::io::BufReader::new(s);
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(1), r.read_line(&mut line))
+            .await
+            .ok()?
+            .ok()?;
+        Some(line.trim_end().to_owned())
+    }
+}
+
+/// Scenario 5: the primary is cut off from everyone (operator, replica,
+/// clients) except one client inside its partition. Its writes stop when
+/// its lease runs out, before the promoted replica's first write; when the
+/// partition heals it becomes a replica of the new primary.
+#[tokio::test]
+async fn a_partitioned_primary_stops_writing_before_its_replacement_starts() -> anyhow::Result<()> {
+    install_operator().await?;
+    let ns = TestNamespace::new("partition").await?;
+    ns.apply_cluster(&MANIFEST.replace("name: ha", "name: part"))
+        .await?;
+    ns.wait_ready("part").await?;
+    let password = ns.secret_value("part-auth", "password").await?;
+    let pods = ns.pods("part").await?;
+    let addr_of = |name: &str| {
+        pods.iter()
+            .find(|p| p.name_any() == name)
+            .and_then(pod_addr)
+    };
+    let cc = ns.api::<CacheCluster>().get("part").await?;
+    let shard = cc.status.unwrap_or_default().shards.remove(0);
+    let old = shard.primary.unwrap().pod;
+    let new = shard.replicas[0].pod.clone();
+    let (old_addr, new_addr) = (addr_of(&old).unwrap(), addr_of(&new).unwrap());
+    wait_for("the replica's first sync", timeout(), || async {
+        let info = replication(&new_addr, &password).await.unwrap_or_default();
+        Ok(info.contains("master_link_status:up").then_some(()))
+    })
+    .await?;
+
+    // Inside the partition: a client writing to the old primary.
+    let stop = Arc::new(AtomicBool::new(false));
+    let inside = {
+        let (stop, to, password) = (stop.clone(), old_addr.clone(), password.clone());
+        tokio::spawn(async move {
+            let (mut conn, mut acked, mut last_ok, mut refused) = (None, Vec::new(), None, 0);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let key = format!("inside:{i}");
+                match set_from_inside(&mut conn, &to, &password, &key).await {
+                    Some(r) if r == "+OK" => {
+                        acked.push(key);
+                        last_ok = Some(Instant::now());
+                    }
+                    Some(r) if r.starts_with("-CLUSTERDOWN") => refused += 1,
+                    _ => {}
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (acked, last_ok, refused)
+        })
+    };
+    // Outside: a client writing to the replica until it takes writes.
+    let outside = {
+        let (stop, to, password) = (stop.clone(), new_addr.clone(), password.clone());
+        tokio::spawn(async move {
+            let url = format!("redis://:{password}@{}:{}/", to.0, to.1);
+            let mut c = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let sent = Instant::now();
+                if c.set::<_, _, ()>(format!("outside:{i}"), i).await.is_ok() {
+                    return Some(sent);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            None
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut = Instant::now();
+    let partition = Partition::isolate(&old_addr.0)?;
+    println!("partitioned {old} ({})", old_addr.0);
+    wait_for("the replica's promotion", timeout(), || async {
+        let cc = ns.api::<CacheCluster>().get("part").await?;
+        let p = cc.status.unwrap_or_default().shards[0]
+            .primary
+            .clone()
+            .map(|p| p.pod);
+        Ok((p.as_deref() == Some(new.as_str())).then_some(()))
+    })
+    .await?;
+    println!(
+        "{new} promoted {:.1} s after the cut",
+        cut.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (inside_acked, inside_last, refused) = inside.await?;
+    let outside_first = outside.await?.expect("the new primary took writes");
+    drop(partition);
+    let inside_last = inside_last.expect("the old primary took writes before the cut");
+    let old_stopped = inside_last.saturating_duration_since(cut);
+    let new_started = outside_first.saturating_duration_since(cut);
+    println!(
+        "old primary: last write acknowledged {:.2} s after the cut, {refused} refused after; \
+         new primary: first write sent {:.2} s after the cut",
+        old_stopped.as_secs_f64(),
+        new_started.as_secs_f64()
+    );
+    assert!(
+        refused > 0,
+        "the partitioned primary refused writes once its lease ran out"
+    );
+    assert!(
+        inside_last < outside_first,
+        "two primaries took writes at once: the old one until {old_stopped:?}, the new one from {new_started:?}"
+    );
+
+    // Healed: the old primary follows the new one and drops what it took
+    // alone (acknowledged without WAIT, inside the partition).
+    wait_for(
+        "the old primary to follow the new one",
+        timeout(),
+        || async {
+            let info = replication(&old_addr, &password).await.unwrap_or_default();
+            Ok(
+                (info.contains("role:slave") && info.contains("master_link_status:up"))
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let mut conn = cluster_client(&new_addr, &password).await?;
+    let mut gone = 0;
+    for key in &inside_acked {
+        let got: Option<String> = conn.get(key).await?;
+        gone += usize::from(got.is_none());
+    }
+    println!(
+        "inside the partition: {} writes acknowledged, {gone} of them not on the new primary",
+        inside_acked.len()
+    );
+    ns.delete().await;
+    Ok(())
+}
