@@ -59,12 +59,17 @@ pub struct CacheClusterSpec {
     #[schemars(range(min = 1, max = 500))]
     pub shards: i32,
 
-    /// Replicas per shard (0–5). Replicas take over when their primary is lost.
+    /// Replicas per shard (0–5). Each follows its primary (full sync, then
+    /// the write stream) and serves reads to clients that send `READONLY`;
+    /// the most up-to-date one is promoted when the primary is lost, and a
+    /// rolling change switches the primary over to one before restarting
+    /// it. With 0, a restarted node comes back empty.
     #[serde(default)]
     #[schemars(range(min = 0, max = 5))]
     pub replicas_per_shard: i32,
 
-    /// The cache-node image. Defaults to the image matching the operator's version.
+    /// The cache-node image. Defaults to the image matching the operator's
+    /// version. A change rolls the pods one at a time, replicas first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 

@@ -1103,6 +1103,9 @@ async fn survey(
         .await;
         (node.pod.clone(), alive, answer)
     });
+    // A node that fails to answer is counted silent from when it was
+    // asked, not from when the timeout ended.
+    let asked = std::time::Instant::now();
     let answers = futures::future::join_all(asks).await;
     let now = std::time::Instant::now();
     let mut unreachable = ctx.memory.unreachable.lock().expect("unreachable lock");
@@ -1120,7 +1123,7 @@ async fn survey(
                 }
             }
             Err(_) => {
-                let since = *unreachable.entry(key).or_insert(now);
+                let since = *unreachable.entry(key).or_insert(asked);
                 failover::Seen {
                     pod_alive: alive,
                     epoch: None,
