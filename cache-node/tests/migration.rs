@@ -55,22 +55,8 @@ fn doc(epoch: u64, a: &Node, b: &Node) -> Topology {
 }
 
 async fn conn(n: &Node, user: Option<&str>, password: &str) -> redis::aio::MultiplexedConnection {
-    let mut info = redis::RedisConnectionInfo::default().set_password(password);
-    if let Some(u) = user {
-        info = info.set_username(u);
-    }
-    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), n.addr.port())
-        .into_connection_info()
-        .unwrap()
-        .set_redis_settings(info);
-    redis::Client::open(info)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    common::redis_conn(n, user, Some(password)).await
 }
-
-use redis::IntoConnectionInfo as _;
 
 async fn admin(n: &Node) -> redis::aio::MultiplexedConnection {
     conn(n, Some("tidecache-admin"), "adm").await

@@ -13,26 +13,20 @@ use std::time::{Duration, Instant};
 use cache_node::Node;
 use common::node;
 use redis::AsyncCommands as _;
-use redis::IntoConnectionInfo as _;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
 
 type Conn = redis::aio::MultiplexedConnection;
 
 async fn conn_as(n: &Node, user: Option<&str>, password: Option<&str>) -> Conn {
-    let mut info = redis::RedisConnectionInfo::default();
-    if let Some(p) = password {
-        info = info.set_password(p);
-    }
-    if let Some(u) = user {
-        info = info.set_username(u);
-    }
-    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), n.addr.port())
-        .into_connection_info()
-        .unwrap()
-        .set_redis_settings(info);
-    redis::Client::open(info)
-        .unwrap()
-        .get_multiplexed_async_connection()
+    common::redis_conn(n, user, password).await
+}
+
+/// `WAIT 1 5000`: how many replicas have every write so far.
+async fn wait1(c: &mut Conn) -> i64 {
+    redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(c)
         .await
         .unwrap()
 }
@@ -168,12 +162,7 @@ async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
     );
 
     // WAIT: every write before it is on the replica when it returns.
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut p)
-        .await
-        .unwrap();
+    let acked: i64 = wait1(&mut p).await;
     assert_eq!(acked, 1);
     assert_eq!(dump(&mut r).await, dump(&mut p).await);
     let list: Vec<String> = r.lrange("list", 0, -1).await.unwrap();
@@ -187,12 +176,7 @@ async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
     let _: () = p.set("after", "sync").await.unwrap();
     let _: () = p.hset("hash", "g", "w").await.unwrap();
     let _: i64 = p.del("set").await.unwrap();
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut p)
-        .await
-        .unwrap();
+    let acked: i64 = wait1(&mut p).await;
     assert_eq!(acked, 1);
     let v: String = r.get("after").await.unwrap();
     assert_eq!(v, "sync");
@@ -220,12 +204,7 @@ async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
     // FLUSHALL on the primary empties the replica.
     let _: () = redis::cmd("FLUSHALL").query_async(&mut p).await.unwrap();
     let _: () = p.set("only", "1").await.unwrap();
-    let _: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut p)
-        .await
-        .unwrap();
+    let _: i64 = wait1(&mut p).await;
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut r).await.unwrap();
     assert_eq!(size, 1);
 
@@ -304,12 +283,7 @@ async fn a_broken_link_resumes_from_the_backlog() {
     for i in 0..100 {
         let _: () = p.set(format!("gap{i}"), i).await.unwrap();
     }
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut p)
-        .await
-        .unwrap();
+    let acked: i64 = wait1(&mut p).await;
     assert_eq!(acked, 1);
     assert_eq!(dump(&mut r).await, dump(&mut p).await);
     let ri = info(&mut r).await;
@@ -365,12 +339,7 @@ async fn wait_counts_only_replicas_that_have_the_writes() {
     // One goes away: WAIT 2 times out with 1.
     drop(r2);
     let _: () = p.set("c", 3).await.unwrap();
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut p)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut p).await;
     assert!(n >= 1);
     let v: String = conn(&r1).await.get("c").await.unwrap();
     assert_eq!(v, "3");
@@ -436,12 +405,7 @@ async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
     for i in 0..500 {
         let _: () = ca.set(format!("k{i}"), i).await.unwrap();
     }
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut ca)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
 
     // The replica redirects to its primary, unless the client sent READONLY.
@@ -463,12 +427,7 @@ async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
     // replica gone and no word from the operator, A stops within a lease.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let _: () = ca.set("still", "ok").await.unwrap();
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut ca)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
     drop(cb);
     drop(b);
@@ -486,12 +445,7 @@ async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
     install(&a, &d2).await; // renews A's lease
     install(&c, &d2).await;
     let _: () = ca.set("before-failover", "1").await.unwrap();
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut ca)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
     let d3 = doc(3, ("rep-c", &c), ("rep-a", &a));
     install(&c, &d3).await;
@@ -515,12 +469,7 @@ async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
     assert_eq!(v, "1");
     let e = ca.set::<_, _, ()>("k1", 0).await.unwrap_err();
     assert_eq!(e.code(), Some("MOVED"), "{e}");
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut cc)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut cc).await;
     assert_eq!(n, 1, "the old primary follows the new one");
     let _: () = redis::cmd("READONLY").query_async(&mut ca).await.unwrap();
     let v: String = ca.get("after-failover").await.unwrap();
@@ -608,12 +557,7 @@ async fn a_planned_switchover_fences_catches_up_and_promotes() {
         let v: i64 = cb.get(format!("k{i}")).await.unwrap();
         assert_eq!(v, i);
     }
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut cb)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut cb).await;
     assert_eq!(n, 1, "the old primary now follows the new one");
 }
 
@@ -629,12 +573,7 @@ async fn a_restarted_empty_primary_is_not_synced_from() {
     install(&b, &d1).await;
     let mut ca = conn_as(&a, None, Some("pw")).await;
     let _: () = ca.set("precious", "data").await.unwrap();
-    let n: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut ca)
-        .await
-        .unwrap();
+    let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
     // A's process dies; a fresh one comes up on the same port.
     let port = a.addr.port();

@@ -40,6 +40,32 @@ pub async fn run(
     seen
 }
 
+/// Writes `pre:{i}` = i for i below `n`.
+pub async fn preload(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    n: u64,
+) -> anyhow::Result<()> {
+    for i in 0..n {
+        let _: () = conn.set(format!("pre:{i}"), i).await?;
+    }
+    Ok(())
+}
+
+/// The keys [`preload`] wrote that are missing or different.
+pub async fn missing_preloaded(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    n: u64,
+) -> anyhow::Result<Vec<String>> {
+    let mut lost = Vec::new();
+    for i in 0..n {
+        let got: Option<u64> = conn.get(format!("pre:{i}")).await?;
+        if got != Some(i) {
+            lost.push(format!("pre:{i}"));
+        }
+    }
+    Ok(lost)
+}
+
 impl Checked {
     /// Reads every acknowledged write back; the ones missing or different.
     pub async fn lost(

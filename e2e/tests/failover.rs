@@ -174,6 +174,15 @@ async fn primary_of(ns: &TestNamespace) -> anyhow::Result<(String, u64)> {
     Ok((pod, status.epoch))
 }
 
+/// Waits until the node at `addr` is a replica whose link is up.
+async fn following(addr: &(String, u16), password: &str, what: &str) -> anyhow::Result<()> {
+    wait_for(what, timeout(), || async {
+        let info = replication(addr, password).await.unwrap_or_default();
+        Ok((info.contains("role:slave") && info.contains("master_link_status:up")).then_some(()))
+    })
+    .await
+}
+
 async fn replication(addr: &(String, u16), password: &str) -> Option<String> {
     let url = format!("redis://:{password}@{}:{}/", addr.0, addr.1);
     let mut c = redis::Client::open(url)
@@ -209,13 +218,7 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
         .find(|p| *p != old_primary)
         .expect("a replica pod");
     let replica_addr = addr_of(&replica).unwrap();
-    wait_for("the replica's first sync", timeout(), || async {
-        let info = replication(&replica_addr, &password)
-            .await
-            .unwrap_or_default();
-        Ok(info.contains("master_link_status:up").then_some(()))
-    })
-    .await?;
+    following(&replica_addr, &password, "the replica's first sync").await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let plain = tokio::spawn(without_wait(
@@ -246,16 +249,10 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
     // replica of the new one, synced.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let old_addr = addr_of(&old_primary).unwrap();
-    wait_for(
+    following(
+        &old_addr,
+        &password,
         "the old primary to follow the new one",
-        timeout(),
-        || async {
-            let info = replication(&old_addr, &password).await.unwrap_or_default();
-            Ok(
-                (info.contains("role:slave") && info.contains("master_link_status:up"))
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     stop.store(true, Ordering::Relaxed);
@@ -407,11 +404,7 @@ async fn a_partitioned_primary_stops_writing_before_its_replacement_starts() -> 
     let old = shard.primary.unwrap().pod;
     let new = shard.replicas[0].pod.clone();
     let (old_addr, new_addr) = (addr_of(&old).unwrap(), addr_of(&new).unwrap());
-    wait_for("the replica's first sync", timeout(), || async {
-        let info = replication(&new_addr, &password).await.unwrap_or_default();
-        Ok(info.contains("master_link_status:up").then_some(()))
-    })
-    .await?;
+    following(&new_addr, &password, "the replica's first sync").await?;
 
     // Inside the partition: a client writing to the old primary.
     let stop = Arc::new(AtomicBool::new(false));
@@ -500,16 +493,10 @@ async fn a_partitioned_primary_stops_writing_before_its_replacement_starts() -> 
 
     // Healed: the old primary follows the new one and drops what it took
     // alone (acknowledged without WAIT, inside the partition).
-    wait_for(
+    following(
+        &old_addr,
+        &password,
         "the old primary to follow the new one",
-        timeout(),
-        || async {
-            let info = replication(&old_addr, &password).await.unwrap_or_default();
-            Ok(
-                (info.contains("role:slave") && info.contains("master_link_status:up"))
-                    .then_some(()),
-            )
-        },
     )
     .await?;
     let mut conn = cluster_client(&new_addr, &password).await?;

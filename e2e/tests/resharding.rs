@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams};
-use redis::AsyncCommands as _;
 use tidecache_e2e::{
     OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, pod_addr,
     timeout, wait_for,
@@ -99,9 +98,7 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let seed = pod_addr(&pods[0]).unwrap();
 
     let mut conn = cluster_client(&seed, &password).await?;
-    for i in 0..20_000u64 {
-        let _: () = conn.set(format!("pre:{i}"), i).await?;
-    }
+    checker::preload(&mut conn, 20_000).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(checker::run(
         cluster_client(&seed, &password).await?,
@@ -173,12 +170,7 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let seed = pods.iter().find_map(pod_addr).unwrap();
     let mut conn = cluster_client(&seed, &password).await?;
     let mut lost = seen.lost(&mut conn).await?;
-    for i in 0..20_000u64 {
-        let got: Option<u64> = conn.get(format!("pre:{i}")).await?;
-        if got != Some(i) {
-            lost.push(format!("pre:{i}"));
-        }
-    }
+    lost.extend(checker::missing_preloaded(&mut conn, 20_000).await?);
     seen.assert_clean(&lost);
     ns.delete().await;
     Ok(())

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
-use redis::AsyncCommands as _;
 use tidecache_e2e::{
     TestNamespace, checker, cluster_client, install_operator, pod_addr, timeout, wait_for,
 };
@@ -39,9 +38,7 @@ async fn a_rolling_image_update_loses_no_acknowledged_write() -> anyhow::Result<
     let seed = pod_addr(&pods[0]).unwrap();
 
     let mut conn = cluster_client(&seed, &password).await?;
-    for i in 0..5_000u64 {
-        let _: () = conn.set(format!("pre:{i}"), i).await?;
-    }
+    checker::preload(&mut conn, 5_000).await?;
     // Replicas must hold the data before anything restarts.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -90,12 +87,7 @@ async fn a_rolling_image_update_loses_no_acknowledged_write() -> anyhow::Result<
     let seed = pods.iter().find_map(pod_addr).unwrap();
     let mut conn = cluster_client(&seed, &password).await?;
     let mut lost = seen.lost(&mut conn).await?;
-    for i in 0..5_000u64 {
-        let got: Option<u64> = conn.get(format!("pre:{i}")).await?;
-        if got != Some(i) {
-            lost.push(format!("pre:{i}"));
-        }
-    }
+    lost.extend(checker::missing_preloaded(&mut conn, 5_000).await?);
     seen.assert_clean(&lost);
     ns.delete().await;
     Ok(())

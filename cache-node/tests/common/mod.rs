@@ -157,3 +157,29 @@ pub async fn leaves_unchanged(c: &mut Conn, key: &str, cmd: &[&str], reply: &str
         other => panic!("EXEC replied {other:?}"),
     }
 }
+
+/// A redis-crate connection to `n` as `user` (the default user when
+/// `None`) with `password`, if any.
+pub async fn redis_conn(
+    n: &Node,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> redis::aio::MultiplexedConnection {
+    use redis::IntoConnectionInfo as _;
+    let mut info = redis::RedisConnectionInfo::default();
+    if let Some(p) = password {
+        info = info.set_password(p);
+    }
+    if let Some(u) = user {
+        info = info.set_username(u);
+    }
+    let info = redis::ConnectionAddr::Tcp("127.0.0.1".into(), n.addr.port())
+        .into_connection_info()
+        .unwrap()
+        .set_redis_settings(info);
+    redis::Client::open(info)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}

@@ -947,12 +947,8 @@ async fn observe_pods(
     ns: &str,
     cluster: &str,
 ) -> Result<BTreeMap<String, PodView>, Error> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = api
-        .list(&ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER)))
-        .await?;
-    Ok(list
-        .items
+    Ok(list_of::<Pod>(ctx, ns, cluster)
+        .await?
         .into_iter()
         .map(|p| {
             let status = p.status.as_ref();
@@ -971,6 +967,19 @@ async fn observe_pods(
         .collect())
 }
 
+/// The objects of kind `K` labelled as `cluster`'s.
+async fn list_of<K>(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = format!("{}={cluster}", labels::CLUSTER);
+    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
+}
+
 /// Each shard's current template revision (its StatefulSet's
 /// `updateRevision`), by shard name.
 async fn shard_revisions(
@@ -978,12 +987,8 @@ async fn shard_revisions(
     ns: &str,
     cluster: &str,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let list = api
-        .list(&ListParams::default().labels(&format!("{}={cluster}", labels::CLUSTER)))
-        .await?;
-    Ok(list
-        .items
+    Ok(list_of::<StatefulSet>(ctx, ns, cluster)
+        .await?
         .into_iter()
         .filter_map(|s| {
             let revision = s.status.as_ref()?.update_revision.clone()?;
