@@ -71,6 +71,8 @@ pub enum Wait {
 pub struct PendingWait {
     /// The stream offset waited for.
     pub offset: u64,
+    /// The stream history the offset is of.
+    pub history: u64,
     pub deadline: Option<tokio::time::Instant>,
 }
 

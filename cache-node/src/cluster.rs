@@ -81,6 +81,14 @@ struct Freeze {
     /// Reads wait too: the handoff's outcome is unknown, and the new owner
     /// may already be taking writes.
     reads: bool,
+    /// Lifted by itself then, if no document settled it before.
+    until: Option<std::time::Instant>,
+}
+
+impl Freeze {
+    fn holds(&self) -> bool {
+        self.until.is_none_or(|u| std::time::Instant::now() < u)
+    }
 }
 
 /// A completed migration's change of owner.
@@ -222,6 +230,19 @@ impl ClusterState {
             epoch,
             slots: slots.clone(),
             reads: false,
+            until: None,
+        });
+    }
+
+    /// [`ClusterState::freeze`] for at most `hold`: a switchover's fence,
+    /// which the operator lifts with a newer document, lifts itself should
+    /// the operator stop first (the write lease still guards the node).
+    pub fn freeze_for(&mut self, epoch: u64, slots: &SlotSet, hold: std::time::Duration) {
+        self.freezes.push(Freeze {
+            epoch,
+            slots: slots.clone(),
+            reads: false,
+            until: Some(std::time::Instant::now() + hold),
         });
     }
 
@@ -240,7 +261,7 @@ impl ClusterState {
 
     /// Whether any write is held back.
     pub fn any_frozen(&self) -> bool {
-        !self.freezes.is_empty()
+        self.freezes.iter().any(Freeze::holds)
     }
 
     /// Whether this node, as primary, serves `slot` now (document and
@@ -325,7 +346,7 @@ impl ClusterState {
         if self
             .freezes
             .iter()
-            .any(|f| (write || f.reads) && f.slots.contains(first))
+            .any(|f| (write || f.reads) && f.slots.contains(first) && f.holds())
         {
             return Some(Redirect::Frozen);
         }

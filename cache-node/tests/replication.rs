@@ -62,11 +62,13 @@ where
     }
 }
 
-async fn replicaof(c: &mut Conn, primary: &Node) {
+/// `REPLICAOF` (an admin command: it makes the node log in to another
+/// as the admin user, and replaces its keyspace).
+async fn replicaof(replica: &Node, primary: &Node) {
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
         .arg(primary.addr.port())
-        .query_async(c)
+        .query_async(&mut admin(replica).await)
         .await
         .unwrap();
 }
@@ -151,7 +153,7 @@ async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
             n
         })
     };
-    replicaof(&mut r, &primary).await;
+    replicaof(&replica, &primary).await;
     link_up(&mut r).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
@@ -235,10 +237,17 @@ async fn a_replica_copies_the_keyspace_and_follows_its_writes() {
     assert_eq!(ri["tidecache_full_syncs"], "1");
 
     // REPLICAOF NO ONE: a primary again, with the data, taking writes.
+    let e = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("NOPERM"), "admin only: {e}");
     let _: () = redis::cmd("REPLICAOF")
         .arg("NO")
         .arg("ONE")
-        .query_async(&mut r)
+        .query_async(&mut admin(&replica).await)
         .await
         .unwrap();
     let _: () = r.set("mine", "now").await.unwrap();
@@ -256,7 +265,7 @@ async fn a_broken_link_resumes_from_the_backlog() {
     for i in 0..1000 {
         let _: () = p.set(format!("k{i}"), i).await.unwrap();
     }
-    replicaof(&mut r, &primary).await;
+    replicaof(&replica, &primary).await;
     link_up(&mut r).await;
     // Kill the replica's connection on the primary, write meanwhile.
     let clients: String = redis::cmd("CLIENT")
@@ -325,7 +334,7 @@ async fn wait_counts_only_replicas_that_have_the_writes() {
     let r2 = node(STANDALONE).await;
     for r in [&r1, &r2] {
         let mut c = conn(r).await;
-        replicaof(&mut c, &primary).await;
+        replicaof(r, &primary).await;
         link_up(&mut c).await;
     }
     let _: () = p.set("b", 2).await.unwrap();

@@ -194,6 +194,16 @@ fn cancel(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
 /// is applied whole before any other command runs.
 pub fn import(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let action = &args[2];
+    let writes = eq(action, "BEGIN") || eq(action, "APPLY") || eq(action, "COMMIT");
+    // Only a primary takes slots, and only within its write lease: keys
+    // applied on a replica would diverge from its primary, and a primary
+    // that may have been replaced must not take new ones.
+    if writes && cx.shared.role.get() != crate::replication::Role::Primary {
+        return Reply::error("READONLY this node is a replica: it cannot import slots");
+    }
+    if writes && let Err(f) = cx.shared.lease.check(cx.shared.now_ms()) {
+        return Reply::error(f.message());
+    }
     let result = if eq(action, "BEGIN") && args.len() >= 6 {
         begin(cx, args)
     } else if eq(action, "APPLY") && args.len() == 5 {

@@ -115,8 +115,9 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 ///   primary's lease (the operator fenced that one, or knows it is gone).
 /// - `FENCE`: a planned switchover begins: writes on this node's slots
 ///   wait (as during a migration's handoff) until a document of `epoch + 1`
-///   or newer arrives; the reply is the stream's end, `[replid, offset]`,
-///   which the replica to promote must reach first.
+///   or newer arrives, or at most [`FENCE_HOLD`]; the reply is the
+///   stream's end, `[replid, offset]`, which the replica to promote must
+///   reach first.
 pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let shared = cx.shared;
     let epoch = match u64_arg(&args[3]) {
@@ -144,7 +145,7 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Reply::OK
     } else if eq(action, "FENCE") {
         let slots = tidecache_topology::SlotSet::from_ranges(&cluster.owned_slots());
-        cluster.freeze(epoch + 1, &slots);
+        cluster.freeze_for(epoch + 1, &slots, FENCE_HOLD);
         drop(cluster);
         let mut repl = shared.repl.lock().expect("replication lock");
         repl.stream.pump(cx.db);
@@ -156,6 +157,9 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Reply::error("ERR syntax error: expected TIDECACHE LEASE RENEW|WAIVE|FENCE <epoch>")
     }
 }
+
+/// The longest a switchover's fence holds writes without a newer document.
+const FENCE_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The stream from `offset`, waiting up to [`FETCH_WAIT`] for something to
 /// send; an empty reply when nothing came.
@@ -176,6 +180,7 @@ fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Rep
         .pending
         .get_or_insert(PendingWait {
             offset,
+            history: repl.stream.history(),
             deadline: Some(now + FETCH_WAIT),
         })
         .deadline;
@@ -216,12 +221,19 @@ pub fn wait(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(_) => return Reply::error("ERR timeout is not an integer or out of range"),
     };
     if cx.shared.role.get() != Role::Primary {
+        cx.client.pending = None;
         return Reply::error(
             "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
         );
     }
     let mut repl = cx.shared.repl.lock().expect("replication lock");
-    let pending = match cx.client.pending {
+    // A pending wait of another history (the node was demoted and
+    // promoted again while it waited) is not this one's.
+    let pending = match cx
+        .client
+        .pending
+        .filter(|p| p.history == repl.stream.history())
+    {
         Some(p) => p,
         None => {
             // Every write before this command into the stream: its end is
@@ -229,6 +241,7 @@ pub fn wait(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             repl.stream.pump(cx.db);
             let p = PendingWait {
                 offset: repl.stream.offset(),
+                history: repl.stream.history(),
                 deadline: (timeout > 0).then(|| {
                     tokio::time::Instant::now() + std::time::Duration::from_millis(timeout)
                 }),

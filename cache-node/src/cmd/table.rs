@@ -419,8 +419,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("role", 1, NOSCRIPT | LOADING | STALE | FAST, NONE, &["@admin", "@fast", "@dangerous"], "server", "2.8.12", "Returns the replication role.", repl::role),
     spec("readonly", 1, LOADING | STALE | FAST, NONE, &["@fast", "@connection"], "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", repl::readonly),
     spec("readwrite", 1, LOADING | STALE | FAST, NONE, &["@fast", "@connection"], "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", repl::readwrite),
-    spec("replicaof", 3, NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", repl::replicaof),
-    spec("slaveof", 3, NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", repl::replicaof),
+    spec("replicaof", 3, ADMIN | NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", repl::replicaof),
+    spec("slaveof", 3, ADMIN | NOSCRIPT | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", repl::replicaof),
     spec("time", 1, LOADING | STALE | FAST, NONE, &["@fast"], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@slow", "@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     container("slowlog", "server", "2.2.12", "A container for slow log commands.", &[

@@ -59,6 +59,10 @@ use crate::server::Shared;
 /// replica's idle poll interval.
 pub const FETCH_WAIT: Duration = Duration::from_millis(100);
 
+/// How much longer than a lease a promoted replica waits before its first
+/// write.
+pub const PROMOTION_MARGIN_MS: u64 = 500;
+
 /// What this node is to its shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -221,12 +225,15 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             if was_replica {
                 // The old primary may still take writes until its lease
                 // runs out: this node's first write waits for that.
-                let lease = shared.config.write_lease_ms;
+                // The margin covers a renewal still in flight to the old
+                // primary when this node was promoted (a replica's fetch,
+                // bounded by its link timeout, is the longest).
+                let wait = shared.config.write_lease_ms + PROMOTION_MARGIN_MS;
                 let now = shared.now_ms();
                 shared
                     .lease
                     .writes_from_ms
-                    .store(now + lease, Ordering::Relaxed);
+                    .store(now + wait, Ordering::Relaxed);
             }
         }
     }

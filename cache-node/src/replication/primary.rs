@@ -98,6 +98,8 @@ pub enum FetchError {
 pub struct Stream {
     /// Names this history of writes: offsets mean something only with it.
     replid: String,
+    /// Counts the histories this node started.
+    generation: u64,
     /// Bytes of the stream so far.
     offset: u64,
     /// The latest stretch of the stream, as the chunks it was made of
@@ -120,6 +122,7 @@ impl Stream {
     pub fn new(backlog_size: usize) -> Self {
         Self {
             replid: crate::random_hex(40),
+            generation: 0,
             offset: 0,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -135,6 +138,11 @@ impl Stream {
 
     pub fn replid(&self) -> &str {
         &self.replid
+    }
+
+    /// A number that changes with the replication id (cheap to compare).
+    pub fn history(&self) -> u64 {
+        self.generation
     }
 
     pub fn offset(&self) -> u64 {
@@ -176,7 +184,7 @@ impl Stream {
         self.replicas.clear();
         self.backlog.clear();
         self.backlog_bytes = 0;
-        self.replid = crate::random_hex(40);
+        self.new_history();
         self.acked.raise();
     }
 
@@ -203,6 +211,11 @@ impl Stream {
             }
         }
         self.append(chunk);
+    }
+
+    fn new_history(&mut self) {
+        self.replid = crate::random_hex(40);
+        self.generation += 1;
     }
 
     fn append(&mut self, chunk: Vec<u8>) {
@@ -266,7 +279,7 @@ impl Stream {
     ) -> Psync {
         if self.follow.is_none() {
             // Changes before now were never recorded: a new history.
-            self.replid = crate::random_hex(40);
+            self.new_history();
             self.follow = Some(db.follow_signalled(
                 SlotSet::from_ranges(&[tidecache_topology::SlotRange {
                     start: 0,
@@ -392,7 +405,7 @@ impl Stream {
         if replid != self.replid {
             return Err(FetchError::OtherHistory(replid.to_owned()));
         }
-        let i = self.locate(offset)?;
+        self.locate(offset)?;
         if let Some(peer) = self.replicas.get_mut(id) {
             peer.last_seen = Instant::now();
             // The first fetch after a full sync acknowledges the
@@ -403,7 +416,11 @@ impl Stream {
                 self.acked.raise();
             }
         }
+        // The ack first (trimming keeps what it still needs), then the
+        // pump, then where the offset is now: the pump's appends may have
+        // trimmed chunks off the front.
         self.pump(db);
+        let i = self.locate(offset)?;
         let mut out = Vec::new();
         for (_, chunk) in self.backlog.iter().skip(i) {
             if !out.is_empty() && out.len() + chunk.len() > MAX_REPLY_BYTES {
@@ -419,7 +436,7 @@ impl Stream {
         let now = Instant::now();
         self.replicas
             .values()
-            .filter(|p| p.ack >= offset && !p.syncing && p.online(now))
+            .filter(|p| p.ack >= offset && !p.syncing && !p.fresh && p.online(now))
             .count()
     }
 
@@ -443,6 +460,19 @@ impl Stream {
         }
         self.replicas
             .retain(|_, p| now.duration_since(p.last_seen) < FORGET_AFTER);
+        if self.replicas.is_empty() && self.syncs.is_empty() {
+            // Nobody to stream to: stop recording changed keys (the first
+            // replica to come starts a new history).
+            if let Some(f) = self.follow.take() {
+                db.unfollow(f);
+                self.backlog.clear();
+                self.backlog_bytes = 0;
+            }
+        } else {
+            // Changed keys go into the backlog, bounded by its trimming,
+            // rather than piling up while no replica fetches.
+            self.pump(db);
+        }
     }
 }
 
@@ -592,6 +622,34 @@ mod tests {
             apply(&mut replica, part);
         }
         assert_eq!(keys(&mut replica), keys(&mut db));
+    }
+
+    /// A fetch whose pump appends past the backlog size (trimming chunks
+    /// off the front) still sends the stream from exactly its offset.
+    #[test]
+    fn a_fetch_that_trims_sends_from_its_own_offset() {
+        let mut primary = new_db();
+        let mut stream = Stream::new(2 * MAX_REPLY_BYTES);
+        let Psync::Full { replid, sync, .. } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
+        else {
+            panic!()
+        };
+        let mut replica = new_db();
+        while !stream.snapshot(&mut primary, sync).unwrap().0 {}
+        let mut offset = 0;
+        let big = "x".repeat(100_000);
+        for round in 0..6 {
+            // More than the backlog holds between two fetches.
+            for i in 0..40 {
+                set(&mut primary, &format!("k{round}-{i}"), &big);
+            }
+            while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
+                offset += part.len() as u64;
+                apply(&mut replica, part);
+            }
+        }
+        assert_eq!(offset, stream.offset());
+        assert_eq!(keys(&mut replica), keys(&mut primary));
     }
 
     #[test]

@@ -191,8 +191,12 @@ async fn session(
         {
             Ok(v) => v,
             Err(e) if e.is_reply() => {
-                // Another history, or trimmed: start over from scratch.
-                shared.repl.lock().expect("replication lock").applied = None;
+                // Another history, or trimmed: start over from scratch
+                // (unless a newer link took over meanwhile).
+                let mut repl = shared.repl.lock().expect("replication lock");
+                if matches!(&repl.link, Some(l) if l.generation == generation) {
+                    repl.applied = None;
+                }
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),

@@ -90,6 +90,18 @@ pub fn judge(
         .filter(|(_, r)| Some(r.replid.as_str()) == history)
         // Highest offset; among equals, the first by name (stable).
         .max_by(|(a, ra), (b, rb)| ra.offset.cmp(&rb.offset).then(b.cmp(a)));
+    // A replica the operator cannot reach may still be connected to the
+    // old primary, keeping its write lease alive: promoting another then
+    // would make two primaries. Wait until it answers (and learns the new
+    // document) or its pod is gone.
+    if let Some((silent, _)) = replicas
+        .iter()
+        .find(|(n, s)| s.pod_alive && !s.answered() && best.is_none_or(|(b, _)| b != n))
+    {
+        return Verdict::Stuck(format!(
+            "{reason}, but replica {silent} does not answer and may still be renewing its lease"
+        ));
+    }
     match best {
         Some((replica, r)) => Verdict::Promote {
             replica: (*replica).to_owned(),
@@ -211,7 +223,10 @@ mod tests {
         let never_synced = replica(3, &"0".repeat(40), 0);
         let other_history = replica(3, "q", 900);
         let behind_on_epoch = replica(2, "p", 800);
-        let unreachable = silent(T);
+        let unreachable = Seen {
+            pod_alive: false,
+            ..silent(T)
+        };
         let gone = Seen {
             pod_alive: false,
             ..replica(3, "p", 999)
@@ -251,6 +266,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_silent_replica_holds_a_promotion_back() {
+        let lost = silent(T);
+        let (good, quiet) = (replica(3, "p", 10), silent(T));
+        let v = judge(3, ("p0", &lost), &[("r1", &good), ("r2", &quiet)], T);
+        assert!(
+            matches!(v, Verdict::Stuck(ref why) if why.contains("r2")),
+            "{v:?}"
+        );
+        let gone = Seen {
+            pod_alive: false,
+            ..silent(T)
+        };
+        let v = judge(3, ("p0", &lost), &[("r1", &good), ("r2", &gone)], T);
+        assert_eq!(promoted(&v), Some("r1"));
+    }
+
     /// Exhaustively over small shards: a promotion always names a live,
     /// synced replica on the document's epoch with the highest offset of
     /// the majority history, and happens only when the primary is lost.
@@ -278,6 +310,11 @@ mod tests {
                         Verdict::Stuck(_) => assert!(lost),
                         Verdict::Promote { replica, .. } => {
                             assert!(lost);
+                            // Every other replica answered or is gone.
+                            assert!(
+                                rs.iter()
+                                    .all(|(n, s)| n == replica || s.answered() || !s.pod_alive)
+                            );
                             let (_, s) = rs.iter().find(|(n, _)| n == replica).unwrap();
                             let r = s.replication.as_ref().unwrap();
                             assert!(s.pod_alive && s.epoch == Some(3) && r.is_synced_replica());

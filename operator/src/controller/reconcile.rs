@@ -226,6 +226,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     // A rolling change: one pod replaced, or one switchover, per pass,
     // and only while nothing else changes the cluster.
     let mut switchover = None;
+    let mut fenced_only = false;
     let mut replace = None;
     if !copying && !failed_over && prev_status.rebalance.is_none() {
         let revisions = shard_revisions(&ctx, &ns, &name).await?;
@@ -246,8 +247,27 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
                     .cloned()
                     .expect("the switchover's target is a replica");
                 info!(cluster = %name, shard = %s.name, from = %old.pod, to = %new.pod, "switchover before replacing the primary");
-                s.primary = Some(new.clone());
-                switchover = Some((old, new));
+                // The old primary's writes are fenced and the new one must
+                // have every one of them before the layout changes; if not,
+                // the layout stays and the new epoch lifts the fence.
+                if fence_and_catch_up(&ctx, &admin_password, &old, &new, prev_status.epoch).await {
+                    s.primary = Some(new.clone());
+                    switchover = Some((old, new));
+                } else {
+                    publish(
+                        &ctx,
+                        &cc,
+                        EventType::Warning,
+                        "SwitchoverAborted",
+                        "Promote",
+                        format!(
+                            "{} did not reach {}'s last write in time; {} stays primary",
+                            new.pod, old.pod, old.pod
+                        ),
+                    )
+                    .await;
+                    fenced_only = true;
+                }
             }
         }
     }
@@ -260,7 +280,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &recorded,
         &pods,
     );
-    if (failed_over || switchover.is_some()) && planned.epoch == prev_status.epoch {
+    if (failed_over || switchover.is_some() || fenced_only) && planned.epoch == prev_status.epoch {
         // A new primary is a new document, whatever else stayed.
         planned.epoch = prev_status
             .epoch
@@ -285,15 +305,6 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
 
-    // A switchover, decided and recorded: the old primary's writes are
-    // fenced, and the new one is promoted once it has every one of them.
-    let caught_up = match &switchover {
-        Some((old, new)) => {
-            fence_and_catch_up(&ctx, &admin_password, old, new, prev_status.epoch).await
-        }
-        None => false,
-    };
-
     let mut serving = 0;
     let document = super::topology::document(status.epoch, &status.shards);
     if let Some(doc) = &document {
@@ -314,8 +325,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
             .collect();
         let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded).await;
         if let Some((old, new)) = &switchover {
-            let waived = caught_up
-                && acked.contains(&new.pod)
+            let waived = acked.contains(&new.pod)
                 && lease_order(&ctx, &admin_password, new, LeaseOrder::Waive, doc.epoch).await;
             let how = if waived {
                 "at once: it had every write of the fenced primary"
@@ -977,7 +987,10 @@ where
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     let selector = format!("{}={cluster}", labels::CLUSTER);
-    Ok(api.list(&ListParams::default().labels(&selector)).await?.items)
+    Ok(api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
 }
 
 /// Each shard's current template revision (its StatefulSet's
@@ -1024,8 +1037,9 @@ async fn lease_order(
 
 /// Fences the old primary's writes (it runs `epoch`) and waits, briefly,
 /// for the new one to have every write before the fence. False when that
-/// could not be made sure of: the new primary then waits out the old one's
-/// lease, as after a failover.
+/// could not be made sure of: the switchover is called off (a document of
+/// a newer epoch lifts the fence; the node lifts it by itself after a
+/// while, should the operator stop before sending one).
 async fn fence_and_catch_up(
     ctx: &Context,
     password: &str,
