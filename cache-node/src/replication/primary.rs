@@ -50,22 +50,51 @@ impl Peer {
 /// A full sync in progress: a capture of every slot, encoded as it goes.
 struct FullSync {
     capture: CaptureId,
-    encoded: Arc<Mutex<Vec<u8>>>,
+    encoded: Arc<Mutex<Encoded>>,
+    /// The capture has given every slot.
+    captured: bool,
     replica: String,
     touched: Instant,
 }
 
+/// A snapshot's encoded entries not sent yet, with the places where a
+/// part may end (every [`MAX_REPLY_BYTES`] or so, between entries): writes
+/// to slots the capture has not reached can pile up more than one reply
+/// should carry.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    cuts: std::collections::VecDeque<usize>,
+}
+
+impl Encoded {
+    /// The next part: up to the first cut, or everything.
+    fn take_part(&mut self) -> Vec<u8> {
+        match self.cuts.pop_front() {
+            Some(cut) => {
+                let rest = self.bytes.split_off(cut);
+                for c in &mut self.cuts {
+                    *c -= cut;
+                }
+                std::mem::replace(&mut self.bytes, rest)
+            }
+            None => std::mem::take(&mut self.bytes),
+        }
+    }
+}
+
 /// A capture sink that encodes entries as stream changes.
-struct Encoder(Arc<Mutex<Vec<u8>>>);
+struct Encoder(Arc<Mutex<Encoded>>);
 
 impl Sink for Encoder {
     fn entry(&mut self, _slot: u16, key: &[u8], value: ValueRef<'_>, expires_at: Option<u64>) {
-        wire::put(
-            &mut self.0.lock().expect("sync buffer lock"),
-            key,
-            value,
-            expires_at,
-        );
+        let mut e = self.0.lock().expect("sync buffer lock");
+        wire::put(&mut e.bytes, key, value, expires_at);
+        let last = e.cuts.back().copied().unwrap_or(0);
+        if e.bytes.len() - last >= MAX_REPLY_BYTES {
+            let end = e.bytes.len();
+            e.cuts.push_back(end);
+        }
     }
 }
 
@@ -309,7 +338,7 @@ impl Stream {
                 offset,
             };
         }
-        let encoded = Arc::new(Mutex::new(Vec::new()));
+        let encoded = Arc::new(Mutex::new(Encoded::default()));
         // The capture is of this instant; every change after it is pumped
         // into the stream from `self.offset` on, as a state at least as
         // new, so snapshot then stream is the keyspace.
@@ -321,6 +350,7 @@ impl Stream {
             FullSync {
                 capture,
                 encoded,
+                captured: false,
                 replica: id.to_owned(),
                 touched: Instant::now(),
             },
@@ -347,28 +377,24 @@ impl Stream {
     pub fn snapshot(&mut self, db: &mut Db, sync: u64) -> Option<(bool, Vec<u8>)> {
         let s = self.syncs.get_mut(&sync)?;
         s.touched = Instant::now();
-        let mut done = false;
-        loop {
-            if s.encoded.lock().expect("sync buffer lock").len() >= MAX_REPLY_BYTES {
-                break;
-            }
+        while !s.captured
+            && s.encoded.lock().expect("sync buffer lock").bytes.len() < MAX_REPLY_BYTES
+        {
             match db.capture_step(s.capture, STEP_KEYS) {
                 Some(Step::More) => {}
-                Some(Step::Done(_)) => {
-                    done = true;
-                    break;
-                }
+                Some(Step::Done(_)) => s.captured = true,
                 None => return None,
             }
         }
-        let part = std::mem::take(&mut *s.encoded.lock().expect("sync buffer lock"));
-        // Encoded by writes to slots the capture had not reached: more may
-        // come, so the sync ends when the capture did and nothing is left.
-        if done {
+        let (part, left) = {
+            let mut e = s.encoded.lock().expect("sync buffer lock");
+            (e.take_part(), !e.bytes.is_empty())
+        };
+        // Writes to slots the capture had not reached encode into the
+        // buffer too: the sync ends once the capture is done and the
+        // buffer is sent.
+        if s.captured && !left {
             let s = self.syncs.remove(&sync).expect("looked up above");
-            let rest = std::mem::take(&mut *s.encoded.lock().expect("sync buffer lock"));
-            let mut part = part;
-            part.extend_from_slice(&rest);
             if let Some(peer) = self.replicas.get_mut(&s.replica) {
                 // Its ack, the sync's offset, counts once this last part
                 // is applied: the replica's next fetch says so.
@@ -622,6 +648,51 @@ mod tests {
             apply(&mut replica, part);
         }
         assert_eq!(keys(&mut replica), keys(&mut db));
+    }
+
+    /// A FLUSHALL during a full sync hands every slot not captured yet to
+    /// the capture at once: it still goes out in parts of bounded size.
+    #[test]
+    fn snapshot_parts_stay_bounded_when_writes_hand_slots_over() {
+        let mut primary = new_db();
+        let v = "v".repeat(2000);
+        for i in 0..4000 {
+            set(&mut primary, &format!("k{i}"), &v);
+        }
+        let mut stream = Stream::new(1 << 20);
+        let Psync::Full {
+            replid,
+            mut offset,
+            sync,
+        } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
+        else {
+            panic!()
+        };
+        let mut replica = new_db();
+        let mut parts = 0;
+        loop {
+            let (done, part) = stream.snapshot(&mut primary, sync).unwrap();
+            assert!(
+                part.len() < MAX_REPLY_BYTES + 4096,
+                "part of {} bytes",
+                part.len()
+            );
+            apply(&mut replica, part);
+            parts += 1;
+            if parts == 1 {
+                primary.flush();
+                set(&mut primary, "after", "1");
+            }
+            if done {
+                break;
+            }
+        }
+        assert!(parts > 4, "{parts} parts");
+        while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
+            offset += part.len() as u64;
+            apply(&mut replica, part);
+        }
+        assert_eq!(keys(&mut replica), keys(&mut primary));
     }
 
     /// A fetch whose pump appends past the backlog size (trimming chunks
