@@ -50,18 +50,33 @@ async fn a_rolling_image_update_loses_no_acknowledged_write() -> anyhow::Result<
 
     let started = Instant::now();
     ns.apply_cluster(&manifest("1.0.1")).await?;
+    let progress = std::sync::Mutex::new(Vec::<String>::new());
     wait_for("every pod to be replaced", timeout() * 3, || async {
         let pods = ns.pods("rolling").await?;
-        let replaced = pods.iter().all(|p| {
+        let mut replaced = Vec::new();
+        for p in &pods {
             let uid = p.uid().unwrap_or_default();
             let ready = p
                 .status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            ready && !before.iter().any(|(_, u)| *u == uid)
-        });
-        Ok((replaced && pods.len() == 6).then_some(()))
+            if ready && !before.iter().any(|(_, u)| *u == uid) {
+                replaced.push(p.name_any());
+            }
+        }
+        // Print each pod as it comes back, for the timeline.
+        let mut seen = progress.lock().unwrap();
+        for p in &replaced {
+            if !seen.contains(p) {
+                println!(
+                    "{:6.1} s  {p} replaced and ready",
+                    started.elapsed().as_secs_f64()
+                );
+                seen.push(p.clone());
+            }
+        }
+        Ok((replaced.len() == 6 && pods.len() == 6).then_some(()))
     })
     .await?;
     let cc = ns.wait_ready("rolling").await?;
