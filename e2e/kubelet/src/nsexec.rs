@@ -108,6 +108,13 @@ pub fn init_main(spec_json: &str) -> ! {
         .and_then(|spec| {
             // Dies with the shim, and with it the whole PID namespace.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("set parent death signal")?;
+            // The shim blocks the signals it forwards, and a signal mask
+            // survives fork and exec: unblocked here, or the container
+            // would never see the SIGTERM of a graceful stop (each pod
+            // deletion then waited out its whole grace period for SIGKILL).
+            SigSet::empty()
+                .thread_set_mask()
+                .context("unblock signals")?;
             // A /proc of the container's own PID namespace, as in a real
             // container (the host's would show other pids than getpid()).
             if let Err(e) = mount(
@@ -143,8 +150,8 @@ fn supervise(spec: &ExecSpec) -> anyhow::Result<Never> {
         mask.add(s);
     }
     mask.add(Signal::SIGCHLD);
-    // Blocked signals queue up for the signalfd; the child starts with an
-    // empty mask (std resets it before exec).
+    // Blocked signals queue up for the signalfd; the child inherits the
+    // mask and clears it before it execs the container (`init_main`).
     mask.thread_block().context("block signals")?;
     let signals = SignalFd::new(&mask).context("signalfd")?;
     let init = InitSpec {
