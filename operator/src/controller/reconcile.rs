@@ -1100,14 +1100,7 @@ async fn survey(
     let asks = nodes.into_iter().map(|(node, primary)| async move {
         let alive = pods.get(&node.pod).is_some_and(|p| p.alive);
         let answer = async {
-            let (host, port) = node
-                .address
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-                .ok_or(None)?;
-            let mut admin = AdminClient::connect(host, port, admin_password, ctx.admin_timeout)
-                .await
-                .map_err(Some)?;
+            let mut admin = admin_of(ctx, admin_password, node).await.ok_or(None)?;
             let epoch = admin.epoch().await.map_err(Some)?;
             let replication = admin.replication().await.map_err(Some)?;
             if primary
