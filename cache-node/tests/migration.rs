@@ -16,16 +16,7 @@ use redis::AsyncCommands as _;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, SlotSet, Topology, key_slot, node_id_for};
 
 fn flags(name: &str) -> Vec<&str> {
-    vec![
-        "--cluster-enabled",
-        "yes",
-        "--requirepass",
-        "pw",
-        "--admin-password",
-        "adm",
-        "--node-name",
-        name,
-    ]
+    common::cluster_flags(name)
 }
 
 /// A owns 0-8191, B 8192-16383.

@@ -356,19 +356,11 @@ async fn wait_counts_only_replicas_that_have_the_writes() {
 
 // ----- cluster mode -----
 
+/// Operator-style flags, with a short write lease for the lease tests.
 fn cluster_flags(name: &str) -> Vec<&str> {
-    vec![
-        "--cluster-enabled",
-        "yes",
-        "--requirepass",
-        "pw",
-        "--admin-password",
-        "adm",
-        "--node-name",
-        name,
-        "--write-lease-ms",
-        "600",
-    ]
+    let mut flags = common::cluster_flags(name);
+    flags.extend(["--write-lease-ms", "600"]);
+    flags
 }
 
 fn addr(name: &str, n: &Node) -> NodeAddr {

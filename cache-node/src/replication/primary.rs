@@ -516,6 +516,34 @@ mod tests {
         super::super::apply(into, wire::decode_all(Bytes::from(bytes)).unwrap());
     }
 
+    /// A new replica's PSYNC: (replid, offset, sync) of its full sync.
+    fn full_sync(stream: &mut Stream, primary: &mut Db) -> (String, u64, u64) {
+        match stream.psync(primary, "r", ("h", 1), "?", 0) {
+            Psync::Full {
+                replid,
+                offset,
+                sync,
+            } => (replid, offset, sync),
+            other => panic!("a new replica does a full sync, not {other:?}"),
+        }
+    }
+
+    /// Fetches and applies the stream from `offset` until nothing is left;
+    /// the offset reached.
+    fn drain(
+        stream: &mut Stream,
+        primary: &mut Db,
+        replica: &mut Db,
+        replid: &str,
+        mut offset: u64,
+    ) -> u64 {
+        while let Some(part) = stream.fetch(primary, "r", replid, offset).unwrap() {
+            offset += part.len() as u64;
+            apply(replica, part);
+        }
+        offset
+    }
+
     fn set(db: &mut Db, k: &str, v: &str) {
         db.set(
             Bytes::from(k.to_owned()),
@@ -551,14 +579,7 @@ mod tests {
             set(&mut primary, &format!("k{i}"), &old);
         }
         let mut stream = Stream::new(1 << 20);
-        let Psync::Full {
-            replid,
-            mut offset,
-            sync,
-        } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
-        else {
-            panic!("a new replica does a full sync");
-        };
+        let (replid, mut offset, sync) = full_sync(&mut stream, &mut primary);
         let mut replica = new_db();
         let mut i = 0;
         loop {
@@ -574,10 +595,7 @@ mod tests {
             }
         }
         set(&mut primary, "after", "1");
-        while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
-            offset += part.len() as u64;
-            apply(&mut replica, part);
-        }
+        offset = drain(&mut stream, &mut primary, &mut replica, &replid, offset);
         assert!(i > 1, "the snapshot came in several parts");
         assert_eq!(keys(&mut replica), keys(&mut primary));
         // The fetch that found nothing more acknowledged everything.
@@ -591,9 +609,7 @@ mod tests {
     fn a_known_offset_continues_and_others_resync() {
         let mut db = new_db();
         let mut stream = Stream::new(64);
-        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
-            panic!()
-        };
+        let (replid, _, sync) = full_sync(&mut stream, &mut db);
         while !stream.snapshot(&mut db, sync).unwrap().0 {}
         set(&mut db, "a", "1");
         let first = stream.fetch(&mut db, "r", &replid, 0).unwrap().unwrap();
@@ -631,9 +647,7 @@ mod tests {
     fn a_known_replica_keeps_its_part_of_the_backlog() {
         let mut db = new_db();
         let mut stream = Stream::new(64);
-        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
-            panic!()
-        };
+        let (replid, _, sync) = full_sync(&mut stream, &mut db);
         while !stream.snapshot(&mut db, sync).unwrap().0 {}
         for i in 0..20 {
             set(&mut db, &format!("k{i}"), &"v".repeat(20));
@@ -642,11 +656,7 @@ mod tests {
         // Still at 0, and recent: nothing it needs went.
         assert_eq!(stream.backlog_start(), 0);
         let mut replica = new_db();
-        let mut offset = 0;
-        while let Some(part) = stream.fetch(&mut db, "r", &replid, offset).unwrap() {
-            offset += part.len() as u64;
-            apply(&mut replica, part);
-        }
+        drain(&mut stream, &mut db, &mut replica, &replid, 0);
         assert_eq!(keys(&mut replica), keys(&mut db));
     }
 
@@ -660,14 +670,7 @@ mod tests {
             set(&mut primary, &format!("k{i}"), &v);
         }
         let mut stream = Stream::new(1 << 20);
-        let Psync::Full {
-            replid,
-            mut offset,
-            sync,
-        } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
-        else {
-            panic!()
-        };
+        let (replid, offset, sync) = full_sync(&mut stream, &mut primary);
         let mut replica = new_db();
         let mut parts = 0;
         loop {
@@ -688,10 +691,7 @@ mod tests {
             }
         }
         assert!(parts > 4, "{parts} parts");
-        while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
-            offset += part.len() as u64;
-            apply(&mut replica, part);
-        }
+        drain(&mut stream, &mut primary, &mut replica, &replid, offset);
         assert_eq!(keys(&mut replica), keys(&mut primary));
     }
 
@@ -701,10 +701,7 @@ mod tests {
     fn a_fetch_that_trims_sends_from_its_own_offset() {
         let mut primary = new_db();
         let mut stream = Stream::new(2 * MAX_REPLY_BYTES);
-        let Psync::Full { replid, sync, .. } = stream.psync(&mut primary, "r", ("h", 1), "?", 0)
-        else {
-            panic!()
-        };
+        let (replid, _, sync) = full_sync(&mut stream, &mut primary);
         let mut replica = new_db();
         while !stream.snapshot(&mut primary, sync).unwrap().0 {}
         let mut offset = 0;
@@ -714,10 +711,7 @@ mod tests {
             for i in 0..40 {
                 set(&mut primary, &format!("k{round}-{i}"), &big);
             }
-            while let Some(part) = stream.fetch(&mut primary, "r", &replid, offset).unwrap() {
-                offset += part.len() as u64;
-                apply(&mut replica, part);
-            }
+            offset = drain(&mut stream, &mut primary, &mut replica, &replid, offset);
         }
         assert_eq!(offset, stream.offset());
         assert_eq!(keys(&mut replica), keys(&mut primary));
@@ -727,9 +721,7 @@ mod tests {
     fn flushall_and_expiry_reach_the_replica() {
         let mut db = new_db();
         let mut stream = Stream::new(1 << 20);
-        let Psync::Full { replid, sync, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
-            panic!()
-        };
+        let (replid, _, sync) = full_sync(&mut stream, &mut db);
         while !stream.snapshot(&mut db, sync).unwrap().0 {}
         let mut replica = new_db();
         set(&mut replica, "stale", "x");
@@ -752,13 +744,9 @@ mod tests {
         let mut db = new_db();
         set(&mut db, "a", "1");
         let mut stream = Stream::new(1 << 20);
-        let Psync::Full { sync: first, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
-            panic!()
-        };
+        let (_, _, first) = full_sync(&mut stream, &mut db);
         assert_eq!(db.captures(), 1);
-        let Psync::Full { sync: second, .. } = stream.psync(&mut db, "r", ("h", 1), "?", 0) else {
-            panic!()
-        };
+        let (_, _, second) = full_sync(&mut stream, &mut db);
         assert_eq!(db.captures(), 1, "the first sync's capture ended");
         assert!(stream.snapshot(&mut db, first).is_none());
         stream.syncs.get_mut(&second).unwrap().touched -= SYNC_ABANDONED * 2;

@@ -263,7 +263,7 @@ async fn full_sync(
         shared.set_role(Role::Loading);
         db.flush();
     }
-    let mut keys_bytes = 0u64;
+    let mut copied = 0u64;
     loop {
         let reply: Vec<RValue> = primary
             .call(
@@ -281,7 +281,7 @@ async fn full_sync(
                 "a SNAPSHOT reply that is not [done, bytes]".into(),
             ));
         };
-        keys_bytes += part.len() as u64;
+        copied += part.len() as u64;
         let last = done == 1;
         apply_part(shared, generation, part, last.then_some((replid, offset)))?;
         if last {
@@ -290,7 +290,7 @@ async fn full_sync(
     }
     update(shared, generation, |l| l.full_syncs += 1);
     info!(
-        bytes = keys_bytes,
+        bytes = copied,
         elapsed_ms = started.elapsed().as_millis() as u64,
         offset,
         "full sync from the primary done"

@@ -12,6 +12,21 @@ use clap::Parser as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The flags of a node as the operator runs it (cluster mode, client and
+/// admin passwords `pw` and `adm`), named `name`.
+pub fn cluster_flags(name: &str) -> Vec<&str> {
+    vec![
+        "--cluster-enabled",
+        "yes",
+        "--requirepass",
+        "pw",
+        "--admin-password",
+        "adm",
+        "--node-name",
+        name,
+    ]
+}
+
 /// Starts a node on 127.0.0.1 with a free port and the given extra flags.
 pub async fn node(flags: &[&str]) -> Node {
     node_with_clock(flags, Clock::tokio()).await
