@@ -6,7 +6,9 @@
 //! ```text
 //! migrate_load --seed 127.0.0.1:7301 [--password P] [--conns 4] [--rate 2000]
 //!              [--before 3] [--after 2] [--keys 250000] [--key-slots 0-4095]
-//!              [--move-timeout 120] [--dump FILE] --move-cmd '<shell command>'
+//!              [--move-timeout 120] [--dump FILE]
+//!              (--move-cmd '<shell command>' |
+//!               --migrate '<TIDECACHE MIGRATE START args>' --admin-password P [--status-file FILE])
 //! migrate_load node-id <name>      # prints tidecache_topology::node_id_for(name)
 //! ```
 //!
@@ -24,7 +26,12 @@
 //!   error is a client error (the connection is dropped and reopened).
 //! - After `--before` seconds, runs `--move-cmd` with `sh -c` (its stdout and
 //!   stderr go to this process's stderr) and times it; the load keeps going
-//!   while it runs and for `--after` seconds after it exits.
+//!   while it runs and for `--after` seconds after it exits. With
+//!   `--migrate` instead, it sends `TIDECACHE MIGRATE START <args>` to the
+//!   seed as `tidecache-admin` over a connection opened before the load,
+//!   then `TIDECACHE MIGRATE STATUS <id>` every 10 ms on it until the move
+//!   ends, and writes the last STATUS reply (a field or value per line) to
+//!   `--status-file`: no process starts inside the measured window.
 //! - Then reads back every acknowledged SET and every preloaded key.
 //! - With `--dump FILE`, writes one line per successful request, in due
 //!   order: `<due ms from the move's start> <latency ms> <SET|GET>`.
@@ -72,7 +79,8 @@ fn usage(why: &str) -> ! {
     eprintln!(
         "usage: migrate_load --seed HOST:PORT [--password P] [--conns 4] [--rate 2000] \
          [--before 3] [--after 2] [--keys 250000] [--key-slots 0-4095] [--move-timeout 120] \
-         [--dump FILE] --move-cmd '<shell command>'\n       migrate_load node-id <name>"
+         [--dump FILE] (--move-cmd '<shell command>' | --migrate '<MIGRATE START args>' \
+         --admin-password P [--status-file FILE])\n       migrate_load node-id <name>"
     );
     std::process::exit(2)
 }
@@ -89,6 +97,11 @@ struct Opts {
     keys: usize,
     key_slots: (u16, u16),
     move_cmd: String,
+    /// `TIDECACHE MIGRATE START` arguments: the move is driven from here.
+    migrate: Option<String>,
+    admin_password: Option<String>,
+    /// Where a driven move's last `STATUS` reply goes.
+    status_file: Option<String>,
     move_timeout: Duration,
     /// Where to write every request's due time, latency and kind.
     dump: Option<String>,
@@ -105,6 +118,9 @@ fn parse_opts(args: &[String]) -> Opts {
         keys: 250_000,
         key_slots: (0, 4095),
         move_cmd: String::new(),
+        migrate: None,
+        admin_password: None,
+        status_file: None,
         move_timeout: Duration::from_secs(120),
         dump: None,
     };
@@ -114,7 +130,7 @@ fn parse_opts(args: &[String]) -> Opts {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (args[i].clone(), None),
         };
-        const FLAGS: [&str; 11] = [
+        const FLAGS: [&str; 14] = [
             "--seed",
             "--password",
             "--conns",
@@ -125,6 +141,9 @@ fn parse_opts(args: &[String]) -> Opts {
             "--key-slots",
             "--move-timeout",
             "--move-cmd",
+            "--migrate",
+            "--admin-password",
+            "--status-file",
             "--dump",
         ];
         if flag == "--help" || flag == "-h" {
@@ -159,6 +178,9 @@ fn parse_opts(args: &[String]) -> Opts {
             "--keys" => o.keys = num(&value) as usize,
             "--move-timeout" => o.move_timeout = Duration::from_secs_f64(num(&value)),
             "--move-cmd" => o.move_cmd = value,
+            "--migrate" => o.migrate = Some(value),
+            "--admin-password" => o.admin_password = Some(value),
+            "--status-file" => o.status_file = Some(value),
             "--dump" => o.dump = Some(value),
             "--key-slots" => {
                 let (a, b) = value.split_once('-').unwrap_or((&value, &value));
@@ -175,8 +197,11 @@ fn parse_opts(args: &[String]) -> Opts {
     if o.seed.is_empty() {
         usage("--seed is required");
     }
-    if o.move_cmd.is_empty() {
-        usage("--move-cmd is required");
+    if o.move_cmd.is_empty() == o.migrate.is_none() {
+        usage("one of --move-cmd and --migrate is required");
+    }
+    if o.migrate.is_some() && o.admin_password.is_none() {
+        usage("--migrate needs --admin-password");
     }
     if o.conns == 0 || o.rate == 0 {
         usage("--conns and --rate must be positive");
@@ -288,6 +313,11 @@ struct Conn {
 
 impl Conn {
     fn open(addr: &str, password: Option<&str>) -> Result<Conn, String> {
+        Self::open_as(addr, None, password)
+    }
+
+    /// A connection logged in as `user` (the default user when `None`).
+    fn open_as(addr: &str, user: Option<&str>, password: Option<&str>) -> Result<Conn, String> {
         let sa = addr
             .to_socket_addrs()
             .map_err(|e| format!("resolve {addr}: {e}"))?
@@ -307,7 +337,11 @@ impl Conn {
             reader: BufReader::with_capacity(64 * 1024, read_half),
         };
         if let Some(p) = password {
-            match c.call(&encode(&[b"AUTH", p.as_bytes()])) {
+            let auth = match user {
+                Some(u) => encode(&[b"AUTH", u.as_bytes(), p.as_bytes()]),
+                None => encode(&[b"AUTH", p.as_bytes()]),
+            };
+            match c.call(&auth) {
                 Ok(Reply::Error(e)) => return Err(format!("AUTH at {addr}: -{e}")),
                 Ok(_) => {}
                 Err(e) => return Err(format!("AUTH at {addr}: {e}")),
@@ -870,6 +904,100 @@ fn run_move(cmd: &str, timeout: Duration) -> (i32, Instant, Instant) {
     }
 }
 
+/// The admin user `--migrate` logs in as.
+const ADMIN_USER: &str = "tidecache-admin";
+/// How often a driven move's `STATUS` is asked.
+const STATUS_EVERY: Duration = Duration::from_millis(10);
+
+/// A Tidecache move driven from this process, as the operator drives one:
+/// over a connection opened beforehand, so that the measured window holds
+/// the move and nothing else (a `--move-cmd` that starts `redis-cli`
+/// processes puts their start-up in it: measured, each process start
+/// stalled this load for 2-5 ms on the 2-core machines, with no move at all).
+struct Driven {
+    conn: Conn,
+    start: Vec<String>,
+    status_file: Option<String>,
+}
+
+impl Driven {
+    fn open(
+        seed: &str,
+        password: &str,
+        start: &str,
+        status_file: Option<String>,
+    ) -> Result<Self, String> {
+        let start: Vec<String> = start.split_ascii_whitespace().map(str::to_owned).collect();
+        if start.is_empty() {
+            return Err("--migrate: no arguments for TIDECACHE MIGRATE START".into());
+        }
+        Ok(Driven {
+            conn: Conn::open_as(seed, Some(ADMIN_USER), Some(password))?,
+            start,
+            status_file,
+        })
+    }
+
+    /// Starts the move and polls it to its end: (exit code as `run_move`'s,
+    /// start, end). 0 when done, 3 when START was refused, 4 when the move
+    /// failed or was cancelled, 5 on a bad `STATUS` reply or a lost
+    /// connection, -1 past the timeout.
+    fn run(mut self, timeout: Duration) -> (i32, Instant, Instant) {
+        let start = Instant::now();
+        let mut args: Vec<&[u8]> = vec![b"TIDECACHE", b"MIGRATE", b"START"];
+        args.extend(self.start.iter().map(|a| a.as_bytes()));
+        match self.conn.call(&encode(&args)) {
+            Ok(Reply::Status(s)) if s == "OK" => {}
+            other => {
+                eprintln!("migrate_load: TIDECACHE MIGRATE START replied {other:?}");
+                return (3, start, Instant::now());
+            }
+        }
+        let id = self.start[0].as_bytes().to_vec();
+        let status = encode(&[b"TIDECACHE", b"MIGRATE", b"STATUS", &id]);
+        loop {
+            let fields = match self.conn.call(&status) {
+                Ok(Reply::Array(Some(items))) => items
+                    .into_iter()
+                    .map(|r| match r {
+                        Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                        Reply::Status(s) => s,
+                        Reply::Int(i) => i.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>(),
+                other => {
+                    eprintln!("migrate_load: TIDECACHE MIGRATE STATUS replied {other:?}");
+                    return (5, start, Instant::now());
+                }
+            };
+            let state = fields
+                .chunks(2)
+                .find(|f| f[0] == "state")
+                .and_then(|f| f.get(1).cloned())
+                .unwrap_or_default();
+            if matches!(state.as_str(), "done" | "failed" | "cancelled") {
+                let end = Instant::now();
+                if let Some(path) = &self.status_file
+                    && let Err(e) = std::fs::write(path, fields.join("\n") + "\n")
+                {
+                    eprintln!("migrate_load: writing {path}: {e}");
+                }
+                if state != "done" {
+                    eprintln!("migrate_load: the move ended {state}: {fields:?}");
+                    return (4, start, end);
+                }
+                return (0, start, end);
+            }
+            if start.elapsed() > timeout {
+                eprintln!("migrate_load: the move ran longer than {timeout:?}");
+                return (-1, start, Instant::now());
+            }
+            std::thread::sleep(STATUS_EVERY);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("node-id") {
@@ -951,6 +1079,19 @@ fn main() -> ExitCode {
         stop_ns: AtomicU64::new(u64::MAX),
         abort: AtomicBool::new(false),
     });
+    // The move's connection is opened before the load starts.
+    let driven = match &opts.migrate {
+        Some(start) => match Driven::open(
+            &opts.seed,
+            opts.admin_password.as_deref().unwrap_or_default(),
+            start,
+            opts.status_file.clone(),
+        ) {
+            Ok(d) => Some(d),
+            Err(e) => return fail(&e),
+        },
+        None => None,
+    };
     let threads: Vec<_> = (0..opts.conns)
         .map(|c| {
             let shared = Arc::clone(&shared);
@@ -961,8 +1102,19 @@ fn main() -> ExitCode {
     if let Some(wait) = move_at.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
     }
-    eprintln!("migrate_load: running the move command: {}", opts.move_cmd);
-    let (move_exit, move_start, move_end) = run_move(&opts.move_cmd, opts.move_timeout);
+    let (move_exit, move_start, move_end) = match driven {
+        Some(d) => {
+            eprintln!(
+                "migrate_load: TIDECACHE MIGRATE START {}",
+                d.start.join(" ")
+            );
+            d.run(opts.move_timeout)
+        }
+        None => {
+            eprintln!("migrate_load: running the move command: {}", opts.move_cmd);
+            run_move(&opts.move_cmd, opts.move_timeout)
+        }
+    };
     let move_ms = (move_end - move_start).as_secs_f64() * 1e3;
     eprintln!("migrate_load: the move command exited with {move_exit} after {move_ms:.1} ms");
     std::thread::sleep(opts.after);
