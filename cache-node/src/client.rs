@@ -64,6 +64,9 @@ pub enum Wait {
         seen: u64,
         deadline: Option<tokio::time::Instant>,
     },
+    /// The command's work went to the bulk thread: its reply is the one
+    /// that arrives here (`IMPORT APPLY`).
+    Done(tokio::sync::oneshot::Receiver<crate::frame::Reply>),
 }
 
 /// What a `WAIT` or a `FETCH` that waits remembers between its runs.

@@ -39,6 +39,7 @@
 //! - [`http`]: liveness, readiness and Prometheus metrics over HTTP.
 //! - [`clock`]: Unix time driven by tokio's clock, so tests can pause time.
 
+pub mod background;
 pub mod client;
 pub mod clock;
 pub mod cluster;

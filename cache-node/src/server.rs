@@ -81,6 +81,8 @@ pub struct Shared {
     pub lease: crate::replication::Lease,
     /// This very value, for the tasks a command starts (a migration).
     this: std::sync::Weak<Shared>,
+    /// Where migrations copy and apply keys, below the clients' priority.
+    pub background: crate::background::Background,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -136,6 +138,7 @@ impl Shared {
             role: Default::default(),
             lease: Default::default(),
             this: this.clone(),
+            background: crate::background::Background::start().expect("start the bulk-work thread"),
         })
     }
 
@@ -615,6 +618,43 @@ fn idle_deadline(
     last_input.checked_add(Duration::from_secs(secs))
 }
 
+/// Waits for `until`, watching the client meanwhile: gone, killed, past
+/// its query buffer limit or the node shutting down ends the wait.
+async fn watch_client<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    handle: &Handle,
+    input: &mut BytesMut,
+    query_limit: usize,
+    shutdown: &mut watch::Receiver<bool>,
+    until: impl std::future::Future<Output = Resumed>,
+) -> std::io::Result<Resumed> {
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            resumed = until.as_mut() => return Ok(resumed),
+            _ = handle.wake.notified() => {
+                if handle.is_killed() {
+                    return Ok(Resumed::Close);
+                }
+            }
+            read = stream.read_buf(input) => {
+                if read? == 0 || input.len() > query_limit {
+                    return Ok(Resumed::Close);
+                }
+            }
+            _ = shutdown.changed() => return Ok(Resumed::Close),
+        }
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How a wait ended.
 enum Resumed {
     /// Run the command again.
@@ -651,32 +691,22 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
             seen,
             deadline,
         } => {
-            let raised = signal.changed_since(seen);
-            tokio::pin!(raised);
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(sleep);
-            return loop {
+            let raised = async move {
                 tokio::select! {
-                    _ = raised.as_mut() => break Ok(Resumed::Retry),
-                    _ = sleep.as_mut() => break Ok(Resumed::Retry),
-                    _ = handle.wake.notified() => {
-                        if handle.is_killed() {
-                            break Ok(Resumed::Close);
-                        }
-                    }
-                    read = stream.read_buf(input) => {
-                        if read? == 0 || input.len() > query_limit {
-                            break Ok(Resumed::Close);
-                        }
-                    }
-                    _ = shutdown.changed() => break Ok(Resumed::Close),
+                    _ = signal.changed_since(seen) => {}
+                    _ = sleep_until(deadline) => {}
                 }
+                Resumed::Retry
             };
+            return watch_client(stream, &handle, input, query_limit, shutdown, raised).await;
+        }
+        Wait::Done(done) => {
+            let finished = async move {
+                Resumed::Reply(done.await.unwrap_or_else(|_| {
+                    Reply::error("ERR the node is stopping: the command did not finish")
+                }))
+            };
+            return watch_client(stream, &handle, input, query_limit, shutdown, finished).await;
         }
     };
     let blocking = on_timeout.is_some();
@@ -685,12 +715,7 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
         shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
     }
     let resumed = loop {
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(deadline);
         tokio::select! {
             _ = handle.wake.notified() => {
                 if handle.is_killed() {

@@ -413,6 +413,29 @@ async fn an_aborted_import_drops_what_it_received() {
     assert_eq!(n, 1);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
     assert_eq!(size, 1);
+    // The batch is applied on the bulk thread: a command pipelined behind
+    // it still runs after it, and in a transaction it is applied inline.
+    let more = keys_in("m", 0..11, 2);
+    let batch_of = |key: &str| {
+        let mut b = Vec::new();
+        wire::put(&mut b, key.as_bytes(), v.as_ref(), None);
+        b
+    };
+    let (n, size): (i64, i64) = redis::pipe()
+        .add_command(cmd("APPLY").arg(batch_of(&more[0])).clone())
+        .cmd("DBSIZE")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    assert_eq!((n, size), (1, 2));
+    let (n, size): (i64, i64) = redis::pipe()
+        .atomic()
+        .add_command(cmd("APPLY").arg(batch_of(&more[1])).clone())
+        .cmd("DBSIZE")
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    assert_eq!((n, size), (1, 3));
     // Not served yet: clients are still sent to the source.
     let e = conn(&b, None, "pw")
         .await

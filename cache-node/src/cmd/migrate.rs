@@ -7,9 +7,12 @@ use tracing::info;
 
 use super::Ctx;
 use super::util::eq;
+use crate::client::Wait;
+use crate::db::Db;
 use crate::frame::Reply;
 use crate::migration::wire::{self, Change, decode_all};
 use crate::migration::{Import, ImportState, Outgoing, Progress, StartError, source, valid_id};
+use crate::server::Shared;
 
 const MIGRATE_SYNTAX: &str = "ERR syntax error: expected TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>... | \
      STATUS [<id>] | CANCEL <id>";
@@ -117,7 +120,7 @@ fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         .map_err(|e: StartError| Reply::error(e.to_string()))?;
     info!(id = m.id, target = %format!("{}:{}", m.host, m.port), epoch, slots = ?m.slots, "migration started");
     let shared = cx.shared.arc();
-    tokio::spawn(source::run(shared, m));
+    cx.shared.background.spawn(source::run(shared, m));
     Ok(Reply::OK)
 }
 
@@ -190,19 +193,16 @@ fn cancel(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
 }
 
 /// `TIDECACHE IMPORT BEGIN|APPLY|COMMIT|ABORT|STATUS`: the stream a source
-/// node sends. Runs under the keyspace lock like any command, so a batch
-/// is applied whole before any other command runs.
+/// node sends. Each runs under the keyspace lock, so a batch is applied
+/// whole before any other command runs (`APPLY` on the bulk thread).
 pub fn import(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let action = &args[2];
     let writes = eq(action, "BEGIN") || eq(action, "APPLY") || eq(action, "COMMIT");
     // Only a primary takes slots, and only within its write lease: keys
     // applied on a replica would diverge from its primary, and a primary
     // that may have been replaced must not take new ones.
-    if writes && cx.shared.role.get() != crate::replication::Role::Primary {
-        return Reply::error("READONLY this node is a replica: it cannot import slots");
-    }
-    if writes && let Err(f) = cx.shared.lease.check(cx.shared.now_ms()) {
-        return Reply::error(f.message());
+    if writes && let Err(e) = may_import(cx.shared) {
+        return e;
     }
     let result = if eq(action, "BEGIN") && args.len() >= 6 {
         begin(cx, args)
@@ -219,6 +219,19 @@ pub fn import(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         Err(Reply::error(IMPORT_SYNTAX))
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// Only a primary within its write lease takes slots.
+fn may_import(shared: &Shared) -> Result<(), Reply> {
+    if shared.role.get() != crate::replication::Role::Primary {
+        return Err(Reply::error(
+            "READONLY this node is a replica: it cannot import slots",
+        ));
+    }
+    shared
+        .lease
+        .check(shared.now_ms())
+        .map_err(|f| Reply::error(f.message()))
 }
 
 fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
@@ -267,28 +280,65 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     Ok(Reply::OK)
 }
 
+/// `IMPORT APPLY`. The batch is decoded and applied on the bulk thread
+/// (see [`crate::background`]): the connection waits for the reply without
+/// holding the keyspace lock, and the work yields the CPU to requests. In
+/// a transaction, which runs whole under one lock, it is applied at once.
 fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
+    let id = text(id);
+    if cx.client.in_exec {
+        let changes = decode(batch)?;
+        return apply_changes(cx.shared, cx.db, &id, changes);
+    }
+    let shared = cx.shared.arc();
+    let batch = batch.clone();
+    let done = cx.shared.background.run(move || {
+        let applied = (|| {
+            // Decoded before the lock is taken: nothing else needs it.
+            let changes = decode(&batch)?;
+            let mut db = shared.db.lock().expect("db lock");
+            // Again: the node may have become a replica or lost its lease
+            // while the batch waited for the bulk thread.
+            may_import(&shared)?;
+            apply_changes(&shared, &mut db, &id, changes)
+        })();
+        applied.unwrap_or_else(|e| e)
+    });
+    cx.client.wait = Some(Wait::Done(done));
+    Ok(Reply::Null)
+}
+
+fn decode(batch: &Bytes) -> Result<Vec<Change>, Reply> {
+    decode_all(batch.clone()).map_err(|e| Reply::error(format!("ERR {e}")))
+}
+
+/// Applies a decoded batch of import `id`, whole or not at all.
+fn apply_changes(
+    shared: &Shared,
+    db: &mut Db,
+    id: &str,
+    changes: Vec<Change>,
+) -> Result<Reply, Reply> {
     // An import grows memory like any write: past `maxmemory` it evicts by
     // the policy, or fails the batch (the source then gives up and the
     // move is retried later) rather than growing the node until the
     // kernel kills it.
-    let max = cx.shared.maxmemory();
+    let max = shared.maxmemory();
     if max > 0
-        && cx.db.used_memory() > max
-        && crate::evict::make_room(cx.db, max, true) == crate::evict::Room::Full
+        && db.used_memory() > max
+        && crate::evict::make_room(db, max, true) == crate::evict::Room::Full
     {
         return Err(Reply::error(format!(
             "{} (this node cannot take the migration's keys)",
             crate::evict::OOM
         )));
     }
-    let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
+    let mut migrations = shared.migrations.lock().expect("migrations lock");
     let import = migrations
-        .import_mut(&text(id))
+        .import_mut(id)
         .ok_or_else(|| Reply::error("ERR no such import"))?;
     // The whole batch is checked before any of it is applied: a refused
     // batch leaves nothing behind.
-    let changes = decode_all(batch.clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
     if let Some(key) = changes.iter().find_map(|c| match c {
         Change::Put { key, .. } | Change::Del { key } if !import.slots.contains(key_slot(key)) => {
             Some(key)
@@ -303,7 +353,7 @@ fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     let applied = changes.len();
     let slots = import.slots.clone();
     // A flush on the source empties only the migrating slots here.
-    wire::apply(cx.db, changes, |db| {
+    wire::apply(db, changes, |db| {
         for slot in slots.iter() {
             db.drop_slot(slot);
         }
@@ -355,7 +405,7 @@ fn abort(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
 }
 
 /// INFO's `migration` section.
-pub fn info(shared: &crate::server::Shared, out: &mut String) {
+pub fn info(shared: &Shared, out: &mut String) {
     use std::fmt::Write as _;
     let migrations = shared.migrations.lock().expect("migrations lock");
     let outgoing: Vec<_> = migrations.all_outgoing().collect();

@@ -12,8 +12,10 @@ use super::{Outgoing, State, wire};
 use crate::db::{Db, FollowId, Sink, Step, ValueRef};
 use crate::server::Shared;
 
-/// Keys a capture step copies before the keyspace lock is released.
-const STEP_KEYS: usize = 512;
+/// Keys a capture step copies before the keyspace lock is released. The
+/// step runs on the low-priority bulk thread, which a request thread may
+/// preempt while it holds the lock: short steps keep that wait short.
+const STEP_KEYS: usize = 128;
 /// A batch of changes this small is what the freeze waits for: sending it
 /// is the pause.
 const HANDOFF_KEYS: usize = 512;
