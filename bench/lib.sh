@@ -18,3 +18,7 @@ median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2)
 
 # results go to $tmp/<metric>.<server>, one number a line
 record() { echo "$3" >>"$tmp/$1.$2"; log "  $1 $2 = $3"; }
+
+# CPU time the hypervisor gave to others (steal, all CPUs), in ms since boot:
+# a run that saw a lot of it measured the host, not the server.
+steal_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print int($9 * 1000 / hz)}' /proc/stat; }

@@ -245,7 +245,7 @@ run_one() { # run_one <system> <run>
         id_b=$(rc redis B cluster myid) || return 1
         move_cmd="timeout $MOVE_TIMEOUT redis-cli --cluster reshard 127.0.0.1:$REDIS_PORT_A"
         move_cmd+=" --cluster-from $id_a --cluster-to $id_b --cluster-slots $SLOTS --cluster-yes"
-        set -- --seed "127.0.0.1:$REDIS_PORT_A"
+        set -- --seed "127.0.0.1:$REDIS_PORT_A" --move-cmd "$move_cmd"
     else
         start_tidecache || return 1
         id_a=$("$migrate_load" node-id bench-a)
@@ -256,6 +256,8 @@ run_one() { # run_one <system> <run>
         set -- --seed "127.0.0.1:$NODE_PORT_A" --password "$PASS" --admin-password "$ADMIN_PASS" \
             --migrate "m1 127.0.0.1 $NODE_PORT_B 2 0-$last" --status-file "$tmp/status"
     fi
+    local steal0
+    steal0=$(steal_ms)
     line=$(timeout $((MOVE_TIMEOUT + 300)) "$migrate_load" "$@" --conns "$CONNS" --rate "$RATE" \
         --before "$BEFORE" --after "$AFTER" --keys "$KEYS" --key-slots "0-$last" \
         --move-timeout $((MOVE_TIMEOUT + 10)) --dump "$tmp/$sys-$r.latency" \
@@ -285,6 +287,7 @@ run_one() { # run_one <system> <run>
     record p99_ratio "$sys" "$(field p99_ratio "$line")"
     record p99_after_ms "$sys" "$(field p99_after_ms "$line")"
     record during_requests "$sys" "$(field during_requests "$line")"
+    record steal_ms "$sys" $(($(steal_ms) - steal0))
     record asks "$sys" "$(field ask "$line")"
     if [[ $sys == tidecache && -s $tmp/status ]]; then
         record tc_elapsed_ms tidecache "$(awk 'NR % 2 == 1 && $0 == "elapsed_ms" {getline; print; exit}' "$tmp/status")"
@@ -387,6 +390,7 @@ row max_during_ms "   longest request during the move" ms "" ""
 row p99_after_ms "   p99 after the move" ms "" ""
 row during_requests "   requests due during the move" n "" ""
 row asks "   ASK redirects followed" n "" ""
+row steal_ms "   CPU stolen by the host during the run" ms "" ""
 row keys_moved "   keys in the moved slots at the end" keys "" ""
 row lost_writes "lost writes (sum of all runs)" n "==" 0 sum
 row client_errors "client errors (sum of all runs)" n "==" 0 sum
