@@ -63,6 +63,9 @@ pub enum Wait {
         signal: std::sync::Arc<crate::db::Signal>,
         seen: u64,
         deadline: Option<tokio::time::Instant>,
+        /// A client's blocking command (`WAIT`), which `CLIENT UNBLOCK`
+        /// ends and `blocked_clients` counts; not a replica's `FETCH`.
+        blocking: bool,
     },
     /// The command's work went to the bulk thread: its reply is the one
     /// that arrives here (`IMPORT APPLY`).

@@ -166,6 +166,15 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_REPL_BACKLOG_SIZE", default_value = "16mb", value_parser = parse_size)]
     pub repl_backlog_size: u64,
 
+    /// The most bytes a full sync may hold for its replica on the primary
+    /// (Redis's `client-output-buffer-limit replica` hard limit). Writes to
+    /// slots the sync's copy has not reached yet copy those slots into this
+    /// buffer first; a replica too slow to take them would otherwise grow
+    /// it up to a second copy of the keyspace. Past the limit the sync is
+    /// abandoned and the replica starts over. 0 for no limit.
+    #[arg(long, env = "TIDECACHE_REPL_SYNC_BUFFER_LIMIT", default_value = "256mb", value_parser = parse_size)]
+    pub repl_sync_buffer_limit: u64,
+
     /// Milliseconds a primary with replicas keeps taking writes after it
     /// last heard from any of them or from the operator. Past it the
     /// primary refuses writes: it may have been partitioned away while a

@@ -109,7 +109,11 @@ impl Shared {
             ..Limits::default()
         };
         let cluster_mode = cluster.mode() != crate::cluster::Mode::Standalone;
-        let repl_backlog = config.repl_backlog_size;
+        let repl_backlog = usize::try_from(config.repl_backlog_size).unwrap_or(usize::MAX);
+        let sync_limit = match config.repl_sync_buffer_limit {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
         Arc::new_cyclic(|this| Self {
             config,
             db: Mutex::new(db),
@@ -133,7 +137,8 @@ impl Shared {
             unfrozen: Notify::new(),
             migrations: Mutex::new(Default::default()),
             repl: Mutex::new(crate::replication::Replication::new(
-                usize::try_from(repl_backlog).unwrap_or(usize::MAX),
+                repl_backlog,
+                sync_limit,
             )),
             role: Default::default(),
             lease: Default::default(),
@@ -618,31 +623,45 @@ fn idle_deadline(
     last_input.checked_add(Duration::from_secs(secs))
 }
 
-/// Waits for `until`, watching the client meanwhile: gone, killed, past
-/// its query buffer limit or the node shutting down ends the wait.
-async fn watch_client<S: AsyncRead + Unpin>(
+/// How [`watch_client`] ended.
+enum Watched<T> {
+    /// What it waited for came.
+    Done(T),
+    /// The client went away, was killed or passed its query buffer limit,
+    /// or the node is shutting down.
+    Gone,
+    /// `CLIENT UNBLOCK` (only for a client marked blocked).
+    Unblocked(Unblock),
+}
+
+/// Waits for `until`, watching the client meanwhile.
+async fn watch_client<S: AsyncRead + Unpin, T>(
     stream: &mut S,
     handle: &Handle,
     input: &mut BytesMut,
     query_limit: usize,
     shutdown: &mut watch::Receiver<bool>,
-    until: impl std::future::Future<Output = Resumed>,
-) -> std::io::Result<Resumed> {
+    until: impl std::future::Future<Output = T>,
+) -> std::io::Result<Watched<T>> {
     tokio::pin!(until);
     loop {
         tokio::select! {
-            resumed = until.as_mut() => return Ok(resumed),
+            done = until.as_mut() => return Ok(Watched::Done(done)),
             _ = handle.wake.notified() => {
                 if handle.is_killed() {
-                    return Ok(Resumed::Close);
+                    return Ok(Watched::Gone);
+                }
+                // Set only while the client is marked blocked.
+                if let Some(how) = handle.unblock.lock().expect("unblock lock").take() {
+                    return Ok(Watched::Unblocked(how));
                 }
             }
             read = stream.read_buf(input) => {
                 if read? == 0 || input.len() > query_limit {
-                    return Ok(Resumed::Close);
+                    return Ok(Watched::Gone);
                 }
             }
-            _ = shutdown.changed() => return Ok(Resumed::Close),
+            _ = shutdown.changed() => return Ok(Watched::Gone),
         }
     }
 }
@@ -690,23 +709,51 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
             signal,
             seen,
             deadline,
+            blocking,
         } => {
             let raised = async move {
                 tokio::select! {
                     _ = signal.changed_since(seen) => {}
                     _ = sleep_until(deadline) => {}
                 }
-                Resumed::Retry
             };
-            return watch_client(stream, &handle, input, query_limit, shutdown, raised).await;
+            // `WAIT` counts as blocked, and `CLIENT UNBLOCK` ends it.
+            if blocking {
+                handle.blocked.store(true, Ordering::Release);
+                shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+            }
+            let watched = watch_client(stream, &handle, input, query_limit, shutdown, raised).await;
+            if blocking {
+                handle.blocked.store(false, Ordering::Release);
+                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                // An unblock that came as the wait ended is not for the next.
+                handle.unblock.lock().expect("unblock lock").take();
+            }
+            return Ok(match watched? {
+                Watched::Done(()) => Resumed::Retry,
+                Watched::Gone => Resumed::Close,
+                Watched::Unblocked(Unblock::Timeout) => {
+                    // As if its timeout had passed: run again, and it
+                    // answers with the replicas it has.
+                    if let Some(p) = &mut client.pending {
+                        p.deadline = Some(tokio::time::Instant::now());
+                    }
+                    Resumed::Retry
+                }
+                Watched::Unblocked(Unblock::Error) => Resumed::Reply(Reply::error(
+                    "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                )),
+            });
         }
         Wait::Done(done) => {
-            let finished = async move {
-                Resumed::Reply(done.await.unwrap_or_else(|_| {
-                    Reply::error("ERR the node is stopping: the command did not finish")
-                }))
-            };
-            return watch_client(stream, &handle, input, query_limit, shutdown, finished).await;
+            let done = watch_client(stream, &handle, input, query_limit, shutdown, done).await?;
+            return Ok(match done {
+                Watched::Done(Ok(reply)) => Resumed::Reply(reply),
+                Watched::Done(Err(_)) => Resumed::Reply(Reply::error(
+                    "ERR the node is stopping: the command did not finish",
+                )),
+                Watched::Gone | Watched::Unblocked(_) => Resumed::Close,
+            });
         }
     };
     let blocking = on_timeout.is_some();

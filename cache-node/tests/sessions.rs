@@ -330,6 +330,26 @@ async fn client_unblock_ends_a_wait() {
     waiter
         .expect("-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
         .await;
+    // WAIT for a replica that is not there blocks too: TIMEOUT makes it
+    // answer what it has, as its own timeout would; ERROR fails it.
+    waiter.send(&["WAIT", "1", "0"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    admin.send(&["INFO", "clients"]).await;
+    assert!(admin.read_bulk().await.contains("blocked_clients:1\r\n"));
+    admin.call(&["CLIENT", "UNBLOCK", "1"], ":1\r\n").await;
+    waiter.expect(":0\r\n").await;
+    waiter.send(&["WAIT", "1", "0"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    admin
+        .call(&["CLIENT", "UNBLOCK", "1", "ERROR"], ":1\r\n")
+        .await;
+    waiter
+        .expect("-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")
+        .await;
+    admin.send(&["INFO", "clients"]).await;
+    assert!(admin.read_bulk().await.contains("blocked_clients:0\r\n"));
+    admin.call(&["CLIENT", "UNBLOCK", "1"], ":0\r\n").await;
+    waiter.call(&["PING"], "+PONG\r\n").await;
 }
 
 #[tokio::test]

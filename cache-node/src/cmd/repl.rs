@@ -201,6 +201,7 @@ fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Rep
                 seen: signal.seq(),
                 signal,
                 deadline,
+                blocking: false,
             });
             Ok(Reply::Null)
         }
@@ -264,6 +265,7 @@ pub fn wait(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         seen: signal.seq(),
         signal,
         deadline: pending.deadline,
+        blocking: true,
     });
     Reply::Null
 }
@@ -432,6 +434,8 @@ pub fn info(shared: &Shared, out: &mut String) {
             w("repl_backlog_size", &s.backlog_size());
             w("repl_backlog_first_byte_offset", &s.backlog_start());
             w("repl_backlog_histlen", &s.backlog_bytes());
+            w("tidecache_sync_buffer_bytes", &s.sync_buffer_bytes());
+            w("tidecache_syncs_over_limit", &s.syncs_over_limit());
         }
     }
 }

@@ -157,9 +157,9 @@ pub struct Replication {
 }
 
 impl Replication {
-    pub fn new(backlog_size: usize) -> Self {
+    pub fn new(backlog_size: usize, sync_buffer_limit: usize) -> Self {
         Self {
-            stream: primary::Stream::new(backlog_size),
+            stream: primary::Stream::new(backlog_size).with_sync_buffer_limit(sync_buffer_limit),
             link: None,
             applied: None,
             next_generation: 0,

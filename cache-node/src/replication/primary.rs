@@ -11,6 +11,7 @@ use tidecache_topology::{SLOT_COUNT, SlotSet};
 
 use crate::db::{CaptureId, Db, FollowId, Signal, Sink, Step, ValueRef};
 use crate::migration::wire;
+use tracing::warn;
 
 /// Keys a full sync's capture copies per step.
 const STEP_KEYS: usize = 512;
@@ -145,6 +146,10 @@ pub struct Stream {
     replicas: BTreeMap<String, Peer>,
     syncs: HashMap<u64, FullSync>,
     next_sync: u64,
+    /// Bytes a full sync may buffer before it is abandoned.
+    sync_buffer_limit: usize,
+    /// Full syncs abandoned for going past that.
+    syncs_over_limit: u64,
 }
 
 impl Stream {
@@ -162,7 +167,28 @@ impl Stream {
             replicas: BTreeMap::new(),
             syncs: HashMap::new(),
             next_sync: 0,
+            sync_buffer_limit: usize::MAX,
+            syncs_over_limit: 0,
         }
+    }
+
+    /// Bounds what each full sync may buffer (see `--repl-sync-buffer-limit`).
+    pub fn with_sync_buffer_limit(mut self, bytes: usize) -> Self {
+        self.sync_buffer_limit = bytes.max(1);
+        self
+    }
+
+    /// Full syncs abandoned because their buffer went past the limit.
+    pub fn syncs_over_limit(&self) -> u64 {
+        self.syncs_over_limit
+    }
+
+    /// Bytes the full syncs in progress hold for their replicas.
+    pub fn sync_buffer_bytes(&self) -> usize {
+        self.syncs
+            .values()
+            .map(|s| s.encoded.lock().expect("sync buffer lock").bytes.len())
+            .sum()
     }
 
     pub fn replid(&self) -> &str {
@@ -471,7 +497,9 @@ impl Stream {
         self.replicas.values().map(|p| p.last_seen).max()
     }
 
-    /// Periodic upkeep: abandoned syncs end, long-gone replicas are
+    /// Periodic upkeep: abandoned syncs end, and so do syncs whose buffer
+    /// went past the limit (their replica starts over, as Redis drops a
+    /// replica past its output buffer limit); long-gone replicas are
     /// forgotten.
     pub fn tick(&mut self, db: &mut Db) {
         let now = Instant::now();
@@ -483,6 +511,24 @@ impl Stream {
             .collect();
         for n in abandoned {
             self.end_sync(db, n);
+        }
+        let over: Vec<(u64, String, usize)> = self
+            .syncs
+            .iter()
+            .filter_map(|(n, s)| {
+                let held = s.encoded.lock().expect("sync buffer lock").bytes.len();
+                (held > self.sync_buffer_limit).then(|| (*n, s.replica.clone(), held))
+            })
+            .collect();
+        for (n, replica, held) in over {
+            warn!(
+                replica,
+                held,
+                limit = self.sync_buffer_limit,
+                "full sync abandoned: its buffer went past --repl-sync-buffer-limit; the replica starts over"
+            );
+            self.end_sync(db, n);
+            self.syncs_over_limit += 1;
         }
         self.replicas
             .retain(|_, p| now.duration_since(p.last_seen) < FORGET_AFTER);
@@ -691,6 +737,48 @@ mod tests {
             }
         }
         assert!(parts > 4, "{parts} parts");
+        drain(&mut stream, &mut primary, &mut replica, &replid, offset);
+        assert_eq!(keys(&mut replica), keys(&mut primary));
+    }
+
+    /// Writes that hand uncopied slots to a slow replica's sync fill its
+    /// buffer; past the limit the sync ends (its capture too) and the
+    /// replica's next part request finds it gone, so it starts over.
+    #[test]
+    fn a_sync_whose_buffer_passes_the_limit_is_abandoned() {
+        let mut primary = new_db();
+        let v = "v".repeat(1000);
+        for i in 0..2000 {
+            set(&mut primary, &format!("k{i}"), &v);
+        }
+        let mut stream = Stream::new(1 << 20).with_sync_buffer_limit(500_000);
+        let (_, _, sync) = full_sync(&mut stream, &mut primary);
+        assert_eq!(primary.captures(), 1);
+        // Under the limit: the tick leaves it alone.
+        set(&mut primary, "k0", "w");
+        stream.tick(&mut primary);
+        assert!(stream.sync_buffer_bytes() > 0);
+        assert_eq!(stream.syncs_over_limit(), 0);
+        // Every slot handed over at once (about 2 MB of entries).
+        for i in 0..2000 {
+            set(&mut primary, &format!("k{i}"), "w");
+        }
+        assert!(stream.sync_buffer_bytes() > 500_000);
+        stream.tick(&mut primary);
+        assert_eq!(stream.syncs_over_limit(), 1);
+        assert_eq!(stream.sync_buffer_bytes(), 0, "the buffer is freed");
+        assert_eq!(primary.captures(), 0, "and the capture ended");
+        assert!(stream.snapshot(&mut primary, sync).is_none());
+        // A new full sync goes ahead as usual.
+        let (replid, offset, sync) = full_sync(&mut stream, &mut primary);
+        let mut replica = new_db();
+        loop {
+            let (done, part) = stream.snapshot(&mut primary, sync).unwrap();
+            apply(&mut replica, part);
+            if done {
+                break;
+            }
+        }
         drain(&mut stream, &mut primary, &mut replica, &replid, offset);
         assert_eq!(keys(&mut replica), keys(&mut primary));
     }
