@@ -23,6 +23,7 @@ mod repl;
 mod server;
 mod sets;
 mod slowlog;
+mod sort;
 mod strings;
 mod table;
 mod zsets;
@@ -95,6 +96,28 @@ pub fn key_args<'a>(spec: &Spec, args: &'a [Bytes]) -> impl Iterator<Item = &'a 
                 (&args[range], step as usize, &[][..])
             }
         }
+        table::KeySpec::SortStore { key } if key < args.len() => {
+            // The last STORE wins, as in SORT itself; the arguments of
+            // LIMIT, GET and BY are skipped (a key named "store" is one).
+            let mut store = None;
+            let mut i = key + 1;
+            while i < args.len() {
+                if util::eq(&args[i], "LIMIT") {
+                    i += 2;
+                } else if util::eq(&args[i], "GET") || util::eq(&args[i], "BY") {
+                    i += 1;
+                } else if util::eq(&args[i], "STORE") && i + 1 < args.len() {
+                    store = Some(i + 1);
+                }
+                i += 1;
+            }
+            let stored: &'a [Bytes] = match store {
+                Some(at) => &args[at..=at],
+                None => &[],
+            };
+            (&args[key..=key], 1, stored)
+        }
+        table::KeySpec::SortStore { .. } => none,
         table::KeySpec::KeyNum { first, numkeys } => {
             let after = args.len().saturating_sub(numkeys + 1);
             let count = args

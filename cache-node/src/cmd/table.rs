@@ -3,7 +3,7 @@
 use super::flags::*;
 use super::{
     Handler, admin, bits, blocking, cluster, connection, hashes, hll, keys, lists, migrate, multi,
-    pubsub, repl, server, sets, slowlog, strings, zsets,
+    pubsub, repl, server, sets, slowlog, sort, strings, zsets,
 };
 
 /// One command as data.
@@ -44,6 +44,9 @@ impl Spec {
                 first: first.max(0) as usize,
                 numkeys: numkeys.max(0) as usize,
             },
+            (first, SORT_STORE, _) => KeySpec::SortStore {
+                key: first.max(1) as usize,
+            },
             (first, last, step) if first > 0 => KeySpec::Range { first, last, step },
             _ => KeySpec::None,
         }
@@ -61,12 +64,16 @@ impl Spec {
                 (first as i32, numkeys as i32 - 1, 1)
             }
             KeySpec::KeyNum { .. } => (0, 0, 0),
+            KeySpec::SortStore { key } => (key as i32, key as i32, 1),
         }
     }
 
     /// Whether the key positions depend on the arguments (`movablekeys`).
     pub fn movable_keys(&self) -> bool {
-        matches!(self.key_spec(), KeySpec::KeyNum { .. })
+        matches!(
+            self.key_spec(),
+            KeySpec::KeyNum { .. } | KeySpec::SortStore { .. }
+        )
     }
 }
 
@@ -82,10 +89,17 @@ pub enum KeySpec {
     /// keys follow it. The arguments from `first` up to the count are keys
     /// too (`first == numkeys` when there are none, as in ZUNION).
     KeyNum { first: usize, numkeys: usize },
+    /// `SORT`: the key at `key`, and the destination after the last
+    /// `STORE` option (Redis's `sortGetKeys`, which skips the arguments
+    /// of `LIMIT`, `GET` and `BY` to find it).
+    SortStore { key: usize },
 }
 
 /// The `last` that marks a keynum row; no real row ends this far back.
 pub const KEYNUM: i32 = i32::MIN;
+
+/// The `last` that marks SORT's row (see [`KeySpec::SortStore`]).
+pub const SORT_STORE: i32 = i32::MIN + 1;
 
 /// `numkeys key [key ...]` with the count at `at`: ZUNION, SINTERCARD,
 /// LMPOP (1); BLMPOP, BZMPOP (2, after the timeout).
@@ -297,6 +311,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("pexpireat", -3, WRITE | FAST, ONE, &["@keyspace", "@write", "@fast"], "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys::pexpireat),
     spec("expiretime", 2, READONLY | FAST, ONE, &["@keyspace", "@read", "@fast"], "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
     spec("pexpiretime", 2, READONLY | FAST, ONE, &["@keyspace", "@read", "@fast"], "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
+    spec("sort", -2, WRITE | DENYOOM, (1, SORT_STORE, 0), &["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"], "generic", "1.0.0", "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", sort::sort),
+    spec("sort_ro", -2, READONLY, ONE, &["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"], "generic", "7.0.0", "Returns the sorted elements of a list, a set, or a sorted set.", sort::sort_ro),
     spec("type", 2, READONLY | FAST, ONE, &["@keyspace", "@read", "@fast"], "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
     spec("touch", -2, READONLY | FAST, ALL, &["@keyspace", "@read", "@fast"], "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::touch),
     spec("rename", 3, WRITE, (1, 2, 1), &["@keyspace", "@write", "@slow"], "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
