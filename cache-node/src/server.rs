@@ -740,9 +740,13 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Resumed::Retry
                 }
-                Watched::Unblocked(Unblock::Error) => Resumed::Reply(Reply::error(
-                    "UNBLOCKED client unblocked via CLIENT UNBLOCK",
-                )),
+                Watched::Unblocked(Unblock::Error) => {
+                    // The WAIT is over: its offset must not serve the next one.
+                    client.pending = None;
+                    Resumed::Reply(Reply::error(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    ))
+                }
             });
         }
         Wait::Done(done) => {

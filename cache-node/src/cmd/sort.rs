@@ -130,7 +130,7 @@ fn parse(args: &[Bytes], may_store: bool, cluster: bool) -> Result<Query, Reply>
             i += 1;
         } else if eq(a, "GET") && left >= 1 {
             let pattern = &args[i + 1];
-            if cluster && pattern.contains(&b'*') && !same_slot(pattern) {
+            if cluster && &pattern[..] != b"#" && !same_slot(pattern) {
                 return Err(Reply::error(
                     "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.",
                 ));
