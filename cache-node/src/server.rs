@@ -623,6 +623,33 @@ fn idle_deadline(
     last_input.checked_add(Duration::from_secs(secs))
 }
 
+/// A client marked as blocked in a command (`CLIENT UNBLOCK` finds it,
+/// INFO counts it) for as long as this lives, however the wait ends.
+struct Blocked<'a> {
+    handle: &'a Handle,
+    shared: &'a Shared,
+}
+
+impl<'a> Blocked<'a> {
+    fn mark(handle: &'a Handle, shared: &'a Shared) -> Self {
+        handle.blocked.store(true, Ordering::Release);
+        shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        Blocked { handle, shared }
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        self.handle.blocked.store(false, Ordering::Release);
+        self.shared
+            .stats
+            .blocked_clients
+            .fetch_sub(1, Ordering::Relaxed);
+        // An unblock that came as the wait ended is not for the next one.
+        self.handle.unblock.lock().expect("unblock lock").take();
+    }
+}
+
 /// How [`watch_client`] ended.
 enum Watched<T> {
     /// What it waited for came.
@@ -718,17 +745,9 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             };
             // `WAIT` counts as blocked, and `CLIENT UNBLOCK` ends it.
-            if blocking {
-                handle.blocked.store(true, Ordering::Release);
-                shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-            }
+            let marked = blocking.then(|| Blocked::mark(&handle, shared));
             let watched = watch_client(stream, &handle, input, query_limit, shutdown, raised).await;
-            if blocking {
-                handle.blocked.store(false, Ordering::Release);
-                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-                // An unblock that came as the wait ended is not for the next.
-                handle.unblock.lock().expect("unblock lock").take();
-            }
+            drop(marked);
             return Ok(match watched? {
                 Watched::Done(()) => Resumed::Retry,
                 Watched::Gone => Resumed::Close,
@@ -761,10 +780,7 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let blocking = on_timeout.is_some();
-    if blocking {
-        handle.blocked.store(true, Ordering::Release);
-        shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-    }
+    let marked = blocking.then(|| Blocked::mark(&handle, shared));
     let resumed = loop {
         let sleep = sleep_until(deadline);
         tokio::select! {
@@ -795,9 +811,8 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
             _ = shutdown.changed() => break Resumed::Close,
         }
     };
-    if blocking {
-        handle.blocked.store(false, Ordering::Release);
-        shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    if let Some(marked) = marked {
+        drop(marked);
         shared
             .db
             .lock()

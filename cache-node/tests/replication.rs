@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_node::Node;
-use common::node;
+use common::{install_topology as install, node};
 use redis::AsyncCommands as _;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
 
@@ -382,16 +382,6 @@ fn doc(epoch: u64, primary: (&str, &Node), replica: (&str, &Node)) -> Topology {
             replicas: vec![addr(replica.0, replica.1)],
         }],
     }
-}
-
-async fn install(n: &Node, doc: &Topology) {
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("TOPOLOGY")
-        .arg("SET")
-        .arg(doc.to_json())
-        .query_async(&mut conn_as(n, Some("tidecache-admin"), Some("adm")).await)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,21 +258,7 @@ fn doc(port: u16) -> Topology {
 #[tokio::test]
 async fn in_cluster_mode_patterns_stay_in_the_sorted_keys_slot() {
     let n = node(&common::cluster_flags("s-0-0")).await;
-    let mut admin = Conn::to(&n).await;
-    admin
-        .call(&["AUTH", "tidecache-admin", "adm"], "+OK\r\n")
-        .await;
-    admin
-        .call(
-            &[
-                "TIDECACHE",
-                "TOPOLOGY",
-                "SET",
-                &doc(n.addr.port()).to_json(),
-            ],
-            "+OK\r\n",
-        )
-        .await;
+    common::install_topology(&n, &doc(n.addr.port())).await;
     let mut c = Conn::to(&n).await;
     c.call(&["AUTH", "pw"], "+OK\r\n").await;
     c.call(&["RPUSH", "{u}ids", "2", "1"], ":2\r\n").await;

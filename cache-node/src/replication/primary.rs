@@ -58,6 +58,13 @@ struct FullSync {
     touched: Instant,
 }
 
+impl FullSync {
+    /// Bytes encoded for the replica and not sent yet.
+    fn held(&self) -> usize {
+        self.encoded.lock().expect("sync buffer lock").bytes.len()
+    }
+}
+
 /// A snapshot's encoded entries not sent yet, with the places where a
 /// part may end (every [`MAX_REPLY_BYTES`] or so, between entries): writes
 /// to slots the capture has not reached can pile up more than one reply
@@ -185,10 +192,7 @@ impl Stream {
 
     /// Bytes the full syncs in progress hold for their replicas.
     pub fn sync_buffer_bytes(&self) -> usize {
-        self.syncs
-            .values()
-            .map(|s| s.encoded.lock().expect("sync buffer lock").bytes.len())
-            .sum()
+        self.syncs.values().map(FullSync::held).sum()
     }
 
     pub fn replid(&self) -> &str {
@@ -403,9 +407,7 @@ impl Stream {
     pub fn snapshot(&mut self, db: &mut Db, sync: u64) -> Option<(bool, Vec<u8>)> {
         let s = self.syncs.get_mut(&sync)?;
         s.touched = Instant::now();
-        while !s.captured
-            && s.encoded.lock().expect("sync buffer lock").bytes.len() < MAX_REPLY_BYTES
-        {
+        while !s.captured && s.held() < MAX_REPLY_BYTES {
             match db.capture_step(s.capture, STEP_KEYS) {
                 Some(Step::More) => {}
                 Some(Step::Done(_)) => s.captured = true,
@@ -516,7 +518,7 @@ impl Stream {
             .syncs
             .iter()
             .filter_map(|(n, s)| {
-                let held = s.encoded.lock().expect("sync buffer lock").bytes.len();
+                let held = s.held();
                 (held > self.sync_buffer_limit).then(|| (*n, s.replica.clone(), held))
             })
             .collect();

@@ -198,3 +198,15 @@ pub async fn redis_conn(
         .await
         .unwrap()
 }
+
+/// Installs topology `doc` on `n` as the admin user (`adm`), as the
+/// operator does.
+pub async fn install_topology(n: &Node, doc: &tidecache_topology::Topology) {
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("TOPOLOGY")
+        .arg("SET")
+        .arg(doc.to_json())
+        .query_async(&mut redis_conn(n, Some("tidecache-admin"), Some("adm")).await)
+        .await
+        .unwrap();
+}
