@@ -250,8 +250,11 @@ async fn allkeys_lru_keeps_the_hot_set() {
     assert_bounded(&mut c).await;
     let hot = c.count(names("hot", 0..50)).await;
     assert!(hot >= 48, "only {hot} of 50 hot keys survived");
-    // The oldest cold keys went first.
-    assert_eq!(c.count(names("cold", 0..5000)).await, 0);
+    // The oldest cold keys went first. Approximated LRU (as Redis's) only
+    // finds a key that a sample draws: about one run in a hundred, one of
+    // these escaped every draw. Random victims would leave some 1,250.
+    let old = c.count(names("cold", 0..5000)).await;
+    assert!(old <= 5, "{old} of the 5000 oldest keys survived");
     let evicted = c.info_n("stats", "evicted_keys").await;
     let keys = c.call(&["DBSIZE"]).await;
     assert_eq!(keys, R::Int(30_050 - evicted as i64));
