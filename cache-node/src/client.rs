@@ -237,6 +237,13 @@ pub enum Unblock {
     Error,
 }
 
+/// See [`Handle::set_blocked`].
+#[derive(Debug, Default)]
+struct Block {
+    blocked: bool,
+    unblock: Option<Unblock>,
+}
+
 /// The shared side of a connection, kept in the server's client registry.
 pub struct Handle {
     pub id: u64,
@@ -250,9 +257,10 @@ pub struct Handle {
     /// Notified when the connection task has something to do besides reading:
     /// pub/sub messages to write, a kill, a blocked key that changed.
     pub wake: Arc<Notify>,
-    /// Whether the client waits in a blocking command (for `CLIENT UNBLOCK`).
-    pub blocked: AtomicBool,
-    pub unblock: Mutex<Option<Unblock>>,
+    /// Whether the client waits in a blocking command, and how `CLIENT
+    /// UNBLOCK` asked it to end: one lock, so that an unblock can only be
+    /// asked of a wait in progress and never outlives it.
+    block: Mutex<Block>,
     outbox: Mutex<VecDeque<Reply>>,
     /// Approximate bytes queued in `outbox` (for output buffer limits).
     outbox_bytes: AtomicUsize,
@@ -284,8 +292,7 @@ impl Handle {
             }),
             killed: AtomicBool::new(false),
             wake: Arc::new(Notify::new()),
-            blocked: AtomicBool::new(false),
-            unblock: Mutex::new(None),
+            block: Mutex::new(Block::default()),
             outbox: Mutex::new(VecDeque::new()),
             outbox_bytes: AtomicUsize::new(0),
             over_soft_since: Mutex::new(None),
@@ -300,6 +307,38 @@ impl Handle {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
+    }
+
+    /// Marks the client as waiting in a blocking command (or not): what
+    /// `CLIENT UNBLOCK` may end. Either way an unblock asked of an earlier
+    /// wait is forgotten.
+    pub fn set_blocked(&self, blocked: bool) {
+        *self.block.lock().expect("block lock") = Block {
+            blocked,
+            unblock: None,
+        };
+    }
+
+    pub fn is_blocked(&self) -> bool {
+        self.block.lock().expect("block lock").blocked
+    }
+
+    /// `CLIENT UNBLOCK`: asks the blocking command in progress to end
+    /// `how`; false when the client is not blocked (or was already asked).
+    pub fn request_unblock(&self, how: Unblock) -> bool {
+        let mut block = self.block.lock().expect("block lock");
+        if !block.blocked || block.unblock.is_some() {
+            return false;
+        }
+        block.unblock = Some(how);
+        drop(block);
+        self.wake.notify_one();
+        true
+    }
+
+    /// How `CLIENT UNBLOCK` asked the current wait to end, if it did.
+    pub fn unblock_requested(&self) -> Option<Unblock> {
+        self.block.lock().expect("block lock").unblock
     }
 
     /// Queues a pub/sub message for this client, or kills the client when

@@ -215,7 +215,7 @@ impl Shared {
             return;
         }
         for handle in self.clients.lock().expect("clients lock").values() {
-            if !handle.blocked.load(Ordering::Acquire) {
+            if !handle.is_blocked() {
                 handle.wake.notify_one();
             }
         }
@@ -632,7 +632,7 @@ struct Blocked<'a> {
 
 impl<'a> Blocked<'a> {
     fn mark(handle: &'a Handle, shared: &'a Shared) -> Self {
-        handle.blocked.store(true, Ordering::Release);
+        handle.set_blocked(true);
         shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
         Blocked { handle, shared }
     }
@@ -640,13 +640,13 @@ impl<'a> Blocked<'a> {
 
 impl Drop for Blocked<'_> {
     fn drop(&mut self) {
-        self.handle.blocked.store(false, Ordering::Release);
+        // Also forgets an unblock that came as the wait ended: it is not
+        // for the next one.
+        self.handle.set_blocked(false);
         self.shared
             .stats
             .blocked_clients
             .fetch_sub(1, Ordering::Relaxed);
-        // An unblock that came as the wait ended is not for the next one.
-        self.handle.unblock.lock().expect("unblock lock").take();
     }
 }
 
@@ -678,8 +678,8 @@ async fn watch_client<S: AsyncRead + Unpin, T>(
                 if handle.is_killed() {
                     return Ok(Watched::Gone);
                 }
-                // Set only while the client is marked blocked.
-                if let Some(how) = handle.unblock.lock().expect("unblock lock").take() {
+                // Asked only of a client marked blocked.
+                if let Some(how) = handle.unblock_requested() {
                     return Ok(Watched::Unblocked(how));
                 }
             }
@@ -781,34 +781,37 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let blocking = on_timeout.is_some();
     let marked = blocking.then(|| Blocked::mark(&handle, shared));
+    // An I/O error ends the loop like any other outcome: the keys' wakers
+    // must be taken back below whatever happened.
     let resumed = loop {
         let sleep = sleep_until(deadline);
         tokio::select! {
             _ = handle.wake.notified() => {
                 if handle.is_killed() {
-                    break Resumed::Close;
+                    break Ok(Resumed::Close);
                 }
                 if !blocking {
                     // A pub/sub message for a paused client: it waits too.
                     continue;
                 }
-                match handle.unblock.lock().expect("unblock lock").take() {
-                    Some(Unblock::Timeout) => break Resumed::Reply(on_timeout.clone().unwrap_or(Reply::Null)),
-                    Some(Unblock::Error) => break Resumed::Reply(Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
-                    None => break Resumed::Retry,
-                }
+                break Ok(match handle.unblock_requested() {
+                    Some(Unblock::Timeout) => Resumed::Reply(on_timeout.clone().unwrap_or(Reply::Null)),
+                    Some(Unblock::Error) => Resumed::Reply(Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
+                    None => Resumed::Retry,
+                });
             }
-            _ = shared.unpaused.notified(), if !blocking => break Resumed::Retry,
-            _ = sleep => break match &on_timeout {
+            _ = shared.unpaused.notified(), if !blocking => break Ok(Resumed::Retry),
+            _ = sleep => break Ok(match &on_timeout {
                 Some(reply) => Resumed::Reply(reply.clone()),
                 None => Resumed::Retry,
+            }),
+            read = stream.read_buf(input) => match read {
+                Ok(0) => break Ok(Resumed::Close),
+                Ok(_) if input.len() > query_limit => break Ok(Resumed::Close),
+                Ok(_) => {}
+                Err(e) => break Err(e),
             },
-            read = stream.read_buf(input) => {
-                if read? == 0 || input.len() > query_limit {
-                    break Resumed::Close;
-                }
-            }
-            _ = shutdown.changed() => break Resumed::Close,
+            _ = shutdown.changed() => break Ok(Resumed::Close),
         }
     };
     if let Some(marked) = marked {
@@ -819,7 +822,7 @@ async fn wait_for<S: AsyncRead + AsyncWrite + Unpin>(
             .expect("db lock")
             .unblock(&keys, &handle.wake);
     }
-    Ok(resumed)
+    resumed
 }
 
 /// Waits while a migration hands the slot of a write over (milliseconds),

@@ -350,6 +350,17 @@ async fn client_unblock_ends_a_wait() {
     assert!(admin.read_bulk().await.contains("blocked_clients:0\r\n"));
     admin.call(&["CLIENT", "UNBLOCK", "1"], ":0\r\n").await;
     waiter.call(&["PING"], "+PONG\r\n").await;
+    // One wait, one unblock: a second one finds the first pending or the
+    // wait over, and is not left behind to end the next wait early.
+    waiter.send(&["BLPOP", "q", "0"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    admin.send(&["CLIENT", "UNBLOCK", "1"]).await;
+    admin.send(&["CLIENT", "UNBLOCK", "1"]).await;
+    admin.expect(":1\r\n:0\r\n").await;
+    waiter.expect("*-1\r\n").await;
+    let started = std::time::Instant::now();
+    waiter.call(&["BLPOP", "q", "0.2"], "*-1\r\n").await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
 }
 
 #[tokio::test]

@@ -21,17 +21,41 @@ const MANIFEST: &str = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nm
 /// What a checker saw.
 #[derive(Default, Debug)]
 struct Checked {
-    acked: Vec<u64>,
-    errors: usize,
+    /// Each acknowledged write, and when.
+    acked: Vec<(u64, Instant)>,
+    /// Each failed attempt (a refused or timed-out connection, a `WAIT`
+    /// that found no replica), and when: the checker retries them.
+    errors: Vec<(Instant, String)>,
     /// The longest time between two acknowledged writes.
     longest_gap: Duration,
 }
 
 impl Checked {
     fn ack(&mut self, i: u64, last: &mut Instant) {
-        self.acked.push(i);
-        self.longest_gap = self.longest_gap.max(last.elapsed());
-        *last = Instant::now();
+        let now = Instant::now();
+        self.acked.push((i, now));
+        self.longest_gap = self.longest_gap.max(now - *last);
+        *last = now;
+    }
+
+    fn error(&mut self, what: impl Into<String>) {
+        self.errors.push((Instant::now(), what.into()));
+    }
+
+    /// The errors outside the outage: before the kill, or after the first
+    /// write acknowledged since. A client may fail while the primary is
+    /// gone, and only then.
+    fn errors_outside_outage(&self, killed: Instant) -> Vec<&str> {
+        let back = self
+            .acked
+            .iter()
+            .map(|&(_, at)| at)
+            .find(|&at| at > killed);
+        self.errors
+            .iter()
+            .filter(|&&(at, _)| at < killed || back.is_some_and(|b| at > b))
+            .map(|(_, e)| e.as_str())
+            .collect()
     }
 }
 
@@ -46,7 +70,7 @@ async fn without_wait(seed: (String, u16), password: String, stop: Arc<AtomicBoo
             conn = cluster_client(&seed, &password).await.ok();
         }
         let Some(c) = conn.as_mut() else {
-            seen.errors += 1;
+            seen.error("no connection to the cluster");
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -58,8 +82,13 @@ async fn without_wait(seed: (String, u16), password: String, stop: Arc<AtomicBoo
         .await
         {
             Ok(Ok(())) => seen.ack(i, &mut last),
-            _ => {
-                seen.errors += 1;
+            Ok(Err(e)) => {
+                seen.error(format!("SET nowait:{i}: {e}"));
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(_) => {
+                seen.error(format!("SET nowait:{i}: no reply in 2 s"));
                 conn = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -104,7 +133,7 @@ async fn with_wait(nodes: Vec<(String, u16)>, password: String, stop: Arc<Atomic
             }
         }
         let Some(c) = conn.as_mut() else {
-            seen.errors += 1;
+            seen.error("no connection to the primary");
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -116,8 +145,13 @@ async fn with_wait(nodes: Vec<(String, u16)>, password: String, stop: Arc<Atomic
         };
         match confirmed {
             Ok(n) if n >= 1 => seen.ack(i, &mut last),
-            _ => {
-                seen.errors += 1;
+            Ok(n) => {
+                seen.error(format!("WAIT 1 after SET wait:{i}: {n} replicas"));
+                conn = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                seen.error(format!("SET wait:{i} or its WAIT: {e}"));
                 conn = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -261,12 +295,12 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
 
     let mut conn = cluster_client(&replica_addr, &password).await?;
     let mut lost_plain = 0;
-    for i in &plain.acked {
+    for (i, _) in &plain.acked {
         let got: Option<u64> = conn.get(format!("nowait:{i}")).await?;
         lost_plain += usize::from(got != Some(*i));
     }
     let mut lost_waited = Vec::new();
-    for i in &waited.acked {
+    for (i, _) in &waited.acked {
         let got: Option<u64> = conn.get(format!("wait:{i}")).await?;
         if got != Some(*i) {
             lost_waited.push(*i);
@@ -276,14 +310,14 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
         "without WAIT: {} acknowledged, {} lost, {} errors, longest gap {:.1} s",
         plain.acked.len(),
         lost_plain,
-        plain.errors,
+        plain.errors.len(),
         plain.longest_gap.as_secs_f64()
     );
     println!(
         "with WAIT 1: {} acknowledged, {} lost, {} errors, longest gap {:.1} s",
         waited.acked.len(),
         lost_waited.len(),
-        waited.errors,
+        waited.errors.len(),
         waited.longest_gap.as_secs_f64()
     );
     assert!(
@@ -300,6 +334,15 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
             "{what}: writes stopped for {:?}",
             c.longest_gap
         );
+        let outside = c.errors_outside_outage(killed);
+        assert!(
+            outside.is_empty(),
+            "{what}: client errors while the cluster had a primary: {:?}",
+            &outside[..outside.len().min(10)]
+        );
+        if let Some((_, first)) = c.errors.first() {
+            println!("{what}: first error: {first}");
+        }
     }
     ns.delete().await;
     Ok(())

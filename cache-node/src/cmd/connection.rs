@@ -480,14 +480,7 @@ pub fn client_unblock(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         .expect("clients lock")
         .get(&(id as u64))
         .cloned();
-    match target {
-        Some(h) if h.blocked.load(std::sync::atomic::Ordering::Acquire) => {
-            *h.unblock.lock().expect("unblock lock") = Some(how);
-            h.wake.notify_one();
-            Reply::Integer(1)
-        }
-        _ => Reply::Integer(0),
-    }
+    Reply::Integer(i64::from(target.is_some_and(|h| h.request_unblock(how))))
 }
 
 /// `CLIENT GETREDIR`: client-side caching redirection; tracking is off.
