@@ -11,7 +11,9 @@
 # Knobs (environment): ONLY (redis,tidecache: the systems to run), RUNS (3),
 # KEYS (250000, preloaded into the moved slots), SLOTS (4096), RATE (2000
 # req/s per connection), CONNS (4), BEFORE (3 s of load before the move),
-# AFTER (2 s after it), MOVE_TIMEOUT (120 s), NO_BUILD=1 (use the binaries as
+# AFTER (2 s after it), MOVE_TIMEOUT (120 s), HOGS (0: busy loops at normal
+# priority running through each run's load, the other processes of a shared
+# Kubernetes node; HOGS=2 takes both cores of these machines), NO_BUILD=1 (use the binaries as
 # they are), NODE_BIN (target/release/cache-node), KEEP=1 (keep the logs and
 # each run's per-request latencies, <system>-<run>.latency, in the temporary
 # directory), REDIS_CONF_DIR (where Redis's nodes.conf files go; default that
@@ -52,6 +54,7 @@ CONNS=${CONNS:-4}
 BEFORE=${BEFORE:-3}
 AFTER=${AFTER:-2}
 MOVE_TIMEOUT=${MOVE_TIMEOUT:-120}
+HOGS=${HOGS:-0}
 REDIS_PORT_A=${REDIS_PORT_A:-7301}
 REDIS_PORT_B=${REDIS_PORT_B:-7302}
 REDIS_BUS_A=${REDIS_BUS_A:-7351}
@@ -76,7 +79,13 @@ declare -A pid=()
 source "$(dirname "$0")/lib.sh"
 want() { [[ ,$ONLY, == *",$1,"* ]]; } # want <system>
 
-stop_all() { stop redis_a; stop redis_b; stop node_a; stop node_b; }
+hogs=()
+start_hogs() { local i; for ((i = 0; i < HOGS; i++)); do (while :; do :; done) & hogs+=($!); done; }
+stop_hogs() {
+    if (( ${#hogs[@]} )); then kill "${hogs[@]}" 2>/dev/null || true; wait "${hogs[@]}" 2>/dev/null || true; fi
+    hogs=()
+}
+stop_all() { stop_hogs; stop redis_a; stop redis_b; stop node_a; stop node_b; }
 cleanup() {
     stop_all
     [[ $conf_dir == "$tmp" ]] || rm -rf "$conf_dir"
@@ -258,10 +267,12 @@ run_one() { # run_one <system> <run>
     fi
     local steal0
     steal0=$(steal_ms)
+    start_hogs
     line=$(timeout $((MOVE_TIMEOUT + 300)) "$migrate_load" "$@" --conns "$CONNS" --rate "$RATE" \
         --before "$BEFORE" --after "$AFTER" --keys "$KEYS" --key-slots "0-$last" \
         --move-timeout $((MOVE_TIMEOUT + 10)) --dump "$tmp/$sys-$r.latency" \
         2>"$runlog") || rc_load=$?
+    stop_hogs
     log "  $line"
     if [[ -z $line ]]; then
         log "  migrate_load printed nothing (exit $rc_load); the end of its log:"

@@ -17,9 +17,16 @@
 //! saturated CPU, so a migration started because the node is busy (the
 //! autoscaler's scale-out) still finishes, and it needs no privilege.
 //!
-//! The bulk work takes the keyspace lock a bounded step at a time, as it
-//! did on the connections' threads; a request thread that finds the lock
-//! held sleeps on it, which leaves the core to the lock's holder.
+//! The bulk thread never takes the keyspace lock. A thread at nice 19 that
+//! holds it and is preempted keeps every request waiting until the kernel
+//! runs it again, and on a machine that other processes keep busy (other
+//! pods on a Kubernetes node) that is rarely: two busy loops beside a move
+//! made single writes wait 780 ms (`bench/migrate.sh` with two `while :`
+//! loops running). So each step that needs the lock (a capture step, the
+//! apply of an imported batch, the drop of a slot's copy) is sent to the
+//! connections' runtime with [`Background::urgent`] and runs there at
+//! their priority, bounded as before; what stays here is the work without
+//! the lock: decoding, building and sending batches, waiting on the target.
 
 use std::future::Future;
 
@@ -34,6 +41,10 @@ pub const NICE: i32 = 19;
 /// running on it have reached an await point.
 pub struct Background {
     handle: Handle,
+    /// The runtime that started this one: the connections'. `None` when
+    /// started outside a runtime (unit tests), where urgent work runs in
+    /// place.
+    urgent: Option<Handle>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -56,6 +67,7 @@ impl Background {
             })?;
         Ok(Background {
             handle,
+            urgent: Handle::try_current().ok(),
             _stop: stop,
         })
     }
@@ -69,17 +81,26 @@ impl Background {
         self.handle.spawn(task)
     }
 
-    /// Runs `work` on the bulk thread; its result arrives on the receiver.
-    pub fn run<T, W>(&self, work: W) -> oneshot::Receiver<T>
+    /// Runs `task` on the connections' runtime, at their priority, and
+    /// waits for it: for the steps of bulk work that take the keyspace
+    /// lock, and for what must not wait for a niced thread's turn (the
+    /// handoff of a migration, while writes to its slots are paused). A
+    /// panic there goes on here, as if the task had run in place.
+    pub async fn urgent<F>(&self, task: F) -> F::Output
     where
-        T: Send + 'static,
-        W: FnOnce() -> T + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        self.handle.spawn(async move {
-            let _ = tx.send(work());
-        });
-        rx
+        let Some(urgent) = &self.urgent else {
+            return task.await;
+        };
+        match urgent.spawn(task).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels its tasks; the node is
+            // stopping and nobody waits for this work.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
@@ -101,7 +122,7 @@ mod tests {
         let bg = Background::start().unwrap();
         let here = std::thread::current().id();
         let (thread, nice) = bg
-            .run(|| {
+            .spawn(async {
                 (
                     std::thread::current().id(),
                     rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap(),
@@ -122,5 +143,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(slept, thread);
+        // Urgent work goes back to this runtime, at this priority.
+        let bg = std::sync::Arc::new(bg);
+        let bg2 = bg.clone();
+        let (urgent, urgent_nice) = bg
+            .spawn(async move {
+                bg2.urgent(async {
+                    (
+                        std::thread::current().id(),
+                        rustix::process::getpriority_process(Some(rustix::thread::gettid()))
+                            .unwrap(),
+                    )
+                })
+                .await
+            })
+            .await
+            .unwrap();
+        assert_ne!(urgent, thread);
+        assert_eq!(urgent_nice, mine);
     }
 }

@@ -46,11 +46,7 @@ impl Checked {
     /// write acknowledged since. A client may fail while the primary is
     /// gone, and only then.
     fn errors_outside_outage(&self, killed: Instant) -> Vec<&str> {
-        let back = self
-            .acked
-            .iter()
-            .map(|&(_, at)| at)
-            .find(|&at| at > killed);
+        let back = self.acked.iter().map(|&(_, at)| at).find(|&at| at > killed);
         self.errors
             .iter()
             .filter(|&&(at, _)| at < killed || back.is_some_and(|b| at > b))

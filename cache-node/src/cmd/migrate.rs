@@ -280,10 +280,11 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     Ok(Reply::OK)
 }
 
-/// `IMPORT APPLY`. The batch is decoded and applied on the bulk thread
-/// (see [`crate::background`]): the connection waits for the reply without
-/// holding the keyspace lock, and the work yields the CPU to requests. In
-/// a transaction, which runs whole under one lock, it is applied at once.
+/// `IMPORT APPLY`. The batch is decoded on the bulk thread (see
+/// [`crate::background`]) and then applied under the keyspace lock at the
+/// connections' priority: the connection waits for the reply without
+/// holding the lock meanwhile. In a transaction, which runs whole under
+/// one lock, it is applied at once.
 fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     let id = text(id);
     if cx.client.in_exec {
@@ -292,17 +293,27 @@ fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     }
     let shared = cx.shared.arc();
     let batch = batch.clone();
-    let done = cx.shared.background.run(move || {
-        let applied = (|| {
-            // Decoded before the lock is taken: nothing else needs it.
-            let changes = decode(&batch)?;
-            let mut db = shared.db.lock().expect("db lock");
-            // Again: the node may have become a replica or lost its lease
-            // while the batch waited for the bulk thread.
-            may_import(&shared)?;
-            apply_changes(&shared, &mut db, &id, changes)
-        })();
-        applied.unwrap_or_else(|e| e)
+    let (tx, done) = tokio::sync::oneshot::channel();
+    cx.shared.background.spawn(async move {
+        let reply = match decode(&batch) {
+            Err(e) => e,
+            Ok(changes) => {
+                let shared2 = shared.clone();
+                let applied = async move {
+                    let mut db = shared2.db.lock().expect("db lock");
+                    // Again: the node may have become a replica or lost
+                    // its lease while the batch was decoded.
+                    may_import(&shared2)?;
+                    apply_changes(&shared2, &mut db, &id, changes)
+                };
+                shared
+                    .background
+                    .urgent(applied)
+                    .await
+                    .unwrap_or_else(|e| e)
+            }
+        };
+        let _ = tx.send(reply);
     });
     cx.client.wait = Some(Wait::Done(done));
     Ok(Reply::Null)
