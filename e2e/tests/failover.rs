@@ -43,10 +43,16 @@ impl Checked {
     }
 
     /// The errors outside the outage: before the kill, or after the first
-    /// write acknowledged since. A client may fail while the primary is
-    /// gone, and only then.
+    /// write acknowledged once the kill was felt (the first error since; a
+    /// reply already on its way may still arrive after the kill). A client
+    /// may fail while the primary is gone, and only then.
     fn errors_outside_outage(&self, killed: Instant) -> Vec<&str> {
-        let back = self.acked.iter().map(|&(_, at)| at).find(|&at| at > killed);
+        let felt = self
+            .errors
+            .iter()
+            .map(|&(at, _)| at)
+            .find(|&at| at >= killed);
+        let back = felt.and_then(|felt| self.acked.iter().map(|&(_, at)| at).find(|&at| at > felt));
         self.errors
             .iter()
             .filter(|&&(at, _)| at < killed || back.is_some_and(|b| at > b))
