@@ -190,6 +190,7 @@ async fn a_migration_moves_every_key_and_loses_no_acknowledged_write() {
         .unwrap();
     let s = wait_ended(&mut adm, "m1").await;
     assert_eq!(s["state"], "done", "{s:?}");
+    assert_eq!(s["commit_sent"], "1");
     assert_eq!(s["slots"], "0-4095");
     assert!(s["keys_copied"].parse::<u64>().unwrap() >= 3004, "{s:?}");
     assert!(s["pause_us"].parse::<u64>().unwrap() > 0, "{s:?}");
@@ -473,6 +474,34 @@ async fn an_aborted_import_drops_what_it_received() {
     assert_eq!(size, 0, "the partial copy is gone");
     let e: redis::RedisResult<()> = cmd("COMMIT").query_async(&mut adm).await;
     assert!(e.unwrap_err().to_string().contains("no such import"));
+    // An id that ended never begins again: the same source arriving late
+    // (or a retried BEGIN) cannot reopen it.
+    let e: redis::RedisResult<()> = cmd("BEGIN").arg(3).arg("0-10").query_async(&mut adm).await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("already ended here: aborted")
+    );
+    // Aborting an id this node never heard of forbids it: the operator
+    // does that when it gives up on a source it cannot reach.
+    let never = |action: &str| {
+        let mut c = redis::cmd("TIDECACHE");
+        c.arg("IMPORT").arg(action).arg("late");
+        c
+    };
+    let _: () = never("ABORT").query_async(&mut adm).await.unwrap();
+    let state: String = never("STATUS").query_async(&mut adm).await.unwrap();
+    assert_eq!(state, "aborted");
+    let e: redis::RedisResult<()> = never("BEGIN")
+        .arg(3)
+        .arg("0-10")
+        .query_async(&mut adm)
+        .await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("already ended here: aborted")
+    );
 
     // FLUSHALL on the target ends an import it emptied: the source's next
     // batch fails, so the move runs again rather than committing holes.
@@ -624,6 +653,7 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
         .unwrap();
     let s = wait_ended(&mut adm, "c1").await;
     assert_eq!(s["state"], "cancelled", "{s:?}");
+    assert_eq!(s["commit_sent"], "0", "a cancelled move never commits");
     let e: redis::RedisResult<()> = redis::cmd("TIDECACHE")
         .arg("MIGRATE")
         .arg("CANCEL")

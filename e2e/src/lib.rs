@@ -229,3 +229,28 @@ pub async fn cluster_client(
         .build()?;
     Ok(client.get_async_connection().await?)
 }
+
+/// The pid of the node process of `pod`, found by its environment (the
+/// pods' processes run on this machine).
+pub fn node_pid(pod: &str) -> Option<u32> {
+    let wanted = format!("POD_NAME={pod}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let is_node = String::from_utf8_lossy(&cmd).contains("cache-node");
+        let has = env.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+        (is_node && has).then_some(pid)
+    })
+}
+
+/// Kills the node process of `pod` with SIGKILL (its container restarts,
+/// empty); its pid.
+pub fn kill_node(pod: &str) -> anyhow::Result<u32> {
+    let pid = node_pid(pod).with_context(|| format!("no node process for {pod}"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    Ok(pid)
+}

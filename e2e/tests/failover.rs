@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
 use redis::AsyncCommands as _;
-use tidecache_e2e::{TestNamespace, cluster_client, install_operator, pod_addr, timeout, wait_for};
+use tidecache_e2e::{
+    TestNamespace, cluster_client, install_operator, kill_node, pod_addr, timeout, wait_for,
+};
 use tidecache_operator::crd::CacheCluster;
 
 const MANIFEST: &str = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {name: ha}\n\
@@ -185,19 +187,6 @@ fn first_primary(slots: &redis::Value) -> Option<(String, u16)> {
     Some((host, port))
 }
 
-/// The pid of the node process of `pod`, found by its environment.
-fn node_pid(pod: &str) -> Option<u32> {
-    let wanted = format!("POD_NAME={pod}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let is_node = String::from_utf8_lossy(&cmd).contains("cache-node");
-        let has = env.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
-        (is_node && has).then_some(pid)
-    })
-}
-
 async fn primary_of(ns: &TestNamespace) -> anyhow::Result<(String, u64)> {
     let cc = ns.api::<CacheCluster>().get("ha").await?;
     let status = cc.status.unwrap_or_default();
@@ -265,12 +254,8 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
     let waited = tokio::spawn(with_wait(addrs.clone(), password.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let pid = node_pid(&old_primary).expect("the primary's process");
     let killed = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
+    let pid = kill_node(&old_primary)?;
     println!("killed {old_primary} (pid {pid}) at epoch {epoch}");
     let promoted = wait_for("the replica's promotion", timeout(), || async {
         let (primary, epoch) = primary_of(&ns).await?;

@@ -15,16 +15,54 @@ use kube::Api;
 use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams};
 use tidecache_e2e::{
-    OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, pod_addr,
-    timeout, wait_for,
+    OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, kill_node,
+    pod_addr, timeout, wait_for,
 };
 use tidecache_operator::crd::CacheCluster;
 
 fn manifest(shards: usize) -> String {
+    with_replicas(shards, 0)
+}
+
+fn with_replicas(shards: usize, replicas: usize) -> String {
     format!(
         "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {{name: elastic}}\n\
-         spec:\n  shards: {shards}\n  node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
+         spec:\n  shards: {shards}\n  replicasPerShard: {replicas}\n  node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
     )
+}
+
+/// The first move seen `Copying`: its source and target shards.
+async fn copying_move(ns: &TestNamespace) -> anyhow::Result<(String, String, CacheCluster)> {
+    let until = Instant::now() + timeout();
+    loop {
+        let cc = ns.api::<CacheCluster>().get("elastic").await?;
+        let copying = cc
+            .status
+            .as_ref()
+            .and_then(|s| s.rebalance.as_ref())
+            .and_then(|r| r.moves.iter().find(|m| m.state == "Copying"))
+            .map(|m| (m.from.clone(), m.to.clone()));
+        if let Some((from, to)) = copying {
+            return Ok((from, to, cc));
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "no move was seen Copying within {:?}",
+            timeout()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn primary_pod(cc: &CacheCluster, shard: &str) -> Option<String> {
+    cc.status
+        .as_ref()?
+        .shards
+        .iter()
+        .find(|s| s.name == shard)?
+        .primary
+        .as_ref()
+        .map(|p| p.pod.clone())
 }
 
 /// Waits until the cluster runs `shards` shards with no rebalance left and
@@ -183,6 +221,77 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let mut lost = seen.lost(&mut conn).await?;
     lost.extend(checker::missing_preloaded(&mut conn, 20_000).await?);
     seen.assert_clean(&lost);
+    ns.delete().await;
+    Ok(())
+}
+
+/// A primary lost in the middle of a move: a 2-shard cluster with a replica
+/// per shard grows to 3 under load, and the node process of the copying
+/// move's source primary is killed (it restarts empty). Neither may hold
+/// the other up: the move is settled without the source (the target's
+/// import is aborted and the move retried), the source's replica is
+/// promoted, and the move then runs again from it. The cluster ends
+/// balanced over 3 shards, every slot owned once, every key written before
+/// the change still there; the writes acknowledged without `WAIT` that the
+/// killed primary alone had are reported, as in scenario 2.
+#[tokio::test]
+async fn a_source_killed_during_a_move_fails_over_and_the_move_finishes() -> anyhow::Result<()> {
+    install_operator().await?;
+    let ns = TestNamespace::new("reshard-ha").await?;
+    ns.apply_cluster(&with_replicas(2, 1)).await?;
+    ns.wait_ready("elastic").await?;
+    let password = ns.secret_value("elastic-auth", "password").await?;
+    let pods = ns.pods("elastic").await?;
+    let seed = pod_addr(&pods[0]).unwrap();
+    let mut conn = cluster_client(&seed, &password).await?;
+    checker::preload(&mut conn, 10_000).await?;
+    // Replication is asynchronous: let the replicas have the preload.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(checker::run(
+        cluster_client(&seed, &password).await?,
+        stop.clone(),
+    ));
+
+    ns.apply_cluster(&with_replicas(3, 1)).await?;
+    let (from, to, cc) = copying_move(&ns).await?;
+    let victim = primary_pod(&cc, &from).expect("the source shard's primary");
+    let pid = kill_node(&victim)?;
+    let killed = Instant::now();
+    println!("killed {victim} (pid {pid}), the primary of {from}, while it moved slots to {to}");
+
+    let cc = wait_balanced(&ns, 3).await?;
+    let after = primary_pod(&cc, &from).unwrap();
+    println!(
+        "balanced over 3 shards at epoch {} {:.1} s after the kill; {from}'s primary is now {after}",
+        cc.status.as_ref().unwrap().epoch,
+        killed.elapsed().as_secs_f64()
+    );
+    assert_ne!(after, victim, "the source's replica took over");
+    let slots = slots_of(&cc);
+    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
+    owned_once(&cc)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.await?;
+
+    let pods = ns.pods("elastic").await?;
+    let seed = pods.iter().find_map(pod_addr).unwrap();
+    let mut conn = cluster_client(&seed, &password).await?;
+    let missing = checker::missing_preloaded(&mut conn, 10_000).await?;
+    let lost = seen.lost(&mut conn).await?;
+    println!(
+        "checker: {} acknowledged writes, {} lost (acknowledged without WAIT by the killed primary), {} errors",
+        seen.writes.len(),
+        lost.len(),
+        seen.errors.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "keys written before the change lost: {:?}",
+        &missing[..missing.len().min(10)]
+    );
+    assert!(seen.writes.len() > 100, "the checker ran");
     ns.delete().await;
     Ok(())
 }

@@ -51,6 +51,17 @@ pub enum LeaseOrder {
     Waive,
 }
 
+/// How a migration stands on its source (`TIDECACHE MIGRATE STATUS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// `copying`, `handoff`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub error: String,
+    /// Whether the source ever sent `IMPORT COMMIT`: one that never did
+    /// cannot have moved the slots.
+    pub commit_sent: bool,
+}
+
 /// A node's replication state, from INFO replication.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replication {
@@ -237,17 +248,23 @@ impl AdminClient {
     pub async fn migrate_status(
         &mut self,
         id: &str,
-    ) -> Result<Option<(String, String)>, AdminError> {
+    ) -> Result<Option<MigrationStatus>, AdminError> {
         let status = self
             .call::<std::collections::HashMap<String, String>>(
                 redis::cmd("TIDECACHE").arg("MIGRATE").arg("STATUS").arg(id),
             )
             .await;
         match status {
-            Ok(fields) => Ok(Some((
-                fields.get("state").cloned().unwrap_or_default(),
-                fields.get("error").cloned().unwrap_or_default(),
-            ))),
+            Ok(fields) => {
+                let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
+                Ok(Some(MigrationStatus {
+                    state: field("state"),
+                    error: field("error"),
+                    // A node that does not report it is taken to have sent it:
+                    // the cautious reading.
+                    commit_sent: field("commit_sent") != "0",
+                }))
+            }
             Err(AdminError::Command { source, .. })
                 if source
                     .detail()

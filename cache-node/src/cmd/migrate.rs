@@ -135,6 +135,7 @@ fn progress_reply(m: &Outgoing, p: &Progress) -> Reply {
         field("target", Reply::text(&format!("{}:{}", m.host, m.port))),
         field("epoch", Reply::Integer(m.epoch as i64)),
         field("slots", Reply::text(&ranges.join(","))),
+        field("commit_sent", Reply::Integer(i64::from(p.commit_sent))),
         field("keys_copied", Reply::Integer(p.keys_copied as i64)),
         field("keys_forwarded", Reply::Integer(p.keys_forwarded as i64)),
         field("bytes_sent", Reply::Integer(p.bytes_sent as i64)),
@@ -249,6 +250,17 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         }
     }
     let mut migrations = shared.migrations.lock().expect("migrations lock");
+    // Ids are one per attempt: one that ended here never begins again (an
+    // aborted one may be a source the operator gave up on, arriving late).
+    match migrations.import_state(&id) {
+        ImportState::Unknown | ImportState::Importing => {}
+        ended => {
+            return Err(Reply::error(format!(
+                "ERR import {id} already ended here: {}",
+                ended.name()
+            )));
+        }
+    }
     if let Some(other) = migrations.import_overlapping(&id, &slots) {
         // An older import of these slots was abandoned (its source failed
         // or was cancelled unheard): the newer epoch replaces it.
@@ -411,7 +423,11 @@ fn abort(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
             info!(id, dropped, "import aborted");
             Ok(Reply::OK)
         }
-        ImportState::Aborted | ImportState::Unknown => Ok(Reply::OK),
+        ImportState::Aborted => Ok(Reply::OK),
+        ImportState::Unknown => {
+            migrations.forbid_import(&id);
+            Ok(Reply::OK)
+        }
     }
 }
 

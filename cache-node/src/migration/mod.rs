@@ -89,6 +89,12 @@ pub struct Progress {
     /// How long writes on the slots were frozen.
     pub pause: Option<Duration>,
     pub error: Option<String>,
+    /// Whether the source ever sent the target `IMPORT COMMIT`. A migration
+    /// that ended without sending it cannot have moved the slots, whatever
+    /// the target says or whether it can be asked at all: the operator
+    /// retries it even when the target is gone (`MIGRATE STATUS`'s
+    /// `commit_sent`).
+    pub commit_sent: bool,
 }
 
 /// One outgoing migration: its orders and its progress.
@@ -203,6 +209,7 @@ impl Migrations {
             cancel: AtomicBool::new(false),
             progress: std::sync::Mutex::new(Progress {
                 state: State::Copying,
+                commit_sent: false,
                 keys_copied: 0,
                 keys_forwarded: 0,
                 bytes_sent: 0,
@@ -259,12 +266,26 @@ impl Migrations {
     pub fn end_import(&mut self, id: &str, how: ImportState) -> Option<Import> {
         let import = self.imports.remove(id);
         if import.is_some() {
-            self.ended_imports.push_back((id.to_owned(), how));
-            while self.ended_imports.len() > HISTORY {
-                self.ended_imports.pop_front();
-            }
+            self.record_end(id, how);
         }
         import
+    }
+
+    /// Records import `id`, which never began here, as aborted: a `BEGIN`
+    /// for it that arrives late (from a source the operator gave up on)
+    /// is refused, so it can never commit.
+    pub fn forbid_import(&mut self, id: &str) {
+        if self.import_state(id) == ImportState::Unknown {
+            self.record_end(id, ImportState::Aborted);
+        }
+    }
+
+    fn record_end(&mut self, id: &str, how: ImportState) {
+        self.ended_imports.retain(|(i, _)| i != id);
+        self.ended_imports.push_back((id.to_owned(), how));
+        while self.ended_imports.len() > HISTORY {
+            self.ended_imports.pop_front();
+        }
     }
 
     pub fn imports(&self) -> impl Iterator<Item = (&String, &Import)> {

@@ -414,6 +414,7 @@ async fn commit(
     (out, forwarded): (Outbox, u64),
 ) -> Result<(), Failure> {
     send(target, m, out, 0, forwarded).await?;
+    m.update(|p| p.commit_sent = true);
     target
         .call::<()>(
             redis::cmd("TIDECACHE")

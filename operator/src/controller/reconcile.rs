@@ -366,6 +366,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &planned.shards,
         wanted,
         document.is_some() && serving == shards,
+        &seen,
     )
     .await?;
 
@@ -486,6 +487,7 @@ async fn rebalance_step(
     addresses: &[crate::crd::ShardStatus],
     wanted: usize,
     all_serving: bool,
+    seen: &BTreeMap<String, failover::Seen>,
 ) -> Result<Option<Duration>, Error> {
     let name = cc.name_any();
     let soon = Some(Duration::from_millis(300));
@@ -626,21 +628,42 @@ async fn rebalance_step(
         admin.migrate_status(&id).await
     }
     .await;
-    let Ok(on_source) = on_source else {
-        // An unreachable source may still be migrating: never retry over it.
-        return Ok(later);
-    };
-    let on_target = async {
+    let import_status = || async {
         let mut admin =
             AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout).await?;
         admin.import_status(&id).await
+    };
+    let mut on_target = import_status().await.ok();
+    if on_source.is_err() && source_lost(status, &mv.from, seen) {
+        // An unreachable source may still be migrating, and a move is
+        // never retried over it, but a source that is gone holds up its
+        // shard's failover (no document while a move copies). The target
+        // aborting the import settles it: after that it refuses the
+        // source's commit for good.
+        if matches!(on_target.as_deref(), Some("importing" | "unknown")) {
+            let aborted = async {
+                let mut admin =
+                    AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout).await?;
+                admin.import_abort(&id).await
+            }
+            .await;
+            match aborted {
+                Ok(()) => {
+                    warn!(cluster = %name, %id, from = %mv.from, "the move's source is lost: its import was aborted");
+                    on_target = import_status().await.ok();
+                }
+                Err(e) => {
+                    warn!(cluster = %name, %id, error = %e, "could not abort the import of a lost source")
+                }
+            }
+        }
     }
-    .await
-    .ok();
-    let verdict = resharding::judge(
-        on_source.as_ref().map(|(s, e)| (s.as_str(), e.as_str())),
-        on_target.as_deref(),
-    );
+    let source_view = match &on_source {
+        Err(_) => resharding::Source::Unreachable,
+        Ok(None) => resharding::Source::Unknown,
+        Ok(Some(s)) => resharding::Source::Known(s),
+    };
+    let verdict = resharding::judge(source_view, on_target.as_deref());
     match verdict {
         Verdict::Wait => Ok(soon),
         Verdict::Done => {
@@ -697,6 +720,25 @@ async fn rebalance_step(
             Ok(later)
         }
     }
+}
+
+/// Whether the primary of shard `shard` (in status) is lost as a failover
+/// judges it: its pod gone, or silent past the threshold.
+fn source_lost(
+    status: &CacheClusterStatus,
+    shard: &str,
+    seen: &BTreeMap<String, failover::Seen>,
+) -> bool {
+    let Some(pod) = status
+        .shards
+        .iter()
+        .find(|s| s.name == shard)
+        .and_then(|s| s.primary.as_ref())
+    else {
+        return false;
+    };
+    seen.get(&pod.pod)
+        .is_some_and(|s| !s.pod_alive || (!s.answered() && s.unreachable_for >= FAILOVER_AFTER))
 }
 
 /// Writes `status` if it differs from what was last written.

@@ -23,6 +23,7 @@
 //! are removed from the status, then their StatefulSets are deleted.
 
 use tidecache_topology::SlotRange;
+use tidecache_topology::admin::MigrationStatus;
 
 use super::rebalance::{self, Ownership, SlotLoad};
 use crate::crd::{MoveStatus, RebalanceStatus, ShardStatus};
@@ -161,24 +162,56 @@ pub enum Verdict {
     Retry(String),
 }
 
-/// Judges a copying move from the source's `MIGRATE STATUS` (state and
-/// error; `None`: the source does not know the migration, it restarted or
-/// never got the order) and the target's `IMPORT STATUS` (`None`: not
-/// asked or not reachable).
-pub fn judge(source: Option<(&str, &str)>, target: Option<&str>) -> Verdict {
+/// What the operator learned of a copying move from its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// It could not be asked.
+    Unreachable,
+    /// It does not know the migration: it restarted, or never got the order.
+    Unknown,
+    /// Its `MIGRATE STATUS`.
+    Known(&'a MigrationStatus),
+}
+
+/// Judges a copying move from what its source says (see [`Source`]) and
+/// the target's `IMPORT STATUS` (`None`: not reachable). A move is retried
+/// only when it cannot have committed: the source ended it without ever
+/// sending the commit, or the target says the import is over without one
+/// (after an abort, a target refuses that import for good).
+pub fn judge(source: Source<'_>, target: Option<&str>) -> Verdict {
+    let state = match source {
+        Source::Known(s) => Some(s.state.as_str()),
+        _ => None,
+    };
     match (source, target) {
-        (Some(("done", _)), _) => Verdict::Done,
-        (_, Some("committed")) => Verdict::Done,
-        (Some(("copying" | "handoff", _)), _) => Verdict::Wait,
-        // Ended without a commit, or the source lost it: the target must
-        // be heard first, a lost commit reply may have committed there.
+        _ if state == Some("done") || target == Some("committed") => Verdict::Done,
+        _ if matches!(state, Some("copying" | "handoff")) => Verdict::Wait,
+        // The source ended without sending the commit: nothing moved,
+        // whatever became of the target (a dead target must not hold up
+        // the move, nor the failovers that wait for it).
+        (Source::Known(s), None) if !s.commit_sent => Verdict::Retry(ended(s)),
+        // Ended after sending the commit, or the source lost it: the
+        // target must be heard first, a lost commit reply may have
+        // committed there.
         (_, None) => Verdict::Wait,
-        (Some((state, error)), Some(_)) => Verdict::Retry(if error.is_empty() {
-            format!("migration {state}")
-        } else {
-            format!("migration {state}: {error}")
-        }),
-        (None, Some(_)) => Verdict::Retry("the source does not know the migration".into()),
+        // A source that cannot be asked may still send the commit, unless
+        // the target refuses it for good (it was told to abort).
+        (Source::Unreachable, Some("aborted")) => {
+            Verdict::Retry("the source is unreachable; its import was aborted".into())
+        }
+        (Source::Unreachable, Some(_)) => Verdict::Wait,
+        (Source::Known(s), Some(_)) => Verdict::Retry(ended(s)),
+        (Source::Unknown, Some(_)) => {
+            Verdict::Retry("the source does not know the migration".into())
+        }
+    }
+}
+
+fn ended(s: &MigrationStatus) -> String {
+    if s.error.is_empty() {
+        format!("migration {}", s.state)
+    } else {
+        format!("migration {}: {}", s.state, s.error)
     }
 }
 
@@ -291,14 +324,19 @@ mod tests {
     #[test]
     fn the_verdict_never_retries_a_move_that_may_have_committed() {
         use Verdict::*;
-        let states = [
-            None,
-            Some("copying"),
-            Some("handoff"),
-            Some("done"),
-            Some("failed"),
-            Some("cancelled"),
-        ];
+        let states = ["copying", "handoff", "done", "failed", "cancelled"];
+        let statuses: Vec<MigrationStatus> = states
+            .iter()
+            .flat_map(|&state| {
+                [false, true].map(|commit_sent| MigrationStatus {
+                    state: state.into(),
+                    error: "boom".into(),
+                    commit_sent,
+                })
+            })
+            .collect();
+        let mut sources = vec![Source::Unreachable, Source::Unknown];
+        sources.extend(statuses.iter().map(Source::Known));
         let imports = [
             None,
             Some("importing"),
@@ -306,22 +344,64 @@ mod tests {
             Some("aborted"),
             Some("unknown"),
         ];
-        for source in states {
+        for source in sources {
+            let known = match source {
+                Source::Known(s) => Some(s),
+                _ => None,
+            };
+            let state = known.map(|s| s.state.as_str());
             for target in imports {
-                let v = judge(source.map(|s| (s, "boom")), target);
-                if target == Some("committed") || source == Some("done") {
+                let v = judge(source, target);
+                // Could the slots have moved, or may they still?
+                let may_commit = match (source, target) {
+                    (_, Some("committed")) => true,
+                    (Source::Known(s), _) if s.state == "done" => true,
+                    (Source::Known(s), _) if ["copying", "handoff"].contains(&s.state.as_str()) => {
+                        true
+                    }
+                    // Over on the target: no commit can land any more.
+                    (_, Some("aborted" | "unknown")) if !matches!(source, Source::Unreachable) => {
+                        false
+                    }
+                    (Source::Unreachable, Some("aborted")) => false,
+                    (Source::Known(s), _) => s.commit_sent && target.is_none(),
+                    (Source::Unknown, Some(_)) => false,
+                    _ => true,
+                };
+                if target == Some("committed") || state == Some("done") {
                     assert_eq!(v, Done, "{source:?} {target:?}");
-                } else if matches!(source, Some("copying" | "handoff")) || target.is_none() {
+                } else if may_commit {
                     assert_eq!(v, Wait, "{source:?} {target:?}");
                 } else {
                     assert!(matches!(v, Retry(_)), "{source:?} {target:?}: {v:?}");
                 }
             }
         }
+        let failed = MigrationStatus {
+            state: "failed".into(),
+            error: "target refused".into(),
+            commit_sent: true,
+        };
         assert_eq!(
-            judge(Some(("failed", "target refused")), Some("aborted")),
+            judge(Source::Known(&failed), Some("aborted")),
             Retry("migration failed: target refused".into())
         );
+        // A target that died before the commit does not hold the move up.
+        let before_commit = MigrationStatus {
+            commit_sent: false,
+            ..failed.clone()
+        };
+        assert!(matches!(
+            judge(Source::Known(&before_commit), None),
+            Retry(_)
+        ));
+        assert_eq!(judge(Source::Known(&failed), None), Wait);
+        // Nor does a source that died, once its target refuses the import.
+        assert_eq!(judge(Source::Unreachable, Some("importing")), Wait);
+        assert!(matches!(
+            judge(Source::Unreachable, Some("aborted")),
+            Retry(_)
+        ));
     }
 
     #[test]
