@@ -607,3 +607,69 @@ async fn a_restarted_empty_primary_is_not_synced_from() {
     assert_eq!(i["tidecache_full_syncs"], "1");
     drop(fresh);
 }
+
+/// A replica made primary before its first full sync completed (the
+/// operator saw it synced, then its link broke and a new sync began) holds
+/// part of the keyspace at best. It must not serve it, nor be synced from
+/// (its replicas would drop their whole copies for its partial one): it
+/// answers `LOADING`, refuses replication, and says so in INFO, where the
+/// operator sees a lost primary. A later document that makes it a replica
+/// again has it sync as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
+    let a = node(&cluster_flags("inc-a")).await;
+    let b = node(&cluster_flags("inc-b")).await;
+    let c = node(&cluster_flags("inc-c")).await;
+    // A holds no topology yet: it refuses to be synced from, so B, its
+    // replica, stays in its first sync.
+    install(&b, &doc(1, ("inc-a", &a), ("inc-b", &b))).await;
+    let mut admin_b = conn_as(&b, Some("tidecache-admin"), Some("adm")).await;
+    let info = |c: &mut Conn| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = info(&mut admin_b).await;
+    assert!(text.contains("role:slave\r\n"), "{text}");
+    let never = format!("master_replid:{}\r\n", "0".repeat(40));
+    assert!(text.contains(&never), "never synced: {text}");
+
+    let d2 = doc(2, ("inc-b", &b), ("inc-c", &c));
+    install(&b, &d2).await;
+    install(&c, &d2).await;
+    let mut cb = conn_as(&b, None, Some("pw")).await;
+    let e = cb.get::<_, String>("k").await.unwrap_err();
+    assert_eq!(e.code(), Some("LOADING"), "{e}");
+    let e = cb.set::<_, _, ()>("k", 1).await.unwrap_err();
+    assert_eq!(e.code(), Some("LOADING"), "{e}");
+    let text = info(&mut admin_b).await;
+    assert!(text.contains("role:master\r\n"), "{text}");
+    assert!(text.contains("master_sync_in_progress:1"), "{text}");
+    assert!(text.contains("tidecache_incomplete_keyspace:1"), "{text}");
+    // C, told to follow B, is refused and stays unsynced.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut admin_c = conn_as(&c, Some("tidecache-admin"), Some("adm")).await;
+    let text = info(&mut admin_c).await;
+    assert!(text.contains("master_link_status:down"), "{text}");
+
+    // Made A's replica again, with A a primary holding data, B syncs.
+    let d3 = doc(3, ("inc-a", &a), ("inc-b", &b));
+    install(&a, &d3).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let _: () = ca.set("k", "from-a").await.unwrap();
+    install(&b, &d3).await;
+    let n: i64 = wait1(&mut ca).await;
+    assert_eq!(n, 1, "B synced from A");
+    let text = info(&mut admin_b).await;
+    assert!(text.contains("role:slave\r\n"), "{text}");
+    assert!(!text.contains("tidecache_incomplete_keyspace:1"), "{text}");
+    let _: () = redis::cmd("READONLY").query_async(&mut cb).await.unwrap();
+    let v: String = cb.get("k").await.unwrap();
+    assert_eq!(v, "from-a");
+}

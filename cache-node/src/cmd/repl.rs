@@ -410,6 +410,12 @@ pub fn info(shared: &Shared, out: &mut String) {
         None => {
             let s = &repl.stream;
             w("role", &"master");
+            // Made primary before its first sync completed (see
+            // `replication::follow`): it serves nothing.
+            if shared.role.get() == Role::Loading {
+                w("master_sync_in_progress", &1);
+                w("tidecache_incomplete_keyspace", &1);
+            }
             let online: Vec<_> = s.replicas().filter(|(_, p)| p.online(now)).collect();
             w("connected_slaves", &online.len());
             for (i, (_, p)) in online.iter().enumerate() {

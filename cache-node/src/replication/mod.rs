@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::db::Db;
 use crate::migration::wire::Change;
@@ -217,7 +217,28 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
                 Role::Loading
             });
         }
+        None if was_replica && repl.applied.is_none() && shared.cluster_mode => {
+            // Made primary before its first full sync completed: what it
+            // holds is part of the keyspace at best. Serving it would lose
+            // the rest for good (its replicas would sync from it), so it
+            // serves nothing (`LOADING`) and INFO says why; the operator
+            // takes it for a lost primary and promotes a replica with a
+            // whole copy, and a later document makes it a replica again.
+            warn!(
+                "told to serve as primary in the middle of a full sync: the keyspace is incomplete; serving nothing until a topology makes this node a replica"
+            );
+            shared.set_role(Role::Loading);
+        }
         None => {
+            if was_replica && repl.applied.is_none() {
+                // `REPLICAOF NO ONE` during a first sync (standalone): an
+                // empty primary rather than a partial one, as a Redis
+                // replica that loads to an empty dataset ends up.
+                warn!(
+                    "stopped following in the middle of a full sync: the partial keyspace is dropped"
+                );
+                db.flush();
+            }
             info!("serving as primary");
             repl.applied = None;
             repl.stream.restart(db);

@@ -70,6 +70,17 @@ pub fn judge(
         Some(format!(
             "primary {name} restarted without its data (it holds no topology)"
         ))
+    } else if p
+        .replication
+        .as_ref()
+        .is_some_and(|r| r.primary && r.syncing)
+    {
+        // Promoted while a full sync was replacing its keyspace: it holds
+        // part of the data and serves none of it (see the node's
+        // `replication::follow`).
+        Some(format!(
+            "primary {name} was promoted in the middle of a full sync and holds only part of the data"
+        ))
     } else {
         None
     };
@@ -205,6 +216,14 @@ mod tests {
                 ..silent(Duration::ZERO)
             },
             up(0),
+            // Promoted in the middle of its full sync: it serves nothing.
+            Seen {
+                replication: Some(Replication {
+                    syncing: true,
+                    ..up(3).replication.unwrap()
+                }),
+                ..up(3)
+            },
         ] {
             let v = judge(3, ("p0", &lost), &replicas, T);
             assert_eq!(promoted(&v), Some("p2"), "{lost:?}: {v:?}");
