@@ -124,6 +124,34 @@ pub fn judge(
     }
 }
 
+/// The primaries of `shards` (pod names: primary, replicas) that must not
+/// be handed the new document yet: a node that is still a replica (it was
+/// just promoted) while another replica of its shard that may still renew
+/// the old primary's write lease does not hold the document. Such a
+/// replica still follows the old primary, and its fetches keep that lease
+/// alive; the promoted node's wait for the lease starts when it gets the
+/// document, so it gets it only once those replicas stopped renewing.
+/// `replica_now`: the node acts as a replica; `may_renew`: it answered this
+/// pass as a replica (a silent one holds the promotion back before this,
+/// see [`judge`]; the old primary, restarted or cut off, renews nothing);
+/// `has_doc`: it holds the document (it had it or acknowledged it).
+pub fn held_promotions<'a>(
+    shards: &[(&'a str, Vec<&'a str>)],
+    replica_now: impl Fn(&str) -> bool,
+    may_renew: impl Fn(&str) -> bool,
+    has_doc: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    shards
+        .iter()
+        .filter(|(primary, replicas)| {
+            replica_now(primary)
+                && !has_doc(primary)
+                && replicas.iter().any(|r| may_renew(r) && !has_doc(r))
+        })
+        .map(|(primary, _)| *primary)
+        .collect()
+}
+
 fn majority_history<'a>(synced: &[(&str, &'a Replication)]) -> Option<&'a str> {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for (_, r) in synced {
@@ -273,6 +301,33 @@ mod tests {
             Verdict::Stuck(_)
         ));
         assert!(matches!(judge(3, ("p0", &lost), &[], T), Verdict::Stuck(_)));
+    }
+
+    #[test]
+    fn a_promoted_replica_gets_its_document_after_the_other_replicas() {
+        let shards = vec![("p", vec!["r1", "r2", "old"]), ("q", vec!["s1"])];
+        let held = |replica_now: &[&str], renewing: &[&str], has_doc: &[&str]| {
+            held_promotions(
+                &shards,
+                |n| replica_now.contains(&n),
+                |n| renewing.contains(&n),
+                |n| has_doc.contains(&n),
+            )
+        };
+        // p was just promoted; r1 still follows the old primary.
+        assert_eq!(held(&["p", "r1", "r2"], &["r1", "r2"], &["r2"]), vec!["p"]);
+        // Every replica that may renew holds the document; the old
+        // primary (restarted, or cut off) renews nothing and never holds
+        // the promotion back, nor does a replica that did not answer.
+        assert!(held(&["p", "r1", "r2"], &["r2"], &["r2"]).is_empty());
+        assert!(held(&["p", "r1", "r2"], &["r1", "r2"], &["r1", "r2"]).is_empty());
+        // A primary already acting as one, or already holding the
+        // document, is never held back.
+        assert!(held(&["r1", "r2"], &["r1", "r2"], &[]).is_empty());
+        assert!(held(&["p", "r1", "r2"], &["r1", "r2"], &["p"]).is_empty());
+        // A promoted primary alone in its shard (one replica, promoted).
+        let single = vec![("q", vec![])];
+        assert!(held_promotions(&single, |_| true, |_| true, |_| false).is_empty());
     }
 
     #[test]

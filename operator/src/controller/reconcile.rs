@@ -323,9 +323,54 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
             })
             .filter_map(|s| Some(s.primary.as_ref()?.pod.clone()))
             .collect();
-        let acked = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded).await;
+        // A just-promoted primary gets the document after its shard's other
+        // live replicas (see `failover::held_promotions`): two phases.
+        let members: Vec<(&str, Vec<&str>)> = status
+            .shards
+            .iter()
+            .filter_map(|s| {
+                let replicas = s.replicas.iter().map(|r| r.pod.as_str()).collect();
+                Some((s.primary.as_ref()?.pod.as_str(), replicas))
+            })
+            .collect();
+        let replica_now = |n: &str| {
+            seen.get(n)
+                .and_then(|s| s.replication.as_ref())
+                .is_some_and(|r| !r.primary)
+        };
+        let may_renew =
+            |n: &str| seen.get(n).is_some_and(|s| s.pod_alive && s.answered()) && replica_now(n);
+        let had = |n: &str| seen.get(n).is_some_and(|s| s.epoch == Some(doc.epoch));
+        let held = failover::held_promotions(&members, replica_now, may_renew, had);
+        let mut acked = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded, &|p| {
+            !held.contains(&p)
+        })
+        .await;
+        if !held.is_empty() {
+            let has = |n: &str| had(n) || acked.iter().any(|a| a == n);
+            let still = failover::held_promotions(&members, replica_now, may_renew, has);
+            let ready: Vec<&str> = held
+                .iter()
+                .copied()
+                .filter(|p| !still.contains(p))
+                .collect();
+            for p in &still {
+                info!(cluster = %name, pod = %p, epoch = doc.epoch, "promoted primary waits for its shard's replicas to take the document first");
+            }
+            if !ready.is_empty() {
+                let more = push_topology(&ctx, &cc, doc, &admin_password, &pods, &guarded, &|p| {
+                    ready.contains(&p)
+                })
+                .await;
+                acked.extend(more);
+            }
+        }
         if let Some((old, new)) = &switchover {
+            // At once only if the old primary holds the new document too:
+            // one that missed it lifts its fence by itself after a while,
+            // and would take writes beside the new one.
             let waived = acked.contains(&new.pod)
+                && acked.contains(&old.pod)
                 && lease_order(&ctx, &admin_password, new, LeaseOrder::Waive, doc.epoch).await;
             let how = if waived {
                 "at once: it had every write of the fenced primary"
@@ -1200,6 +1245,7 @@ async fn push_topology(
     admin_password: &str,
     pods: &BTreeMap<String, PodView>,
     guarded: &[String],
+    wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Vec<String> {
     // Node ids derive from pod names, so the pods a document names are found by id.
     let pod_of: BTreeMap<String, &String> = pods
@@ -1211,6 +1257,7 @@ async fn push_topology(
         .iter()
         .flat_map(|s| std::iter::once(&s.primary).chain(&s.replicas))
         .filter_map(|n| Some((pod_of.get(&n.id)?.to_string(), n.clone())))
+        .filter(|(pod, _)| wanted(pod))
         .collect();
     let pushes = targets.into_iter().map(|(pod, node)| async move {
         let result = async {
