@@ -230,10 +230,11 @@ pub async fn cluster_client(
     Ok(client.get_async_connection().await?)
 }
 
-/// The pid of the node process of `pod`, found by its environment (the
-/// pods' processes run on this machine).
-pub fn node_pid(pod: &str) -> Option<u32> {
-    let wanted = format!("POD_NAME={pod}");
+/// The pid of the node process of the pod at `pod_ip`, found by its
+/// environment (the pods' processes run on this machine). By IP, not by
+/// name: clusters in different namespaces have pods of the same name.
+pub fn node_pid(pod_ip: &str) -> Option<u32> {
+    let wanted = format!("POD_IP={pod_ip}");
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
@@ -244,10 +245,10 @@ pub fn node_pid(pod: &str) -> Option<u32> {
     })
 }
 
-/// Kills the node process of `pod` with SIGKILL (its container restarts,
-/// empty); its pid.
-pub fn kill_node(pod: &str) -> anyhow::Result<u32> {
-    let pid = node_pid(pod).with_context(|| format!("no node process for {pod}"))?;
+/// Kills the node process of the pod at `pod_ip` with SIGKILL (its
+/// container restarts, empty); its pid.
+pub fn kill_node(pod_ip: &str) -> anyhow::Result<u32> {
+    let pid = node_pid(pod_ip).with_context(|| format!("no node process for {pod_ip}"))?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,

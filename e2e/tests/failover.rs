@@ -254,8 +254,9 @@ async fn killing_a_primary_promotes_its_replica_within_seconds() -> anyhow::Resu
     let waited = tokio::spawn(with_wait(addrs.clone(), password.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    let (old_ip, _) = addr_of(&old_primary).expect("the primary's address");
     let killed = Instant::now();
-    let pid = kill_node(&old_primary)?;
+    let pid = kill_node(&old_ip)?;
     println!("killed {old_primary} (pid {pid}) at epoch {epoch}");
     let promoted = wait_for("the replica's promotion", timeout(), || async {
         let (primary, epoch) = primary_of(&ns).await?;

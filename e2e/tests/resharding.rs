@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -109,6 +110,90 @@ fn owned_once(cc: &CacheCluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every node of the cluster answers `CLUSTER SLOTS` with the layout of the
+/// status: each slot once, served by the primary the status gives it.
+async fn nodes_agree(ns: &TestNamespace, password: &str, cc: &CacheCluster) -> anyhow::Result<()> {
+    let status = cc.status.as_ref().unwrap();
+    let mut expected: Vec<(u16, u16, String)> = Vec::new();
+    for s in &status.shards {
+        let id = tidecache_topology::node_id_for(&s.primary.as_ref().unwrap().pod);
+        for r in &s.slots {
+            let r: tidecache_topology::SlotRange = r.parse()?;
+            expected.push((r.start, r.end, id.clone()));
+        }
+    }
+    expected.sort();
+    // The cluster's nodes: a drained shard's pods may linger a moment.
+    let members: Vec<&str> = status
+        .shards
+        .iter()
+        .flat_map(|s| s.primary.iter().chain(&s.replicas))
+        .map(|n| n.pod.as_str())
+        .collect();
+    for pod in ns.pods("elastic").await? {
+        if !members.contains(&pod.name_any().as_str()) {
+            continue;
+        }
+        let Some((host, port)) = pod_addr(&pod) else {
+            continue;
+        };
+        let url = format!("redis://:{password}@{host}:{port}/");
+        let mut c = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        let v: redis::Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut c)
+            .await?;
+        let mut seen = slot_ranges(&v).with_context(|| format!("{}: {v:?}", pod.name_any()))?;
+        seen.sort();
+        // Adjacent ranges of one owner may be merged on either side.
+        anyhow::ensure!(
+            merged(&seen) == merged(&expected),
+            "{} serves {seen:?}, the status says {expected:?}",
+            pod.name_any()
+        );
+    }
+    Ok(())
+}
+
+/// `[(start, end, primary id)]` of a `CLUSTER SLOTS` reply.
+fn slot_ranges(v: &redis::Value) -> Option<Vec<(u16, u16, String)>> {
+    use redis::Value::{Array, BulkString, Int};
+    let Array(ranges) = v else { return None };
+    ranges
+        .iter()
+        .map(|r| {
+            let Array(r) = r else { return None };
+            let (Int(start), Int(end), Array(node)) = (r.first()?, r.get(1)?, r.get(2)?) else {
+                return None;
+            };
+            let BulkString(id) = node.get(2)? else {
+                return None;
+            };
+            Some((
+                u16::try_from(*start).ok()?,
+                u16::try_from(*end).ok()?,
+                String::from_utf8(id.clone()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Sorted ranges with adjacent ones of the same owner joined.
+fn merged(ranges: &[(u16, u16, String)]) -> Vec<(u16, u16, String)> {
+    let mut out: Vec<(u16, u16, String)> = Vec::new();
+    for (start, end, id) in ranges {
+        match out.last_mut() {
+            Some(last) if last.2 == *id && u32::from(last.1) + 1 == u32::from(*start) => {
+                last.1 = *end
+            }
+            _ => out.push((*start, *end, id.clone())),
+        }
+    }
+    out
+}
+
 fn slots_of(cc: &CacheCluster) -> Vec<usize> {
     cc.status
         .as_ref()
@@ -181,6 +266,12 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let slots = slots_of(&cc);
     assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
     owned_once(&cc)?;
+    wait_for(
+        "the nodes to serve the status's layout",
+        Duration::from_secs(15),
+        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
+    )
+    .await?;
     assert!(
         slots.iter().all(|&n| (3000..=3600).contains(&n)),
         "balanced: {slots:?}"
@@ -194,6 +285,12 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
     assert!(cc.status.as_ref().unwrap().epoch > epoch_at_five);
     owned_once(&cc)?;
+    wait_for(
+        "the nodes to serve the status's layout",
+        Duration::from_secs(15),
+        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
+    )
+    .await?;
     wait_for(
         "the drained shards' StatefulSets to go",
         timeout(),
@@ -256,10 +353,25 @@ async fn a_source_killed_during_a_move_fails_over_and_the_move_finishes() -> any
     ns.apply_cluster(&with_replicas(3, 1)).await?;
     let (from, to, cc) = copying_move(&ns).await?;
     let victim = primary_pod(&cc, &from).expect("the source shard's primary");
-    let pid = kill_node(&victim)?;
+    let victim_ip = ns
+        .pods("elastic")
+        .await?
+        .iter()
+        .find(|p| p.name_any() == victim)
+        .and_then(pod_addr)
+        .expect("the victim's address")
+        .0;
+    let pid = kill_node(&victim_ip)?;
     let killed = Instant::now();
     println!("killed {victim} (pid {pid}), the primary of {from}, while it moved slots to {to}");
 
+    // The replica takes over (the move may have been done already, or be
+    // retried after the failover), then the rebalance ends.
+    wait_for("the source's replica to take over", timeout(), || async {
+        let cc = ns.api::<CacheCluster>().get("elastic").await?;
+        Ok(primary_pod(&cc, &from).filter(|p| *p != victim).map(|_| ()))
+    })
+    .await?;
     let cc = wait_balanced(&ns, 3).await?;
     let after = primary_pod(&cc, &from).unwrap();
     println!(
@@ -271,6 +383,12 @@ async fn a_source_killed_during_a_move_fails_over_and_the_move_finishes() -> any
     let slots = slots_of(&cc);
     assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
     owned_once(&cc)?;
+    wait_for(
+        "the nodes to serve the status's layout",
+        Duration::from_secs(15),
+        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = load.await?;
