@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -286,6 +286,12 @@ pub struct MoveStatus {
     /// Why the last attempt failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// After a failed attempt, the move starts again no earlier than this.
+    /// The wait doubles with each attempt (3 s, 6 s, 12 s, ... at most
+    /// 5 minutes), so a move that keeps failing (a target at `maxmemory`)
+    /// does not copy its slots over and over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<Time>,
 }
 
 /// One shard in status.

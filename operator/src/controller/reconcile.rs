@@ -636,6 +636,19 @@ async fn rebalance_step(
         if !all_serving {
             return Ok(later);
         }
+        // A failed move waits out its backoff first.
+        if let Some(wait) = mv
+            .retry_after
+            .as_ref()
+            .and_then(|t| {
+                t.0.duration_since(k8s_openapi::jiff::Timestamp::now())
+                    .try_into()
+                    .ok()
+            })
+            .filter(|d: &Duration| !d.is_zero())
+        {
+            return Ok(Some(wait));
+        }
         // The epoch is recorded before any node hears of it.
         let epoch = status
             .epoch
@@ -761,8 +774,13 @@ async fn rebalance_step(
             let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[i];
             m.state = PENDING.into();
             m.last_error = Some(why);
+            let backoff = resharding::retry_backoff(m.attempts);
+            m.retry_after = k8s_openapi::jiff::SignedDuration::try_from(backoff)
+                .ok()
+                .and_then(|d| k8s_openapi::jiff::Timestamp::now().checked_add(d).ok())
+                .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
             save(ctx, cc, ns, status, written).await?;
-            Ok(later)
+            Ok(Some(backoff))
         }
     }
 }

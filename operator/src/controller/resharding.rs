@@ -76,6 +76,7 @@ pub fn start(
                 epoch: 0,
                 attempts: 0,
                 last_error: None,
+                retry_after: None,
             })
             .collect(),
     })
@@ -98,6 +99,15 @@ pub fn holds_topology(r: Option<&RebalanceStatus>) -> bool {
 /// The highest epoch any move reserved: documents must go above it.
 pub fn reserved_epoch(r: Option<&RebalanceStatus>) -> u64 {
     r.map_or(0, |r| r.moves.iter().map(|m| m.epoch).max().unwrap_or(0))
+}
+
+/// How long a move waits after its `attempts`-th attempt failed: 3 s,
+/// doubling, at most 5 minutes.
+pub fn retry_backoff(attempts: u32) -> std::time::Duration {
+    const FIRST: u64 = 3;
+    const MOST: u64 = 300;
+    let doublings = attempts.saturating_sub(1).min(16);
+    std::time::Duration::from_secs((FIRST << doublings).min(MOST))
 }
 
 /// The migration id of a move's attempt: one per epoch, so a retry is a new
@@ -315,6 +325,7 @@ mod tests {
             epoch: 3,
             attempts: 1,
             last_error: None,
+            retry_after: None,
         };
         let e = apply_done(&mut s, &mv).unwrap_err();
         assert_eq!(e, "slot 0 should leave c-1 but it does not own it");
@@ -402,6 +413,13 @@ mod tests {
             judge(Source::Unreachable, Some("aborted")),
             Retry(_)
         ));
+    }
+
+    #[test]
+    fn failed_moves_wait_longer_each_time_up_to_five_minutes() {
+        let secs: Vec<u64> = (0..12).map(|a| retry_backoff(a).as_secs()).collect();
+        assert_eq!(secs, [3, 3, 6, 12, 24, 48, 96, 192, 300, 300, 300, 300]);
+        assert_eq!(retry_backoff(u32::MAX).as_secs(), 300);
     }
 
     #[test]
