@@ -656,7 +656,10 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut admin_c = conn_as(&c, Some("tidecache-admin"), Some("adm")).await;
     let text = info(&mut admin_c).await;
-    assert!(text.contains("master_link_status:down"), "{text}");
+    assert!(
+        text.contains("replicas do not chain"),
+        "C is refused: {text}"
+    );
 
     // Made A's replica again, with A a primary holding data, B syncs.
     let d3 = doc(3, ("inc-a", &a), ("inc-b", &b));
@@ -672,4 +675,58 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
     let _: () = redis::cmd("READONLY").query_async(&mut cb).await.unwrap();
     let v: String = cb.get("k").await.unwrap();
     assert_eq!(v, "from-a");
+}
+
+/// A whole replica whose fetch was refused (its primary became a replica
+/// first, as in a switchover that reaches the old primary before the new
+/// one) forgets its offset but not its keyspace: promoted, it serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_replica_whose_fetch_was_refused_serves_when_promoted() {
+    let a = node(&cluster_flags("ref-a")).await;
+    let b = node(&cluster_flags("ref-b")).await;
+    let d1 = doc(1, ("ref-a", &a), ("ref-b", &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let _: () = ca.set("k", "v").await.unwrap();
+    let n: i64 = wait1(&mut ca).await;
+    assert_eq!(n, 1);
+    // A follows B first: B's next fetch is refused.
+    let d2 = doc(2, ("ref-b", &b), ("ref-a", &a));
+    install(&a, &d2).await;
+    let mut admin_b = conn_as(&b, Some("tidecache-admin"), Some("adm")).await;
+    wait_until("B's fetch to be refused", || {
+        let mut c = admin_b.clone();
+        async move {
+            let text: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            text.contains("replicas do not chain")
+        }
+    })
+    .await;
+    install(&b, &d2).await;
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut admin_b)
+        .await
+        .unwrap();
+    assert!(!text.contains("tidecache_incomplete_keyspace"), "{text}");
+    let mut cb = conn_as(&b, None, Some("pw")).await;
+    let v: String = cb.get("k").await.unwrap();
+    assert_eq!(v, "v");
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

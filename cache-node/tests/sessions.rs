@@ -353,7 +353,13 @@ async fn client_unblock_ends_a_wait() {
     // One wait, one unblock: a second one finds the first pending or the
     // wait over, and is not left behind to end the next wait early.
     waiter.send(&["BLPOP", "q", "0"]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    loop {
+        admin.send(&["INFO", "clients"]).await;
+        if admin.read_bulk().await.contains("blocked_clients:1\r\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     admin.send(&["CLIENT", "UNBLOCK", "1"]).await;
     admin.send(&["CLIENT", "UNBLOCK", "1"]).await;
     admin.expect(":1\r\n:0\r\n").await;

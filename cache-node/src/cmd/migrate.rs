@@ -99,6 +99,13 @@ fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         .ok_or_else(|| Reply::error("ERR invalid port"))?;
     let epoch = epoch_arg(&args[6])?;
     let slots = slots_arg(&args[7..])?;
+    // Only a primary with its whole keyspace moves slots (not a replica,
+    // nor one made primary in the middle of a full sync).
+    if shared.role.get() != crate::replication::Role::Primary {
+        return Err(Reply::error(
+            "ERR this node is not a primary with a whole keyspace: it cannot move slots",
+        ));
+    }
     {
         let cluster = shared.cluster.read().expect("cluster lock");
         check_epoch(&cluster, epoch)?;
@@ -299,7 +306,10 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
 /// one lock, it is applied at once.
 fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     let id = text(id);
-    if cx.client.in_exec {
+    // In a transaction, and for a small batch (the handoff's last one,
+    // while the source holds writes to the slots): at once, at the
+    // connection's priority, rather than after a hop to the bulk thread.
+    if cx.client.in_exec || batch.len() <= INLINE_APPLY_BYTES {
         let changes = decode(batch)?;
         return apply_changes(cx.shared, cx.db, &id, changes);
     }
@@ -330,6 +340,10 @@ fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
     cx.client.wait = Some(Wait::Done(done));
     Ok(Reply::Null)
 }
+
+/// Batches up to this size are applied inline (see [`apply`]): decoding
+/// them takes microseconds.
+const INLINE_APPLY_BYTES: usize = 64 * 1024;
 
 fn decode(batch: &Bytes) -> Result<Vec<Change>, Reply> {
     decode_all(batch.clone()).map_err(|e| Reply::error(format!("ERR {e}")))

@@ -156,8 +156,13 @@ impl ImportState {
     }
 }
 
-/// Ended migrations remembered for STATUS.
+/// Ended outgoing migrations remembered for STATUS.
 const HISTORY: usize = 32;
+/// Ended imports remembered for STATUS, and so refused if begun again.
+/// The operator judges a move by a target's answer: an import that
+/// committed here must still say so when the operator asks, however many
+/// imports it forbade since (one per lost source). Some 40 bytes each.
+const IMPORT_HISTORY: usize = 4096;
 
 /// Every migration this node takes part in.
 #[derive(Default)]
@@ -283,7 +288,7 @@ impl Migrations {
     fn record_end(&mut self, id: &str, how: ImportState) {
         self.ended_imports.retain(|(i, _)| i != id);
         self.ended_imports.push_back((id.to_owned(), how));
-        while self.ended_imports.len() > HISTORY {
+        while self.ended_imports.len() > IMPORT_HISTORY {
             self.ended_imports.pop_front();
         }
     }

@@ -153,6 +153,11 @@ pub struct Replication {
     /// As a replica: the history and offset the keyspace is at (`None`
     /// until a full sync completed).
     pub applied: Option<(String, u64)>,
+    /// The keyspace is no whole copy of the primary's: this node began
+    /// following without one, or a full sync flushed it, and no full sync
+    /// has completed since. (Not `applied == None`: a refused fetch
+    /// forgets the offset of a keyspace that is still whole.)
+    pub partial: bool,
     next_generation: u64,
 }
 
@@ -162,6 +167,7 @@ impl Replication {
             stream: primary::Stream::new(backlog_size).with_sync_buffer_limit(sync_buffer_limit),
             link: None,
             applied: None,
+            partial: false,
             next_generation: 0,
         }
     }
@@ -196,6 +202,9 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             if !was_replica {
                 // Its replicas, if any, must not follow a node that follows.
                 repl.stream.restart(db);
+                // Not a copy of the new primary's history until a full
+                // sync completes (what it holds is its own, or nothing).
+                repl.partial = repl.applied.is_none();
             }
             repl.next_generation += 1;
             let generation = repl.next_generation;
@@ -217,7 +226,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
                 Role::Loading
             });
         }
-        None if was_replica && repl.applied.is_none() && shared.cluster_mode => {
+        None if repl.partial && shared.cluster_mode => {
             // Made primary before its first full sync completed: what it
             // holds is part of the keyspace at best. Serving it would lose
             // the rest for good (its replicas would sync from it), so it
@@ -230,7 +239,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             shared.set_role(Role::Loading);
         }
         None => {
-            if was_replica && repl.applied.is_none() {
+            if repl.partial {
                 // `REPLICAOF NO ONE` during a first sync (standalone): an
                 // empty primary rather than a partial one, as a Redis
                 // replica that loads to an empty dataset ends up.

@@ -232,6 +232,7 @@ fn apply_part(
     apply(&mut db, changes);
     if let Some((replid, offset)) = at {
         repl.applied = Some((replid.to_owned(), offset));
+        repl.partial = false;
         // Whole again (the end of a full sync): reads are served.
         shared.set_role(Role::Replica);
     }
@@ -257,6 +258,7 @@ async fn full_sync(
         }
         // Until the copy is whole, the keyspace is no history at all.
         repl.applied = None;
+        repl.partial = true;
         if let Some(l) = repl.link.as_mut() {
             l.state = LinkState::Sync;
         }
