@@ -374,6 +374,18 @@ async fn a_source_killed_during_a_move_fails_over_and_the_move_finishes() -> any
     .await?;
     let cc = wait_balanced(&ns, 3).await?;
     let after = primary_pod(&cc, &from).unwrap();
+    // Whether the kill caught the move (it failed and ran again) or came
+    // just after its handoff: what this run exercised.
+    let failed: Vec<String> = ns
+        .api::<k8s_openapi::api::events::v1::Event>()
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("MoveFailed"))
+        .filter_map(|e| e.note)
+        .collect();
+    println!("moves that failed and ran again: {failed:?}");
     println!(
         "balanced over 3 shards at epoch {} {:.1} s after the kill; {from}'s primary is now {after}",
         cc.status.as_ref().unwrap().epoch,
