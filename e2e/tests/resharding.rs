@@ -110,6 +110,25 @@ fn owned_once(cc: &CacheCluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The slots per shard of a settled cluster, checked: every slot owned
+/// once in status, and every node serving that layout.
+async fn settled_layout(
+    ns: &TestNamespace,
+    password: &str,
+    cc: &CacheCluster,
+) -> anyhow::Result<Vec<usize>> {
+    let slots = slots_of(cc);
+    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
+    owned_once(cc)?;
+    wait_for(
+        "the nodes to serve the status's layout",
+        Duration::from_secs(15),
+        || async { nodes_agree(ns, password, cc).await.map(Some) },
+    )
+    .await?;
+    Ok(slots)
+}
+
 /// Every node of the cluster answers `CLUSTER SLOTS` with the layout of the
 /// status: each slot once, served by the primary the status gives it.
 async fn nodes_agree(ns: &TestNamespace, password: &str, cc: &CacheCluster) -> anyhow::Result<()> {
@@ -263,15 +282,7 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let cc = wait_balanced(&ns, 5).await?;
     let moves_after_restart = cc.status.as_ref().unwrap().epoch;
     println!("balanced at epoch {moves_after_restart} after the restart");
-    let slots = slots_of(&cc);
-    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
-    owned_once(&cc)?;
-    wait_for(
-        "the nodes to serve the status's layout",
-        Duration::from_secs(15),
-        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
-    )
-    .await?;
+    let slots = settled_layout(&ns, &password, &cc).await?;
     assert!(
         slots.iter().all(|&n| (3000..=3600).contains(&n)),
         "balanced: {slots:?}"
@@ -281,16 +292,8 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     // 5 → 2: three shards drained over the two that stay, then deleted.
     ns.apply_cluster(&manifest(2)).await?;
     let cc = wait_balanced(&ns, 2).await?;
-    let slots = slots_of(&cc);
-    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
+    settled_layout(&ns, &password, &cc).await?;
     assert!(cc.status.as_ref().unwrap().epoch > epoch_at_five);
-    owned_once(&cc)?;
-    wait_for(
-        "the nodes to serve the status's layout",
-        Duration::from_secs(15),
-        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
-    )
-    .await?;
     wait_for(
         "the drained shards' StatefulSets to go",
         timeout(),
@@ -392,15 +395,7 @@ async fn a_source_killed_during_a_move_fails_over_and_the_move_finishes() -> any
         killed.elapsed().as_secs_f64()
     );
     assert_ne!(after, victim, "the source's replica took over");
-    let slots = slots_of(&cc);
-    assert_eq!(slots.iter().sum::<usize>(), 16384, "{slots:?}");
-    owned_once(&cc)?;
-    wait_for(
-        "the nodes to serve the status's layout",
-        Duration::from_secs(15),
-        || async { nodes_agree(&ns, &password, &cc).await.map(Some) },
-    )
-    .await?;
+    settled_layout(&ns, &password, &cc).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let seen = load.await?;
