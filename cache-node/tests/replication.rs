@@ -730,3 +730,56 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A replica's request renews the write lease to when the primary last
+/// replied to it, not to when the request arrives: one that a partition held
+/// up in TCP retransmission and that lands once it heals (sent here by hand,
+/// long after the replica went) does not let a primary that lost its lease
+/// take writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_replica_request_does_not_renew_the_lease() {
+    let a = node(&cluster_flags("late-a")).await;
+    let b = node(&cluster_flags("late-b")).await;
+    let d1 = doc(1, ("late-a", &a), ("late-b", &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let _: () = ca.set("k", "v").await.unwrap();
+    let n: i64 = wait1(&mut ca).await;
+    assert_eq!(n, 1, "B follows A");
+    // B goes; A's lease (600 ms here) runs out.
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let e = ca.set::<_, _, ()>("k", "w").await.unwrap_err();
+    assert_eq!(e.code(), Some("CLUSTERDOWN"), "{e}");
+    // B's fetch arrives now.
+    let mut admin = conn_as(&a, Some("tidecache-admin"), Some("adm")).await;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (replid, offset) = (field("master_replid"), field("master_repl_offset"));
+    let _: redis::Value = redis::cmd("TIDECACHE")
+        .arg("REPL")
+        .arg("FETCH")
+        .arg(node_id_for("late-b"))
+        .arg(&replid)
+        .arg(&offset)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e = ca.set::<_, _, ()>("k", "w").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("CLUSTERDOWN"),
+        "a late fetch renews nothing: {e}"
+    );
+}

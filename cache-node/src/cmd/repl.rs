@@ -51,13 +51,15 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "ERR this node is not a primary in its topology (yet): nothing to replicate",
             ));
         }
-        // A replica asking is contact: the primary's write lease holds.
-        cx.shared.lease.renew(cx.shared.now_ms());
+        // A replica asking is contact, as of the reply it had last (see
+        // `Stream::replied_at`): the primary's write lease holds that long.
         let action = &args[2];
         if eq(action, "PSYNC") && args.len() == 8 {
             let port = port_arg(&args[5])?;
             let offset = u64_arg(&args[7])?;
+            let id = text(&args[3]);
             let mut repl = cx.shared.repl.lock().expect("replication lock");
+            renew_from(cx.shared, &repl, &id);
             let reply = match repl.stream.psync(
                 cx.db,
                 &text(&args[3]),
@@ -81,14 +83,22 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                     Reply::Integer(sync as i64),
                 ],
             };
+            repl.stream.reply_sent(&id, cx.shared.now_ms());
             Ok(Reply::Array(reply))
         } else if eq(action, "SNAPSHOT") && args.len() == 4 {
             let sync = u64_arg(&args[3])?;
             let mut repl = cx.shared.repl.lock().expect("replication lock");
+            let replica = repl.stream.sync_replica(sync).map(str::to_owned);
+            if let Some(id) = &replica {
+                renew_from(cx.shared, &repl, id);
+            }
             let (done, part) = repl
                 .stream
                 .snapshot(cx.db, sync)
                 .ok_or_else(|| Reply::error("ERR no such full sync (abandoned or over)"))?;
+            if let Some(id) = &replica {
+                repl.stream.reply_sent(id, cx.shared.now_ms());
+            }
             Ok(Reply::Array(vec![
                 Reply::Integer(i64::from(done)),
                 Reply::bulk(part),
@@ -161,10 +171,19 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// The longest a switchover's fence holds writes without a newer document.
 const FENCE_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Renews the write lease to the time this node last replied to replica
+/// `id` (nothing for a replica it never replied to).
+fn renew_from(shared: &Shared, repl: &replication::Replication, id: &str) {
+    if let Some(at) = repl.stream.replied_at(id) {
+        shared.lease.renew(at);
+    }
+}
+
 /// The stream from `offset`, waiting up to [`FETCH_WAIT`] for something to
 /// send; an empty reply when nothing came.
 fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Reply> {
     let mut repl = cx.shared.repl.lock().expect("replication lock");
+    renew_from(cx.shared, &repl, id);
     let fetched = repl.stream.fetch(cx.db, id, replid, offset);
     let part = match fetched {
         Err(e) => {
@@ -187,10 +206,12 @@ fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Rep
     match part {
         Some(part) => {
             cx.client.pending = None;
+            repl.stream.reply_sent(id, cx.shared.now_ms());
             Ok(Reply::bulk(part))
         }
         None if deadline.is_some_and(|d| d <= now) => {
             cx.client.pending = None;
+            repl.stream.reply_sent(id, cx.shared.now_ms());
             Ok(Reply::bulk(Bytes::new()))
         }
         None => {

@@ -40,6 +40,9 @@ pub struct Peer {
     pub syncing: bool,
     /// Done with a full sync and not heard from since.
     fresh: bool,
+    /// When this node last sent it a reply (node clock, ms): what its next
+    /// request renews the write lease to (see [`Stream::replied_at`]).
+    replied_ms: Option<u64>,
 }
 
 impl Peer {
@@ -319,6 +322,7 @@ impl Stream {
             last_seen: Instant::now(),
             syncing: false,
             fresh: false,
+            replied_ms: None,
         });
         peer.host = host.to_owned();
         peer.port = port;
@@ -483,6 +487,28 @@ impl Stream {
             out.extend_from_slice(chunk);
         }
         Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// When this node last replied to replica `id`. A replica's request
+    /// proves it had that reply, so it was following this node then: the
+    /// write lease is renewed to that time, not to the request's arrival.
+    /// A request that a partition held up (TCP retransmits it once the
+    /// partition heals) thus renews nothing past the partition's start,
+    /// and a primary replaced meanwhile does not take writes again.
+    pub fn replied_at(&self, id: &str) -> Option<u64> {
+        self.replicas.get(id).and_then(|p| p.replied_ms)
+    }
+
+    /// Records a reply to replica `id` sent at `now_ms`.
+    pub fn reply_sent(&mut self, id: &str, now_ms: u64) {
+        if let Some(p) = self.replicas.get_mut(id) {
+            p.replied_ms = Some(now_ms);
+        }
+    }
+
+    /// The replica a full sync copies to.
+    pub fn sync_replica(&self, sync: u64) -> Option<&str> {
+        self.syncs.get(&sync).map(|s| s.replica.as_str())
     }
 
     /// Replicas that applied the stream up to `offset` at least.
