@@ -783,3 +783,79 @@ async fn a_late_replica_request_does_not_renew_the_lease() {
         "a late fetch renews nothing: {e}"
     );
 }
+
+/// The operator's renewal carries the node's lease clock as the operator
+/// last read it (INFO's `tidecache_lease_clock_ms`): one held up in the
+/// network renews nothing past that reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_renewal_renews_up_to_the_clock_it_carries() {
+    let a = node(&cluster_flags("clk-a")).await;
+    let ghost = node(&cluster_flags("clk-ghost")).await;
+    install(&a, &doc(1, ("clk-a", &a), ("clk-ghost", &ghost))).await;
+    drop(ghost);
+    let mut admin = conn_as(&a, Some("tidecache-admin"), Some("adm")).await;
+    let clock = |c: &mut Conn| {
+        let mut c = c.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("tidecache_lease_clock_ms:"))
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    let renew = |c: &mut Conn, at: u64| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("TIDECACHE")
+                .arg("LEASE")
+                .arg("RENEW")
+                .arg(1)
+                .arg(at)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let early = clock(&mut admin).await;
+    let mut ca = conn_as(&a, None, Some("pw")).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let e = ca.set::<_, _, ()>("k", "v").await.unwrap_err();
+    assert_eq!(e.code(), Some("CLUSTERDOWN"), "{e}");
+    renew(&mut admin, early).await;
+    let e = ca.set::<_, _, ()>("k", "v").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some("CLUSTERDOWN"),
+        "an old reading renews nothing: {e}"
+    );
+    let now = clock(&mut admin).await;
+    renew(&mut admin, now).await;
+    let _: () = ca.set("k", "v").await.unwrap();
+    // No clock (an older operator) means now; other orders take none.
+    let _: () = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("RENEW")
+        .arg(1)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e: redis::RedisResult<()> = redis::cmd("TIDECACHE")
+        .arg("LEASE")
+        .arg("WAIVE")
+        .arg(1)
+        .arg(5)
+        .query_async(&mut admin)
+        .await;
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("wrong number of arguments")
+    );
+}

@@ -74,6 +74,10 @@ pub struct Replication {
     pub link_up: bool,
     /// A replica: a full sync is replacing its keyspace.
     pub syncing: bool,
+    /// A primary's lease clock when it answered (`tidecache_lease_clock_ms`;
+    /// `None` from a node too old to report it): what a renewal sent after
+    /// this answer renews the lease to.
+    pub lease_clock_ms: Option<u64>,
 }
 
 impl Replication {
@@ -92,6 +96,7 @@ impl Replication {
             offset: field("master_repl_offset").parse().unwrap_or(0),
             link_up: field("master_link_status") == "up",
             syncing: field("master_sync_in_progress") == "1",
+            lease_clock_ms: field("tidecache_lease_clock_ms").parse().ok(),
         }
     }
 
@@ -289,6 +294,36 @@ impl AdminClient {
         Ok(Replication::parse(&text))
     }
 
+    /// `TIDECACHE LEASE RENEW <epoch> <clock>`: keeps a primary's write
+    /// lease up to `clock`, the node's lease clock read before (from
+    /// [`Replication::lease_clock_ms`]), so a renewal held up in the network
+    /// renews nothing past that reading. A node too old to take the clock
+    /// (it refuses the argument count) is renewed without it.
+    pub async fn renew_lease(&mut self, epoch: u64, clock: Option<u64>) -> Result<(), AdminError> {
+        let Some(clock) = clock else {
+            return self.lease(LeaseOrder::Renew, epoch).await;
+        };
+        let stamped = self
+            .call(
+                redis::cmd("TIDECACHE")
+                    .arg("LEASE")
+                    .arg("RENEW")
+                    .arg(epoch)
+                    .arg(clock),
+            )
+            .await;
+        match stamped {
+            Err(AdminError::Command { source, .. })
+                if source
+                    .detail()
+                    .is_some_and(|d| d.contains("wrong number of arguments")) =>
+            {
+                self.lease(LeaseOrder::Renew, epoch).await
+            }
+            other => other,
+        }
+    }
+
     /// `TIDECACHE LEASE RENEW|WAIVE <epoch>`: keeps a primary's write
     /// lease, or lets a promoted one write at once.
     pub async fn lease(&mut self, action: LeaseOrder, epoch: u64) -> Result<(), AdminError> {
@@ -336,5 +371,29 @@ impl AdminClient {
                 addr: self.addr.clone(),
                 source,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_is_read_from_info() {
+        let primary = Replication::parse(
+            "# Replication\r\nrole:master\r\nmaster_replid:abc\r\nmaster_repl_offset:42\r\n\
+             tidecache_lease_clock_ms:1234\r\n",
+        );
+        assert!(primary.primary && !primary.syncing);
+        assert_eq!((primary.replid.as_str(), primary.offset), ("abc", 42));
+        assert_eq!(primary.lease_clock_ms, Some(1234));
+        // An older node reports no clock: renewals go without one.
+        let old = Replication::parse("role:master\r\nmaster_replid:abc\r\n");
+        assert_eq!(old.lease_clock_ms, None);
+        let replica = Replication::parse(
+            "role:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n\
+             master_replid:abc\r\nmaster_repl_offset:7\r\n",
+        );
+        assert!(replica.is_synced_replica() && replica.link_up);
     }
 }

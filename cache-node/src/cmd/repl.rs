@@ -144,9 +144,20 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             if primary { "a primary" } else { "no primary" }
         ));
     }
-    if eq(action, "RENEW") {
-        shared.lease.renew(shared.now_ms());
+    if eq(action, "RENEW") && args.len() <= 5 {
+        // Up to the clock reading the operator had before sending this
+        // (INFO's `tidecache_lease_clock_ms`), never past now: a renewal
+        // held up in the network renews nothing past that reading.
+        let now = shared.now_ms();
+        let until = match args.get(4).map(u64_arg) {
+            None => now,
+            Some(Ok(clock)) => clock.min(now),
+            Some(Err(e)) => return e,
+        };
+        shared.lease.renew(until);
         Reply::OK
+    } else if args.len() > 4 {
+        Reply::error("ERR wrong number of arguments for 'tidecache|lease' command")
     } else if eq(action, "WAIVE") {
         shared
             .lease
@@ -462,6 +473,7 @@ pub fn info(shared: &Shared, out: &mut String) {
             w("repl_backlog_first_byte_offset", &s.backlog_start());
             w("repl_backlog_histlen", &s.backlog_bytes());
             w("tidecache_sync_buffer_bytes", &s.sync_buffer_bytes());
+            w("tidecache_lease_clock_ms", &shared.now_ms());
             w("tidecache_syncs_over_limit", &s.syncs_over_limit());
         }
     }

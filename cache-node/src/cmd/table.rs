@@ -485,7 +485,7 @@ pub static COMMANDS: &[Spec] = &[
         spec("tidecache|migrate", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "Starts (START id host port epoch range...), reports (STATUS [id]) or cancels (CANCEL id) a slot migration from this node.", migrate::migrate),
         spec("tidecache|import", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The stream a migrating node sends its target (BEGIN, APPLY, COMMIT, ABORT, STATUS).", migrate::import),
         spec("tidecache|repl", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The stream a replica pulls from its primary (PSYNC, SNAPSHOT, FETCH).", repl::repl),
-        spec("tidecache|lease", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The operator's hold on a primary's writes (RENEW, WAIVE or FENCE epoch).", repl::lease),
+        spec("tidecache|lease", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow", "@dangerous"], "server", "0.1.0", "The operator's hold on a primary's writes (RENEW epoch [clock], WAIVE or FENCE epoch).", repl::lease),
         spec("tidecache|slotstats", 2, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@slow"], "server", "0.1.0", "Returns slot, keys and estimated bytes of every slot holding keys (what the operator balances).", migrate::slot_stats),
         spec("tidecache|help", 2, LOADING | STALE, NONE, &["@slow"], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),

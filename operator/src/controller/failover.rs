@@ -183,6 +183,7 @@ mod tests {
                 offset: 100,
                 link_up: false,
                 syncing: false,
+                lease_clock_ms: None,
             }),
         }
     }
@@ -195,6 +196,7 @@ mod tests {
                 offset,
                 link_up: true,
                 syncing: false,
+                lease_clock_ms: None,
             }),
             ..up(epoch)
         }

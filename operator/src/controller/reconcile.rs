@@ -1211,7 +1211,7 @@ async fn survey(
             if primary
                 && epoch == status.epoch
                 && epoch > 0
-                && let Err(e) = admin.lease(LeaseOrder::Renew, epoch).await
+                && let Err(e) = admin.renew_lease(epoch, replication.lease_clock_ms).await
             {
                 debug!(pod = %node.pod, error = %e, "lease not renewed");
             }

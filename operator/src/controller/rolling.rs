@@ -141,6 +141,7 @@ mod tests {
                 offset,
                 link_up: !primary,
                 syncing: false,
+                lease_clock_ms: None,
             }),
         }
     }
