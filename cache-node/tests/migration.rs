@@ -788,3 +788,28 @@ async fn a_target_at_maxmemory_refuses_the_stream_instead_of_growing() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `SLOTSTATS` reports each slot's own bytes, so the rebalance planner
+/// balances what the slots hold, not just how many keys.
+#[tokio::test]
+async fn slot_stats_count_each_slots_own_bytes() {
+    let (a, b) = pair().await;
+    let mut c = conn(&a, None, "pw").await;
+    // "hello" (slot 866) and "bar" (slot 5061) are both A's.
+    let _: () = c.set("bar", "x").await.unwrap();
+    let _: () = c.set("hello", vec![b'v'; 100_000]).await.unwrap();
+    let flat: Vec<i64> = redis::cmd("TIDECACHE")
+        .arg("SLOTSTATS")
+        .query_async(&mut admin(&a).await)
+        .await
+        .unwrap();
+    let stats: HashMap<i64, (i64, i64)> = flat.chunks(3).map(|c| (c[0], (c[1], c[2]))).collect();
+    let (small, big) = (stats[&5061], stats[&866]);
+    assert_eq!((small.0, big.0), (1, 1));
+    assert!(
+        big.1 > 100_000 && big.1 > 100 * small.1,
+        "{small:?} {big:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -490,18 +490,16 @@ pub fn info(shared: &Shared, out: &mut String) {
 }
 
 /// `TIDECACHE SLOTSTATS`: `slot keys bytes` for every slot holding a key,
-/// flat. Bytes are the slot's share of the keyspace's bytes by key count
-/// (the keyspace accounts bytes per node, not per slot).
+/// flat; bytes as the keyspace accounts them per slot (records, deadline
+/// index, the slot's table), which the rebalance planner balances.
 pub fn slot_stats(cx: &mut Ctx, _: &[Bytes]) -> Reply {
-    let total_keys = cx.db.len().max(1) as u64;
-    let total_bytes = cx.db.used_bytes() as u64;
     let mut out = Vec::new();
     for slot in 0..tidecache_topology::SLOT_COUNT {
         let keys = cx.db.count_in_slot(slot) as u64;
         if keys > 0 {
             out.push(Reply::Integer(i64::from(slot)));
             out.push(Reply::Integer(keys as i64));
-            out.push(Reply::Integer((keys * total_bytes / total_keys) as i64));
+            out.push(Reply::Integer(cx.db.bytes_in_slot(slot) as i64));
         }
     }
     Reply::Array(out)

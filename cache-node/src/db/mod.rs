@@ -254,6 +254,9 @@ pub struct Db {
     deadlines: BTreeSet<(u64, Bytes)>,
     len: usize,
     used_bytes: usize,
+    /// `used_bytes` per slot (its records and its table): what `TIDECACHE
+    /// SLOTSTATS` reports, and the rebalance planner balances.
+    slot_bytes: Vec<usize>,
     pub stats: Stats,
     clock: Clock,
     /// The time a batch of commands runs at (see [`Db::freeze_time`]).
@@ -276,6 +279,7 @@ impl Db {
             deadlines: BTreeSet::new(),
             len: 0,
             used_bytes: 0,
+            slot_bytes: vec![0; usize::from(SLOT_COUNT)],
             stats: Stats::default(),
             clock,
             frozen_ms: None,
@@ -375,6 +379,11 @@ impl Db {
         self.tables.slots[usize::from(slot)].len()
     }
 
+    /// The bytes accounted to `slot`: its records and its table.
+    pub fn bytes_in_slot(&self, slot: u16) -> usize {
+        self.slot_bytes[usize::from(slot)]
+    }
+
     pub fn keys_in_slot(&self, slot: u16, limit: usize) -> Vec<Bytes> {
         self.tables.slots[usize::from(slot)]
             .iter()
@@ -389,6 +398,8 @@ impl Db {
         let after = self.tables.slots[slot].capacity();
         if after != before {
             self.used_bytes = self.used_bytes + table_bytes(after) - table_bytes(before);
+            self.slot_bytes[slot] =
+                self.slot_bytes[slot] + table_bytes(after) - table_bytes(before);
         }
     }
 
@@ -469,6 +480,7 @@ impl Db {
     fn insert_at(&mut self, at: At, record: Record) {
         let slot = at.slot;
         self.used_bytes += charge(&record);
+        self.slot_bytes[slot] += charge(&record);
         if record.deadline() != 0 {
             let key = Bytes::copy_from_slice(record.key());
             self.deadlines.insert((record.deadline(), key));
@@ -501,6 +513,7 @@ impl Db {
             (new, result)
         })?;
         self.used_bytes = self.used_bytes - delta.0 + delta.1;
+        self.slot_bytes[at.slot] = self.slot_bytes[at.slot] - delta.0 + delta.1;
         Some(result)
     }
 
@@ -588,6 +601,7 @@ impl Db {
         let slot = at.slot;
         self.len -= 1;
         self.used_bytes -= charge(&record);
+        self.slot_bytes[slot] -= charge(&record);
         self.shrink_if_sparse(slot);
         self.touched(key);
         let mut live = true;
@@ -753,6 +767,7 @@ impl Db {
         self.pool.clear();
         self.len = 0;
         self.used_bytes = 0;
+        self.slot_bytes.fill(0);
         self.followers.cleared();
     }
 
@@ -1449,6 +1464,28 @@ mod tests {
             }
             proptest::prop_assert_eq!(db.captures(), 0);
             proptest::prop_assert_eq!(&*sink.0.lock().unwrap(), &expected);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn each_slot_is_accounted_its_own_bytes(
+            ops in proptest::collection::vec(op(), 0..200),
+        ) {
+            let (mut db, clock) = db();
+            for op in &ops {
+                apply(&mut db, &clock, op, None);
+            }
+            let mut total = 0;
+            for (slot, table) in db.tables.slots.iter().enumerate() {
+                let own: usize = table.iter().map(charge).sum::<usize>() + table_bytes(table.capacity());
+                proptest::prop_assert_eq!(db.bytes_in_slot(slot as u16), own, "slot {}", slot);
+                total += own;
+            }
+            proptest::prop_assert_eq!(total, db.used_bytes());
+            db.flush();
+            proptest::prop_assert!((0..SLOT_COUNT).all(|s| db.bytes_in_slot(s) == 0));
         }
     }
 
