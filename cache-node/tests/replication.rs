@@ -624,21 +624,10 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
     // replica, stays in its first sync.
     install(&b, &doc(1, ("inc-a", &a), ("inc-b", &b))).await;
     let mut admin_b = conn_as(&b, Some("tidecache-admin"), Some("adm")).await;
-    let info = |c: &mut Conn| {
-        let mut c = c.clone();
-        async move {
-            redis::cmd("INFO")
-                .arg("replication")
-                .query_async::<String>(&mut c)
-                .await
-                .unwrap()
-        }
-    };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let text = info(&mut admin_b).await;
-    assert!(text.contains("role:slave\r\n"), "{text}");
-    let never = format!("master_replid:{}\r\n", "0".repeat(40));
-    assert!(text.contains(&never), "never synced: {text}");
+    let i = info(&mut admin_b).await;
+    assert_eq!(i["role"], "slave", "{i:?}");
+    assert_eq!(i["master_replid"], "0".repeat(40), "never synced: {i:?}");
 
     let d2 = doc(2, ("inc-b", &b), ("inc-c", &c));
     install(&b, &d2).await;
@@ -648,18 +637,22 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
     assert_eq!(e.code(), Some("LOADING"), "{e}");
     let e = cb.set::<_, _, ()>("k", 1).await.unwrap_err();
     assert_eq!(e.code(), Some("LOADING"), "{e}");
-    let text = info(&mut admin_b).await;
-    assert!(text.contains("role:master\r\n"), "{text}");
-    assert!(text.contains("master_sync_in_progress:1"), "{text}");
-    assert!(text.contains("tidecache_incomplete_keyspace:1"), "{text}");
+    let i = info(&mut admin_b).await;
+    assert_eq!(i["role"], "master", "{i:?}");
+    assert_eq!(i["master_sync_in_progress"], "1", "{i:?}");
+    assert_eq!(i["tidecache_incomplete_keyspace"], "1", "{i:?}");
     // C, told to follow B, is refused and stays unsynced.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut admin_c = conn_as(&c, Some("tidecache-admin"), Some("adm")).await;
-    let text = info(&mut admin_c).await;
-    assert!(
-        text.contains("replicas do not chain"),
-        "C is refused: {text}"
-    );
+    let admin_c = conn_as(&c, Some("tidecache-admin"), Some("adm")).await;
+    eventually("C to be refused by B", || {
+        let mut c = admin_c.clone();
+        async move {
+            info(&mut c)
+                .await
+                .get("tidecache_link_error")
+                .is_some_and(|e| e.contains("replicas do not chain"))
+        }
+    })
+    .await;
 
     // Made A's replica again, with A a primary holding data, B syncs.
     let d3 = doc(3, ("inc-a", &a), ("inc-b", &b));
@@ -669,9 +662,9 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
     install(&b, &d3).await;
     let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1, "B synced from A");
-    let text = info(&mut admin_b).await;
-    assert!(text.contains("role:slave\r\n"), "{text}");
-    assert!(!text.contains("tidecache_incomplete_keyspace:1"), "{text}");
+    let i = info(&mut admin_b).await;
+    assert_eq!(i["role"], "slave", "{i:?}");
+    assert!(!i.contains_key("tidecache_incomplete_keyspace"), "{i:?}");
     let _: () = redis::cmd("READONLY").query_async(&mut cb).await.unwrap();
     let v: String = cb.get("k").await.unwrap();
     assert_eq!(v, "from-a");
@@ -695,40 +688,22 @@ async fn a_whole_replica_whose_fetch_was_refused_serves_when_promoted() {
     let d2 = doc(2, ("ref-b", &b), ("ref-a", &a));
     install(&a, &d2).await;
     let mut admin_b = conn_as(&b, Some("tidecache-admin"), Some("adm")).await;
-    wait_until("B's fetch to be refused", || {
+    eventually("B's fetch to be refused", || {
         let mut c = admin_b.clone();
         async move {
-            let text: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut c)
+            info(&mut c)
                 .await
-                .unwrap();
-            text.contains("replicas do not chain")
+                .get("tidecache_link_error")
+                .is_some_and(|e| e.contains("replicas do not chain"))
         }
     })
     .await;
     install(&b, &d2).await;
-    let text: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut admin_b)
-        .await
-        .unwrap();
-    assert!(!text.contains("tidecache_incomplete_keyspace"), "{text}");
+    let i = info(&mut admin_b).await;
+    assert!(!i.contains_key("tidecache_incomplete_keyspace"), "{i:?}");
     let mut cb = conn_as(&b, None, Some("pw")).await;
     let v: String = cb.get("k").await.unwrap();
     assert_eq!(v, "v");
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A replica's request renews the write lease to when the primary last
@@ -754,25 +729,14 @@ async fn a_late_replica_request_does_not_renew_the_lease() {
     assert_eq!(e.code(), Some("CLUSTERDOWN"), "{e}");
     // B's fetch arrives now.
     let mut admin = conn_as(&a, Some("tidecache-admin"), Some("adm")).await;
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
-    let (replid, offset) = (field("master_replid"), field("master_repl_offset"));
+    let i = info(&mut admin).await;
+    let (replid, offset) = (&i["master_replid"], &i["master_repl_offset"]);
     let _: redis::Value = redis::cmd("TIDECACHE")
         .arg("REPL")
         .arg("FETCH")
         .arg(node_id_for("late-b"))
-        .arg(&replid)
-        .arg(&offset)
+        .arg(replid)
+        .arg(offset)
         .query_async(&mut admin)
         .await
         .unwrap();
@@ -797,15 +761,7 @@ async fn an_operator_renewal_renews_up_to_the_clock_it_carries() {
     let clock = |c: &mut Conn| {
         let mut c = c.clone();
         async move {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut c)
-                .await
-                .unwrap();
-            info.lines()
-                .find_map(|l| l.strip_prefix("tidecache_lease_clock_ms:"))
-                .unwrap()
-                .trim()
+            info(&mut c).await["tidecache_lease_clock_ms"]
                 .parse::<u64>()
                 .unwrap()
         }
