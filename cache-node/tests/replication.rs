@@ -371,6 +371,19 @@ fn addr(name: &str, n: &Node) -> NodeAddr {
     }
 }
 
+/// Nodes `<name>-a` (primary) and `<name>-b` (its replica) under the
+/// document of epoch 1, and a client of A.
+async fn shard_of_two(name: &str) -> (Node, Node, Conn) {
+    let (an, bn) = (format!("{name}-a"), format!("{name}-b"));
+    let a = node(&cluster_flags(&an)).await;
+    let b = node(&cluster_flags(&bn)).await;
+    let d1 = doc(1, (&an, &a), (&bn, &b));
+    install(&a, &d1).await;
+    install(&b, &d1).await;
+    let ca = conn_as(&a, None, Some("pw")).await;
+    (a, b, ca)
+}
+
 /// One shard of every slot: `primary` and `replica`.
 fn doc(epoch: u64, primary: (&str, &Node), replica: (&str, &Node)) -> Topology {
     Topology {
@@ -386,12 +399,7 @@ fn doc(epoch: u64, primary: (&str, &Node), replica: (&str, &Node)) -> Topology {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_replicas_follow_the_topology_fence_and_take_over() {
-    let a = node(&cluster_flags("rep-a")).await;
-    let b = node(&cluster_flags("rep-b")).await;
-    let d1 = doc(1, ("rep-a", &a), ("rep-b", &b));
-    install(&a, &d1).await;
-    install(&b, &d1).await;
-    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let (a, b, mut ca) = shard_of_two("rep").await;
     let mut cb = conn_as(&b, None, Some("pw")).await;
     for i in 0..500 {
         let _: () = ca.set(format!("k{i}"), i).await.unwrap();
@@ -479,12 +487,7 @@ async fn admin(n: &Node) -> Conn {
 /// the redirect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_switchover_fences_catches_up_and_promotes() {
-    let a = node(&cluster_flags("sw-a")).await;
-    let b = node(&cluster_flags("sw-b")).await;
-    let d1 = doc(1, ("sw-a", &a), ("sw-b", &b));
-    install(&a, &d1).await;
-    install(&b, &d1).await;
-    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let (a, b, mut ca) = shard_of_two("sw").await;
     for i in 0..2000 {
         let _: () = ca.set(format!("k{i}"), i).await.unwrap();
     }
@@ -557,12 +560,7 @@ async fn a_planned_switchover_fences_catches_up_and_promotes() {
 /// emptiness.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_empty_primary_is_not_synced_from() {
-    let a = node(&cluster_flags("fresh-a")).await;
-    let b = node(&cluster_flags("fresh-b")).await;
-    let d1 = doc(1, ("fresh-a", &a), ("fresh-b", &b));
-    install(&a, &d1).await;
-    install(&b, &d1).await;
-    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let (a, b, mut ca) = shard_of_two("fresh").await;
     let _: () = ca.set("precious", "data").await.unwrap();
     let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
@@ -675,12 +673,7 @@ async fn a_replica_promoted_in_the_middle_of_a_full_sync_serves_nothing() {
 /// one) forgets its offset but not its keyspace: promoted, it serves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_replica_whose_fetch_was_refused_serves_when_promoted() {
-    let a = node(&cluster_flags("ref-a")).await;
-    let b = node(&cluster_flags("ref-b")).await;
-    let d1 = doc(1, ("ref-a", &a), ("ref-b", &b));
-    install(&a, &d1).await;
-    install(&b, &d1).await;
-    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let (a, b, mut ca) = shard_of_two("ref").await;
     let _: () = ca.set("k", "v").await.unwrap();
     let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1);
@@ -713,12 +706,7 @@ async fn a_whole_replica_whose_fetch_was_refused_serves_when_promoted() {
 /// take writes again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_replica_request_does_not_renew_the_lease() {
-    let a = node(&cluster_flags("late-a")).await;
-    let b = node(&cluster_flags("late-b")).await;
-    let d1 = doc(1, ("late-a", &a), ("late-b", &b));
-    install(&a, &d1).await;
-    install(&b, &d1).await;
-    let mut ca = conn_as(&a, None, Some("pw")).await;
+    let (a, b, mut ca) = shard_of_two("late").await;
     let _: () = ca.set("k", "v").await.unwrap();
     let n: i64 = wait1(&mut ca).await;
     assert_eq!(n, 1, "B follows A");
