@@ -399,7 +399,7 @@ fn unknown_command(args: &[Bytes]) -> Reply {
     Reply::Error(msg)
 }
 
-fn wrong_arity(name: &str) -> Reply {
+pub(crate) fn wrong_arity(name: &str) -> Reply {
     Reply::error(format!(
         "ERR wrong number of arguments for '{name}' command"
     ))

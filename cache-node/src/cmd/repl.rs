@@ -157,7 +157,7 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         shared.lease.renew(until);
         Reply::OK
     } else if args.len() > 4 {
-        Reply::error("ERR wrong number of arguments for 'tidecache|lease' command")
+        super::wrong_arity("tidecache|lease")
     } else if eq(action, "WAIVE") {
         shared
             .lease

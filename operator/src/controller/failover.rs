@@ -37,6 +37,12 @@ impl Seen {
     pub fn answered(&self) -> bool {
         self.epoch.is_some()
     }
+
+    /// Gone as a primary is judged lost: its pod is gone, or it has not
+    /// answered for `threshold`.
+    pub fn gone(&self, threshold: Duration) -> bool {
+        !self.pod_alive || (!self.answered() && self.unreachable_for >= threshold)
+    }
 }
 
 /// What to do about one shard.
@@ -59,13 +65,15 @@ pub fn judge(
     threshold: Duration,
 ) -> Verdict {
     let (name, p) = primary;
-    let lost = if !p.pod_alive {
-        Some(format!("primary {name}'s pod is gone"))
-    } else if !p.answered() && p.unreachable_for >= threshold {
-        Some(format!(
-            "primary {name} has not answered for {} s",
-            p.unreachable_for.as_secs()
-        ))
+    let lost = if p.gone(threshold) {
+        Some(if p.pod_alive {
+            format!(
+                "primary {name} has not answered for {} s",
+                p.unreachable_for.as_secs()
+            )
+        } else {
+            format!("primary {name}'s pod is gone")
+        })
     } else if epoch > 0 && p.epoch == Some(0) {
         Some(format!(
             "primary {name} restarted without its data (it holds no topology)"

@@ -686,36 +686,31 @@ async fn rebalance_step(
         admin.migrate_status(&id).await
     }
     .await;
-    let import_status = || async {
+    // An unreachable source may still be migrating, and a move is never
+    // retried over it, but a source that is gone holds up its shard's
+    // failover (no document while a move copies). The target aborting the
+    // import settles it: after that it refuses the source's commit for good.
+    let give_up = on_source.is_err() && source_lost(status, &mv.from, seen);
+    let on_target = async {
         let mut admin =
             AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout).await?;
-        admin.import_status(&id).await
-    };
-    let mut on_target = import_status().await.ok();
-    if on_source.is_err() && source_lost(status, &mv.from, seen) {
-        // An unreachable source may still be migrating, and a move is
-        // never retried over it, but a source that is gone holds up its
-        // shard's failover (no document while a move copies). The target
-        // aborting the import settles it: after that it refuses the
-        // source's commit for good.
-        if matches!(on_target.as_deref(), Some("importing" | "unknown")) {
-            let aborted = async {
-                let mut admin =
-                    AdminClient::connect(&target.0, target.1, password, ctx.admin_timeout).await?;
-                admin.import_abort(&id).await
+        let state = admin.import_status(&id).await?;
+        if !(give_up && matches!(state.as_str(), "importing" | "unknown")) {
+            return Ok(state);
+        }
+        match admin.import_abort(&id).await {
+            Ok(()) => {
+                warn!(cluster = %name, %id, from = %mv.from, "the move's source is lost: its import was aborted");
+                admin.import_status(&id).await
             }
-            .await;
-            match aborted {
-                Ok(()) => {
-                    warn!(cluster = %name, %id, from = %mv.from, "the move's source is lost: its import was aborted");
-                    on_target = import_status().await.ok();
-                }
-                Err(e) => {
-                    warn!(cluster = %name, %id, error = %e, "could not abort the import of a lost source")
-                }
+            Err(e) => {
+                warn!(cluster = %name, %id, error = %e, "could not abort the import of a lost source");
+                Ok(state)
             }
         }
     }
+    .await
+    .ok();
     let source_view = match &on_source {
         Err(_) => resharding::Source::Unreachable,
         Ok(None) => resharding::Source::Unknown,
@@ -785,8 +780,8 @@ async fn rebalance_step(
     }
 }
 
-/// Whether the primary of shard `shard` (in status) is lost as a failover
-/// judges it: its pod gone, or silent past the threshold.
+/// Whether the primary of shard `shard` (in status) is gone as a failover
+/// judges it ([`failover::Seen::gone`]).
 fn source_lost(
     status: &CacheClusterStatus,
     shard: &str,
@@ -800,8 +795,7 @@ fn source_lost(
     else {
         return false;
     };
-    seen.get(&pod.pod)
-        .is_some_and(|s| !s.pod_alive || (!s.answered() && s.unreachable_for >= FAILOVER_AFTER))
+    seen.get(&pod.pod).is_some_and(|s| s.gone(FAILOVER_AFTER))
 }
 
 /// Writes `status` if it differs from what was last written.
