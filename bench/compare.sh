@@ -5,7 +5,8 @@
 #   bench/compare.sh                 # RUNS=5
 #   RUNS=3 NO_BUILD=1 bench/compare.sh
 #
-# Knobs (environment): ONLY (abcde + 2 for a2: the sections to run), RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
+# Knobs (environment): ONLY (abcde + 2 for a2 + x for the ceiling in a and b:
+# the sections to run; x is off by default), RUNS (5), MEM_RUNS (3), GROW_RUNS (3, 0 skips),
 # N_PIPE (2000000), N_CPU (300000), MEM_KEYS (1000000),
 # GROW_KEYS (3000000), LAT_SECS (10), NODE_PORT (6400), REDIS_PORT (6401),
 # NO_BUILD=1 (use the binary as it is), NODE_BIN (target/release/cache-node).
@@ -36,17 +37,30 @@ declare -A pid=()
 source "$(dirname "$0")/lib.sh"
 want() { [[ ${ONLY:-abcde2} == *"$1"* ]]; } # want <section letter>
 
-cleanup() { stop node; stop node1; stop redis; rm -rf "$tmp"; }
+servers=(node node1 redis ceil ceilu)
+stop_all() { local s; for s in "${servers[@]}"; do stop "$s"; done; }
+cleanup() { stop_all; rm -rf "$tmp"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { [[ $1 == node* ]] && echo "$NODE_PORT" || echo "$REDIS_PORT"; }
+port() { # the ceilings have ports of their own: io_uring closes a killed process's sockets late
+    case $1 in
+    redis) echo "$REDIS_PORT" ;;
+    ceil) echo $((NODE_PORT + 2)) ;;
+    ceilu) echo $((NODE_PORT + 3)) ;;
+    *) echo "$NODE_PORT" ;;
+    esac
+}
 
 start() { # start <name>: a fresh, empty server, the only one running
-    stop node
-    stop node1
-    stop redis
-    if [[ $1 == node* ]]; then
+    stop_all
+    if [[ $1 == ceil* ]]; then
+        # The ceiling (cache-node/examples/ceiling.rs): canned replies, no
+        # keyspace; ceil on epoll as Redis, ceilu on io_uring.
+        local mode=epoll
+        [[ $1 == ceilu ]] && mode=uring
+        "$ceiling" "$(port "$1")" "$mode" >"$tmp/$1.log" 2>&1 &
+    elif [[ $1 == node* ]]; then
         # node1: the same binary serving connections on one thread.
         local threads=0
         [[ $1 == node1 ]] && threads=1
@@ -80,6 +94,9 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${pid[$1]}/status"; }
 order() { # order <run>: the two servers, flipped on odd runs
     if (( $1 % 2 )); then echo redis node; else echo node redis; fi
 }
+with_ceiling() { # with_ceiling <run>: order, then the ceilings if section x is wanted
+    echo "$(order "$1")" "$(want x && echo ceil ceilu)"
+}
 
 # ---- setup -----------------------------------------------------------------
 sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
@@ -88,11 +105,14 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     timeout 600 $sudo apt-get install -y redis-server redis-tools
 fi
 if [[ ${NO_BUILD:-} != 1 ]]; then
-    (cd "$root" && timeout 3600 cargo build --release -p cache-node --bin cache-node --example fixed_rate)
+    (cd "$root" && timeout 3600 cargo build --release -p cache-node --bin cache-node --example fixed_rate \
+        --example ceiling)
 fi
 fixed_rate=$root/target/release/examples/fixed_rate
+ceiling=$root/target/release/examples/ceiling
+if want x && [[ ! -x $ceiling ]]; then log "no $ceiling (build it, or unset NO_BUILD)"; exit 1; fi
 [[ -x $node_bin ]] || { log "no $node_bin (build it, or unset NO_BUILD)"; exit 1; }
-for p in "$NODE_PORT" "$REDIS_PORT"; do
+for p in "$NODE_PORT" "$REDIS_PORT" $(want x && echo $((NODE_PORT + 2)) $((NODE_PORT + 3))); do
     if timeout 2 redis-cli -p "$p" ping >/dev/null 2>&1; then log "port $p is taken"; exit 1; fi
 done
 
@@ -114,7 +134,7 @@ if command -v memtier_benchmark >/dev/null; then have_memtier=1; fi
 # ---- a. pipelined throughput -------------------------------------------------
 want a && log "a. redis-benchmark -t set,get -P 16 -n $N_PIPE -q"
 want a && for r in $(seq "$RUNS"); do
-    for s in $(order "$r"); do
+    for s in $(with_ceiling "$r"); do
         start "$s"
         read -r u0 s0 < <(ticks "$s")
         # The client's own CPU time too (bash's `time`, in seconds): on two
@@ -134,7 +154,7 @@ done
 # ---- b. server CPU per operation, not pipelined ------------------------------
 want b && log "b. redis-benchmark -t set,get -n $N_CPU -c 50 (server CPU from /proc/<pid>/stat)"
 want b && for r in $(seq "$RUNS"); do
-    for s in $(order "$r"); do
+    for s in $(with_ceiling "$r"); do
         start "$s"
         read -r u0 s0 < <(ticks "$s")
         timeout 300 redis-benchmark -p "$(port "$s")" -t set,get -n "$N_CPU" -c 50 --csv >"$tmp/cpu.csv"
@@ -214,16 +234,22 @@ if want e && (( GROW_RUNS > 0 )); then
     for r in $(seq "$GROW_RUNS"); do
         for s in $(order "$r"); do
             start "$s"
+            # The server's own slowlog counts the SETs that took over 1 ms
+            # to *execute*: a SET is microseconds of work, so one that took
+            # a millisecond is a server that was not running (the host took
+            # the CPU: the steal beside it), not one that was busy.
+            timeout 10 redis-cli -p "$(port "$s")" config set slowlog-log-slower-than 1000 >/dev/null
+            steal0=$(steal_ms)
             timeout 600 redis-benchmark -p "$(port "$s")" -t set -r 1000000000 -n "$GROW_KEYS" \
                 -c 1 -P 16 --csv >"$tmp/grow.csv"
+            record grow_steal_ms "$s" $(($(steal_ms) - steal0))
             record grow_max_ms "$s" "$(awk -F'"' '$2=="SET" {print $16}' "$tmp/grow.csv")"
             record grow_keys "$s" "$(timeout 10 redis-cli -p "$(port "$s")" dbsize)"
+            record grow_slow_sets "$s" "$(timeout 10 redis-cli -p "$(port "$s")" slowlog len)"
         done
     done
 fi
-stop node
-stop node1
-stop redis
+stop_all
 
 # ---- report ----------------------------------------------------------------
 row() { # row <metric> <label> <unit> <target-op> <target>
@@ -264,6 +290,21 @@ row mem_b "c. RSS per key (16 B key, 16 B value)" "bytes" "<=" 0.6
 row p99_set_ms "d. SET p99 at 8000 req/s" "ms" "<=" 1
 row p99_get_ms "d. GET p99 at 8000 req/s" "ms" "<=" 1
 if [[ -s $tmp/lat_max_ms.node ]]; then row lat_max_ms "   slowest request in d" "ms" "" ""; fi
+if want x; then
+    echo
+    echo "x. the ceiling: canned replies, no keyspace (ratio = ceiling / redis), on epoll and io_uring:"
+    for m in set_rps get_rps pipe_server_us pipe_client_us cpu_us cpu_user_us cpu_sys_us; do
+        [[ -s $tmp/$m.ceil && -s $tmp/$m.redis ]] || continue
+        rd=$(median <"$tmp/$m.redis")
+        line=$(printf '  %-16s redis %12s' "$m" "$rd")
+        for c in ceil ceilu; do
+            v=$(median <"$tmp/$m.$c")
+            line+=$(printf '  %-5s %12s (%s)' "$c" "$v" \
+                "$(awk -v a="$v" -v b="$rd" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')")
+        done
+        echo "$line"
+    done
+fi
 want 2 && echo
 want 2 && echo "a2. the node on one tokio worker thread against the default (ratio = default / one):"
 want 2 && for m in threads_set_rps threads_get_rps; do
@@ -274,9 +315,11 @@ done
 if (( GROW_RUNS > 0 )); then
     row grow_max_ms "e. longest SET while keys grow to ~$GROW_KEYS" "ms" "" ""
     row grow_keys "   keys at the end of e" "keys" "" ""
+    row grow_slow_sets "   SETs that ran > 1 ms (own slowlog, max 128)" "count" "" ""
+    row grow_steal_ms "   CPU the host stole during e (/proc/stat)" "ms" "" ""
 fi
 echo
 echo "raw values (one a run, in run order):"
-for f in "$tmp"/*.node "$tmp"/*.node1 "$tmp"/*.redis; do
+for f in "$tmp"/*.node "$tmp"/*.node1 "$tmp"/*.redis "$tmp"/*.ceil "$tmp"/*.ceilu; do
     if [[ -e $f ]]; then printf '  %-18s %s\n' "$(basename "$f")" "$(tr '\n' ' ' <"$f")"; fi
 done
