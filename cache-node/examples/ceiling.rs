@@ -106,6 +106,7 @@ const READ_SIZE: usize = 16 * 1024;
 mod epoll {
     use super::*;
     use rustix::event::epoll;
+    use std::os::fd::{AsFd, OwnedFd};
 
     struct Conn {
         stream: std::net::TcpStream,
@@ -115,13 +116,7 @@ mod epoll {
 
     pub fn serve(listener: TcpListener) -> io::Result<()> {
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        let listen_key = listener.as_raw_fd() as u64;
-        epoll::add(
-            &ep,
-            &listener,
-            epoll::EventData::new_u64(listen_key),
-            epoll::EventFlags::IN,
-        )?;
+        let listen_key = watch(&ep, &listener)?;
         let mut conns: HashMap<u64, Conn> = HashMap::new();
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         let mut buf = vec![0u8; READ_SIZE];
@@ -138,13 +133,7 @@ mod epoll {
                     while let Ok((stream, _)) = listener.accept() {
                         stream.set_nonblocking(true)?;
                         stream.set_nodelay(true)?;
-                        let key = stream.as_raw_fd() as u64;
-                        epoll::add(
-                            &ep,
-                            &stream,
-                            epoll::EventData::new_u64(key),
-                            epoll::EventFlags::IN,
-                        )?;
+                        let key = watch(&ep, &stream)?;
                         conns.insert(
                             key,
                             Conn {
@@ -165,6 +154,18 @@ mod epoll {
                 }
             }
         }
+    }
+
+    /// Adds a socket to the epoll set for reading, keyed by its descriptor.
+    fn watch<S: AsFd + AsRawFd>(ep: &OwnedFd, socket: &S) -> io::Result<u64> {
+        let key = socket.as_raw_fd() as u64;
+        epoll::add(
+            ep,
+            socket,
+            epoll::EventData::new_u64(key),
+            epoll::EventFlags::IN,
+        )?;
+        Ok(key)
     }
 
     /// One read, every complete request answered, one write; false when the
