@@ -91,6 +91,8 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${pid[$1]}/status"; }
 
 
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}'; }
+
 order() { # order <run>: the two servers, flipped on odd runs
     if (( $1 % 2 )); then echo redis node; else echo node redis; fi
 }
@@ -112,7 +114,7 @@ fixed_rate=$root/target/release/examples/fixed_rate
 ceiling=$root/target/release/examples/ceiling
 if want x && [[ ! -x $ceiling ]]; then log "no $ceiling (build it, or unset NO_BUILD)"; exit 1; fi
 [[ -x $node_bin ]] || { log "no $node_bin (build it, or unset NO_BUILD)"; exit 1; }
-for p in "$NODE_PORT" "$REDIS_PORT" $(want x && echo $((NODE_PORT + 2)) $((NODE_PORT + 3))); do
+for p in $(port node) $(port redis) $(want x && port ceil && port ceilu); do
     if timeout 2 redis-cli -p "$p" ping >/dev/null 2>&1; then log "port $p is taken"; exit 1; fi
 done
 
@@ -257,7 +259,7 @@ row() { # row <metric> <label> <unit> <target-op> <target>
     [[ -s $tmp/$1.node && -s $tmp/$1.redis ]] || return 0 # section not run
     n=$(median <"$tmp/$1.node")
     rd=$(median <"$tmp/$1.redis")
-    ratio=$(awk -v a="$n" -v b="$rd" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')
+    ratio=$(ratio "$n" "$rd")
     met=-
     if [[ -n $4 ]]; then
         met=$(awk -v r="$ratio" -v t="$5" -v op="$4" \
@@ -299,8 +301,7 @@ if want x; then
         line=$(printf '  %-16s redis %12s' "$m" "$rd")
         for c in ceil ceilu; do
             v=$(median <"$tmp/$m.$c")
-            line+=$(printf '  %-5s %12s (%s)' "$c" "$v" \
-                "$(awk -v a="$v" -v b="$rd" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')")
+            line+=$(printf '  %-5s %12s (%s)' "$c" "$v" "$(ratio "$v" "$rd")")
         done
         echo "$line"
     done
@@ -310,7 +311,7 @@ want 2 && echo "a2. the node on one tokio worker thread against the default (rat
 want 2 && for m in threads_set_rps threads_get_rps; do
     n=$(median <"$tmp/$m.node"); one=$(median <"$tmp/$m.node1")
     printf '  %-16s default %12s  one worker %12s  ratio %s\n' "$m" "$n" "$one" \
-        "$(awk -v a="$n" -v b="$one" 'BEGIN {if (b == 0) print "nan"; else printf "%.2f", a / b}')"
+        "$(ratio "$n" "$one")"
 done
 if (( GROW_RUNS > 0 )); then
     row grow_max_ms "e. longest SET while keys grow to ~$GROW_KEYS" "ms" "" ""
