@@ -19,7 +19,7 @@ use tidecache_e2e::{
     OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, kill_node,
     pod_addr, timeout, wait_for,
 };
-use tidecache_operator::crd::CacheCluster;
+use tidecache_operator::crd::{CacheCluster, MoveState};
 
 fn manifest(shards: usize) -> String {
     with_replicas(shards, 0)
@@ -41,7 +41,7 @@ async fn copying_move(ns: &TestNamespace) -> anyhow::Result<(String, String, Cac
             .status
             .as_ref()
             .and_then(|s| s.rebalance.as_ref())
-            .and_then(|r| r.moves.iter().find(|m| m.state == "Copying"))
+            .and_then(|r| r.moves.iter().find(|m| m.state == MoveState::Copying))
             .map(|m| (m.from.clone(), m.to.clone()));
         if let Some((from, to)) = copying {
             return Ok((from, to, cc));
@@ -257,12 +257,12 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     let copying = Instant::now() + timeout();
     let progress = loop {
         let cc = ns.api::<CacheCluster>().get("elastic").await?;
-        let states: Vec<String> = cc
+        let states: Vec<MoveState> = cc
             .status
             .and_then(|s| s.rebalance)
-            .map(|r| r.moves.iter().map(|m| m.state.clone()).collect())
+            .map(|r| r.moves.iter().map(|m| m.state).collect())
             .unwrap_or_default();
-        if states.iter().any(|s| s == "Copying") {
+        if states.contains(&MoveState::Copying) {
             break states;
         }
         anyhow::ensure!(

@@ -275,7 +275,7 @@ pub struct MoveStatus {
     #[serde(default)]
     pub keys: u64,
     /// `Pending`, `Copying` (the migration runs) or `Done`.
-    pub state: String,
+    pub state: MoveState,
     /// The epoch the move's handoff takes, reserved here before the
     /// migration starts; 0 while pending.
     #[serde(default)]
@@ -292,6 +292,24 @@ pub struct MoveStatus {
     /// does not copy its slots over and over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<Time>,
+}
+
+/// Where one move stands. The planner, the operator's status and the e2e
+/// tests all read this one type.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum MoveState {
+    /// Not started (or failed and waiting to run again); the source owns
+    /// the slots.
+    #[default]
+    Pending,
+    /// The source streams the slots to the target and still owns them; a
+    /// restarted operator resumes (or restarts) this move before any other,
+    /// and no new topology document is made meanwhile.
+    Copying,
+    /// The target owns the slots.
+    Done,
 }
 
 /// One shard in status.

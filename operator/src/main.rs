@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use kube::Client;
 use kube::runtime::events::Recorder;
-use tidecache_operator::controller::{self, desired::Defaults, reconcile::reporter};
+use tidecache_operator::controller::{self, desired::Defaults, reporter};
 use tidecache_operator::leader::Elector;
 use tidecache_operator::metrics::{self, Metrics};
 use tracing::info;

@@ -8,6 +8,8 @@ use std::time::Duration;
 use redis::{AsyncCommands as _, ConnectionAddr, IntoConnectionInfo as _, RedisConnectionInfo};
 
 use crate::document::Topology;
+pub use crate::protocol::MigrationStatus;
+use crate::protocol::{ImportState, Request, info};
 
 /// The ACL user that may run `TIDECACHE` admin commands on a node.
 pub const ADMIN_USER: &str = "tidecache-admin";
@@ -25,7 +27,7 @@ pub enum AdminError {
         addr: String,
         source: redis::RedisError,
     },
-    #[error("node {addr} returned an invalid topology: {detail}")]
+    #[error("node {addr} returned an invalid reply: {detail}")]
     BadReply { addr: String, detail: String },
 }
 
@@ -49,17 +51,6 @@ impl AdminError {
 pub enum LeaseOrder {
     Renew,
     Waive,
-}
-
-/// How a migration stands on its source (`TIDECACHE MIGRATE STATUS`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigrationStatus {
-    /// `copying`, `handoff`, `done`, `failed` or `cancelled`.
-    pub state: String,
-    pub error: String,
-    /// Whether the source ever sent `IMPORT COMMIT`: one that never did
-    /// cannot have moved the slots.
-    pub commit_sent: bool,
 }
 
 /// A node's replication state, from INFO replication.
@@ -89,14 +80,14 @@ impl Replication {
                 .map(|(_, v)| v.to_owned())
                 .unwrap_or_default()
         };
-        let primary = field("role") == "master";
+        let primary = field(info::ROLE) == info::PRIMARY;
         Replication {
             primary,
-            replid: field("master_replid"),
-            offset: field("master_repl_offset").parse().unwrap_or(0),
-            link_up: field("master_link_status") == "up",
-            syncing: field("master_sync_in_progress") == "1",
-            lease_clock_ms: field("tidecache_lease_clock_ms").parse().ok(),
+            replid: field(info::MASTER_REPLID),
+            offset: field(info::MASTER_REPL_OFFSET).parse().unwrap_or(0),
+            link_up: field(info::MASTER_LINK_STATUS) == info::LINK_UP,
+            syncing: field(info::MASTER_SYNC_IN_PROGRESS) == "1",
+            lease_clock_ms: field(info::TIDECACHE_LEASE_CLOCK_MS).parse().ok(),
         }
     }
 
@@ -156,29 +147,16 @@ impl AdminClient {
 
     /// Installs `topology` on the node. Idempotent for the same document.
     pub async fn install_topology(&mut self, topology: &Topology) -> Result<(), AdminError> {
-        redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("SET")
-            .arg(topology.to_json())
-            .query_async::<()>(&mut self.conn)
-            .await
-            .map_err(|source| AdminError::Command {
-                addr: self.addr.clone(),
-                source,
-            })
+        let document = topology.to_json();
+        self.send(&Request::TopologySet {
+            document: document.as_bytes(),
+        })
+        .await
     }
 
     /// The document the node runs with, if any.
     pub async fn topology(&mut self) -> Result<Option<Topology>, AdminError> {
-        let json: Option<Vec<u8>> = redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("GET")
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|source| AdminError::Command {
-                addr: self.addr.clone(),
-                source,
-            })?;
+        let json: Option<Vec<u8>> = self.send(&Request::TopologyGet).await?;
         json.map(|j| {
             Topology::from_json(&j).map_err(|e| AdminError::BadReply {
                 addr: self.addr.clone(),
@@ -190,21 +168,13 @@ impl AdminClient {
 
     /// The epoch of the node's document (0 when it has none).
     pub async fn epoch(&mut self) -> Result<u64, AdminError> {
-        redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("EPOCH")
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|source| AdminError::Command {
-                addr: self.addr.clone(),
-                source,
-            })
+        self.send(&Request::TopologyEpoch).await
     }
 
     /// Keys and estimated bytes of every non-empty slot the node holds
     /// (`TIDECACHE SLOTSTATS`): what the rebalance planner weighs.
     pub async fn slot_stats(&mut self) -> Result<Vec<(u16, u64, u64)>, AdminError> {
-        let flat: Vec<u64> = self.call(redis::cmd("TIDECACHE").arg("SLOTSTATS")).await?;
+        let flat: Vec<u64> = self.send(&Request::SlotStats).await?;
         Ok(flat
             .chunks_exact(3)
             .filter_map(|c| Some((u16::try_from(c[0]).ok()?, c[1], c[2])))
@@ -221,18 +191,14 @@ impl AdminClient {
         epoch: u64,
         ranges: &[crate::SlotRange],
     ) -> Result<(), AdminError> {
-        let ranges: Vec<String> = ranges.iter().map(ToString::to_string).collect();
         let started = self
-            .call::<()>(
-                redis::cmd("TIDECACHE")
-                    .arg("MIGRATE")
-                    .arg("START")
-                    .arg(id)
-                    .arg(target.0)
-                    .arg(target.1)
-                    .arg(epoch)
-                    .arg(&ranges),
-            )
+            .send::<()>(&Request::MigrateStart {
+                id,
+                host: target.0,
+                port: target.1,
+                epoch,
+                ranges: ranges.to_vec(),
+            })
             .await;
         match started {
             Err(AdminError::Command { source, .. })
@@ -247,29 +213,21 @@ impl AdminClient {
         }
     }
 
-    /// The state (`copying`, `handoff`, `done`, `cancelled`, `failed`) and
-    /// error of migration `id` on this source; `None` when the node does
-    /// not know it (it restarted).
+    /// The state and error of migration `id` on this source; `None` when
+    /// the node does not know it (it restarted).
     pub async fn migrate_status(
         &mut self,
         id: &str,
     ) -> Result<Option<MigrationStatus>, AdminError> {
         let status = self
-            .call::<std::collections::HashMap<String, String>>(
-                redis::cmd("TIDECACHE").arg("MIGRATE").arg("STATUS").arg(id),
-            )
+            .send::<std::collections::HashMap<String, String>>(&Request::MigrateStatus {
+                id: Some(id),
+            })
             .await;
         match status {
-            Ok(fields) => {
-                let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
-                Ok(Some(MigrationStatus {
-                    state: field("state"),
-                    error: field("error"),
-                    // A node that does not report it is taken to have sent it:
-                    // the cautious reading.
-                    commit_sent: field("commit_sent") != "0",
-                }))
-            }
+            Ok(fields) => MigrationStatus::from_fields(|k| fields.get(k).map(String::as_str))
+                .map(Some)
+                .map_err(|e| self.bad_reply(e)),
             Err(AdminError::Command { source, .. })
                 if source
                     .detail()
@@ -281,11 +239,10 @@ impl AdminClient {
         }
     }
 
-    /// How import `id` stands on this target: `importing`, `committed`,
-    /// `aborted` or `unknown`.
-    pub async fn import_status(&mut self, id: &str) -> Result<String, AdminError> {
-        self.call(redis::cmd("TIDECACHE").arg("IMPORT").arg("STATUS").arg(id))
-            .await
+    /// How import `id` stands on this target.
+    pub async fn import_status(&mut self, id: &str) -> Result<ImportState, AdminError> {
+        let state: String = self.send(&Request::ImportStatus { id }).await?;
+        state.parse().map_err(|e| self.bad_reply(e))
     }
 
     /// What the node says of its replication (INFO replication).
@@ -304,13 +261,10 @@ impl AdminClient {
             return self.lease(LeaseOrder::Renew, epoch).await;
         };
         let stamped = self
-            .call(
-                redis::cmd("TIDECACHE")
-                    .arg("LEASE")
-                    .arg("RENEW")
-                    .arg(epoch)
-                    .arg(clock),
-            )
+            .send(&Request::LeaseRenew {
+                epoch,
+                clock: Some(clock),
+            })
             .await;
         match stamped {
             Err(AdminError::Command { source, .. })
@@ -327,29 +281,34 @@ impl AdminClient {
     /// `TIDECACHE LEASE RENEW|WAIVE <epoch>`: keeps a primary's write
     /// lease, or lets a promoted one write at once.
     pub async fn lease(&mut self, action: LeaseOrder, epoch: u64) -> Result<(), AdminError> {
-        let action = match action {
-            LeaseOrder::Renew => "RENEW",
-            LeaseOrder::Waive => "WAIVE",
+        let request = match action {
+            LeaseOrder::Renew => Request::LeaseRenew { epoch, clock: None },
+            LeaseOrder::Waive => Request::LeaseWaive { epoch },
         };
-        self.call(redis::cmd("TIDECACHE").arg("LEASE").arg(action).arg(epoch))
-            .await
+        self.send(&request).await
     }
 
     /// `TIDECACHE LEASE FENCE <epoch>`: holds the primary's writes for a
     /// switchover; the replication id and offset its replica must reach.
     pub async fn fence(&mut self, epoch: u64) -> Result<(String, u64), AdminError> {
-        self.call(redis::cmd("TIDECACHE").arg("LEASE").arg("FENCE").arg(epoch))
-            .await
+        self.send(&Request::LeaseFence { epoch }).await
     }
 
     /// Drops what import `id` received (a migration that will be retried).
     pub async fn import_abort(&mut self, id: &str) -> Result<(), AdminError> {
-        self.call(redis::cmd("TIDECACHE").arg("IMPORT").arg("ABORT").arg(id))
-            .await
+        self.send(&Request::ImportAbort { id }).await
     }
 
-    /// Runs an admin command the typed methods do not cover (the
-    /// migration stream a source node sends its target).
+    /// Sends a request the typed methods do not cover (the migration
+    /// stream a source node sends its target, a replica's pulls).
+    pub async fn send<T: redis::FromRedisValue>(
+        &mut self,
+        request: &Request<'_>,
+    ) -> Result<T, AdminError> {
+        self.call(&request.cmd()).await
+    }
+
+    /// Runs any command on the admin connection.
     pub async fn call<T: redis::FromRedisValue>(
         &mut self,
         cmd: &redis::Cmd,
@@ -360,6 +319,13 @@ impl AdminClient {
                 addr: self.addr.clone(),
                 source,
             })
+    }
+
+    fn bad_reply(&self, e: impl std::fmt::Display) -> AdminError {
+        AdminError::BadReply {
+            addr: self.addr.clone(),
+            detail: e.to_string(),
+        }
     }
 
     /// Liveness of the node's command loop.

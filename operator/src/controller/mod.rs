@@ -1,7 +1,22 @@
 //! Reconciliation of `CacheCluster`s.
+//!
+//! A pass is observe → decide → act. [`reconcile`] only orchestrates;
+//! [`observe`] reads the API server and the nodes; [`act`] writes to both;
+//! everything in between is pure and tested without either: [`decide`] (the
+//! pass's rules: failover, rolling step, layout, pushes, status),
+//! [`resharding`] (a shard-count change as a state machine of moves),
+//! [`epoch`] (which epoch a document takes), and the rules they call —
+//! [`validate`], [`desired`] (the objects to apply), [`topology`] (slots and
+//! the document), [`failover`], [`rolling`], [`rebalance`] (the move
+//! planner), [`status`] (phase and conditions).
 
+pub mod act;
+pub mod context;
+pub mod decide;
 pub mod desired;
+pub mod epoch;
 pub mod failover;
+pub mod observe;
 pub mod rebalance;
 pub mod reconcile;
 pub mod resharding;
@@ -10,7 +25,8 @@ pub mod status;
 pub mod topology;
 pub mod validate;
 
-pub use reconcile::{Context, run};
+pub use context::{Context, reporter};
+pub use reconcile::run;
 
 /// Why a reconcile failed. Each variant names its step.
 #[derive(Debug, thiserror::Error)]

@@ -75,6 +75,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use tidecache_topology::{SLOT_COUNT, SlotRange};
 
+pub use crate::crd::MoveState;
+
 /// A shard, as the operator numbers them.
 pub type ShardId = u16;
 
@@ -218,19 +220,6 @@ pub struct Plan {
     pub moves: Vec<Move>,
 }
 
-/// Where one move stands, as the operator records it in status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MoveState {
-    /// Not started; the source owns the slots.
-    #[default]
-    Pending,
-    /// The source streams the slots to the target and still owns them; a
-    /// restarted operator resumes (or restarts) this move before any other.
-    Copying,
-    /// The target owns the slots.
-    Done,
-}
-
 /// Why no plan could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -296,10 +285,7 @@ impl Plan {
     /// restart), else the first pending one; `None` when all are done.
     pub fn next_move(&self, states: &[MoveState]) -> Result<Option<usize>, ApplyError> {
         self.check_states(states)?;
-        Ok(states
-            .iter()
-            .position(|s| *s == MoveState::Copying)
-            .or_else(|| states.iter().position(|s| *s == MoveState::Pending)))
+        Ok(next_move(states))
     }
 
     fn check_states(&self, states: &[MoveState]) -> Result<(), ApplyError> {
@@ -312,6 +298,16 @@ impl Plan {
             })
         }
     }
+}
+
+/// Of moves in `states`, the one to work on: one already copying
+/// (interrupted by a restart), else the first pending one; `None` when all
+/// are done. At most one move copies at a time.
+pub fn next_move(states: &[MoveState]) -> Option<usize> {
+    states
+        .iter()
+        .position(|s| *s == MoveState::Copying)
+        .or_else(|| states.iter().position(|s| *s == MoveState::Pending))
 }
 
 /// Plans the moves from `current` to a balance over the `desired` shards

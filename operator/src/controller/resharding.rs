@@ -22,15 +22,19 @@
 //! When every move is done, shards beyond the spec's count own no slot and
 //! are removed from the status, then their StatefulSets are deleted.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use tidecache_topology::SlotRange;
-use tidecache_topology::admin::MigrationStatus;
+use tidecache_topology::protocol::{ImportState, MigrationState, MigrationStatus};
 
-use super::rebalance::{self, Ownership, SlotLoad};
-use crate::crd::{MoveStatus, RebalanceStatus, ShardStatus};
-
-pub const PENDING: &str = "Pending";
-pub const COPYING: &str = "Copying";
-pub const DONE: &str = "Done";
+use super::decide::FAILOVER_AFTER;
+use super::epoch;
+use super::failover::Seen;
+use super::rebalance::{self, MoveState, Ownership, SlotLoad};
+use crate::crd::{CacheClusterStatus, MoveStatus, RebalanceStatus, ShardStatus};
 
 /// Who owns each slot, from the shards in status (shard ids are indices).
 pub fn ownership(shards: &[ShardStatus]) -> Result<Ownership, String> {
@@ -72,7 +76,7 @@ pub fn start(
                 to: shards[usize::from(m.to)].name.clone(),
                 slots: m.ranges.iter().map(ToString::to_string).collect(),
                 keys: m.keys,
-                state: PENDING.into(),
+                state: MoveState::Pending,
                 epoch: 0,
                 attempts: 0,
                 last_error: None,
@@ -84,16 +88,14 @@ pub fn start(
 
 /// The move to work on: the one copying, else the first pending.
 pub fn current(r: &RebalanceStatus) -> Option<usize> {
-    r.moves
-        .iter()
-        .position(|m| m.state == COPYING)
-        .or_else(|| r.moves.iter().position(|m| m.state == PENDING))
+    let states: Vec<MoveState> = r.moves.iter().map(|m| m.state).collect();
+    rebalance::next_move(&states)
 }
 
 /// Whether a move is copying: no new topology document may be made then
 /// (one with the old layout under a newer epoch would undo its handoff).
 pub fn holds_topology(r: Option<&RebalanceStatus>) -> bool {
-    r.is_some_and(|r| r.moves.iter().any(|m| m.state == COPYING))
+    r.is_some_and(|r| r.moves.iter().any(|m| m.state == MoveState::Copying))
 }
 
 /// The highest epoch any move reserved: documents must go above it.
@@ -188,14 +190,22 @@ pub enum Source<'a> {
 /// only when it cannot have committed: the source ended it without ever
 /// sending the commit, or the target says the import is over without one
 /// (after an abort, a target refuses that import for good).
-pub fn judge(source: Source<'_>, target: Option<&str>) -> Verdict {
+pub fn judge(source: Source<'_>, target: Option<ImportState>) -> Verdict {
     let state = match source {
-        Source::Known(s) => Some(s.state.as_str()),
+        Source::Known(s) => Some(s.state),
         _ => None,
     };
     match (source, target) {
-        _ if state == Some("done") || target == Some("committed") => Verdict::Done,
-        _ if matches!(state, Some("copying" | "handoff")) => Verdict::Wait,
+        _ if state == Some(MigrationState::Done) || target == Some(ImportState::Committed) => {
+            Verdict::Done
+        }
+        _ if matches!(
+            state,
+            Some(MigrationState::Copying | MigrationState::Handoff)
+        ) =>
+        {
+            Verdict::Wait
+        }
         // The source ended without sending the commit: nothing moved,
         // whatever became of the target (a dead target must not hold up
         // the move, nor the failovers that wait for it).
@@ -206,7 +216,7 @@ pub fn judge(source: Source<'_>, target: Option<&str>) -> Verdict {
         (_, None) => Verdict::Wait,
         // A source that cannot be asked may still send the commit, unless
         // the target refuses it for good (it was told to abort).
-        (Source::Unreachable, Some("aborted")) => {
+        (Source::Unreachable, Some(ImportState::Aborted)) => {
             Verdict::Retry("the source is unreachable; its import was aborted".into())
         }
         (Source::Unreachable, Some(_)) => Verdict::Wait,
@@ -234,6 +244,276 @@ pub fn leaving_drained(shards: &[ShardStatus], wanted: usize) -> Option<Vec<Stri
         .iter()
         .all(|s| s.slots.is_empty())
         .then(|| leaving.iter().map(|s| s.name.clone()).collect())
+}
+
+/// A primary's address, as the migration orders need it.
+pub type Endpoint = (String, u16);
+
+/// How soon a pass looks again while a rebalance moves.
+pub const SOON: Duration = Duration::from_millis(300);
+/// How soon it looks again when it waits on the nodes.
+pub const LATER: Duration = Duration::from_secs(3);
+/// How soon it tries again when no plan could be made.
+pub const REPLAN_AFTER: Duration = Duration::from_secs(30);
+
+/// What this pass does about the shard count, decided from the status
+/// alone (see [`next`]); each step that needs the nodes' answers continues
+/// in a pure function of them ([`planned`], [`finish`], [`begin`],
+/// [`abort_for_lost_source`], [`conclude`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// The shards are the spec's and nothing moves.
+    Settled,
+    /// Do nothing now; look again after this long.
+    Wait(Duration),
+    /// Plan the moves: needs each slot's load from the primaries.
+    Plan,
+    /// Every move is done: record the end ([`finish`]).
+    Finish,
+    /// Start move `index` ([`begin`]), then order its source to migrate.
+    Start {
+        index: usize,
+        source: Endpoint,
+        target: Endpoint,
+    },
+    /// Ask the source and target how move `index`, copying, stands, then
+    /// [`conclude`].
+    Check {
+        index: usize,
+        source: Endpoint,
+        target: Endpoint,
+    },
+}
+
+/// Decides the rebalance's next step. `addresses` are the shards with their
+/// primaries' current addresses (a restarted pod has a new one);
+/// `all_serving`: every shard's primary serves the current document.
+pub fn next(
+    status: &CacheClusterStatus,
+    addresses: &[ShardStatus],
+    wanted: usize,
+    all_serving: bool,
+    now: Timestamp,
+) -> Next {
+    let Some(r) = &status.rebalance else {
+        if settled(&status.shards, wanted) {
+            return Next::Settled;
+        }
+        return if all_serving {
+            Next::Plan
+        } else {
+            Next::Wait(LATER)
+        };
+    };
+    let Some(index) = current(r) else {
+        return Next::Finish;
+    };
+    let mv = &r.moves[index];
+    let (Some(source), Some(target)) = (endpoint(addresses, &mv.from), endpoint(addresses, &mv.to))
+    else {
+        return Next::Wait(LATER);
+    };
+    if mv.state == MoveState::Copying {
+        return Next::Check {
+            index,
+            source,
+            target,
+        };
+    }
+    if !all_serving {
+        return Next::Wait(LATER);
+    }
+    // A failed move waits out its backoff first.
+    if let Some(wait) = mv
+        .retry_after
+        .as_ref()
+        .and_then(|t| t.0.duration_since(now).try_into().ok())
+        .filter(|d: &Duration| !d.is_zero())
+    {
+        return Next::Wait(wait);
+    }
+    Next::Start {
+        index,
+        source,
+        target,
+    }
+}
+
+fn endpoint(shards: &[ShardStatus], shard: &str) -> Option<Endpoint> {
+    let address = &shards
+        .iter()
+        .find(|s| s.name == shard)?
+        .primary
+        .as_ref()?
+        .address;
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+/// Records a planned rebalance; returns what the event says of it.
+pub fn planned(status: &mut CacheClusterStatus, r: RebalanceStatus) -> String {
+    let message = format!(
+        "moving {} slot ranges' worth in {} moves to go from {} to {} shards",
+        r.moves.iter().map(|m| m.slots.len()).sum::<usize>(),
+        r.moves.len(),
+        status.shards.iter().filter(|s| !s.slots.is_empty()).count(),
+        r.shards
+    );
+    status.rebalance = Some(r);
+    message
+}
+
+/// How a rebalance whose moves are all done ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// The shards the spec dropped own nothing and left the status (their
+    /// StatefulSets are deleted after): these.
+    Removed(Vec<String>),
+    /// A leaving shard still owns slots: the rebalance is dropped and
+    /// planned again.
+    Replan,
+}
+
+impl Finished {
+    /// What the Event says of it.
+    pub fn message(&self, wanted: usize) -> String {
+        match self {
+            Finished::Removed(leaving) if leaving.is_empty() => {
+                format!("{wanted} shards; removed none")
+            }
+            Finished::Removed(leaving) => {
+                format!("{wanted} shards; removed {}", leaving.join(", "))
+            }
+            Finished::Replan => "a leaving shard still owns slots; planning again".into(),
+        }
+    }
+}
+
+/// Ends a rebalance whose moves are all done, in `status`.
+pub fn finish(status: &mut CacheClusterStatus, wanted: usize) -> Finished {
+    let Some(leaving) = leaving_drained(&status.shards, wanted) else {
+        status.rebalance = None;
+        return Finished::Replan;
+    };
+    if !leaving.is_empty() {
+        // A document without the drained shards.
+        status.shards.truncate(wanted);
+        status.epoch = epoch::next(status);
+    }
+    status.rebalance = None;
+    Finished::Removed(leaving)
+}
+
+/// What a started move's source is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begun {
+    pub id: String,
+    pub epoch: u64,
+    pub ranges: Vec<SlotRange>,
+}
+
+/// Starts move `index` in `status`: it reserves the next epoch (recorded
+/// before any node hears of it) and becomes `Copying`.
+pub fn begin(status: &mut CacheClusterStatus, cluster: &str, index: usize) -> Begun {
+    let epoch = epoch::next(status);
+    let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[index];
+    m.epoch = epoch;
+    m.state = MoveState::Copying;
+    m.attempts += 1;
+    Begun {
+        id: migration_id(cluster, epoch),
+        epoch,
+        ranges: m.slots.iter().filter_map(|r| r.parse().ok()).collect(),
+    }
+}
+
+/// Whether the primary of shard `shard` (in status) is gone as a failover
+/// judges it ([`Seen::gone`]): a move from it cannot wait for it.
+pub fn source_lost(
+    status: &CacheClusterStatus,
+    shard: &str,
+    seen: &BTreeMap<String, Seen>,
+) -> bool {
+    status
+        .shards
+        .iter()
+        .find(|s| s.name == shard)
+        .and_then(|s| s.primary.as_ref())
+        .and_then(|p| seen.get(&p.pod))
+        .is_some_and(|s| s.gone(FAILOVER_AFTER))
+}
+
+/// Whether to abort the target's import before judging: the source cannot
+/// be asked and its primary is lost (`source_lost`, as a failover judges),
+/// so it holds up its shard's failover; once aborted, the target refuses
+/// the source's commit for good.
+pub fn abort_for_lost_source(
+    source_unreachable: bool,
+    source_lost: bool,
+    target: ImportState,
+) -> bool {
+    source_unreachable
+        && source_lost
+        && matches!(target, ImportState::Importing | ImportState::Unknown)
+}
+
+/// What a checked move came to, once recorded in the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conclusion {
+    /// Still running: look again soon.
+    Wait,
+    /// The target owns the slots (`Some(why)`: they did not fit the status,
+    /// which is planned again).
+    Done(Option<String>),
+    /// Failed: abort the target's import first when `abort_target`; then it
+    /// runs again under a new epoch after `backoff`.
+    Retry {
+        why: String,
+        abort_target: bool,
+        backoff: Duration,
+    },
+}
+
+/// Records in `status` what move `index` came to, from [`judge`]'s verdict
+/// and the target's import state.
+pub fn conclude(
+    status: &mut CacheClusterStatus,
+    index: usize,
+    verdict: Verdict,
+    target: Option<ImportState>,
+    now: Timestamp,
+) -> Conclusion {
+    let mv = status.rebalance.as_ref().expect("a rebalance").moves[index].clone();
+    match verdict {
+        Verdict::Wait => Conclusion::Wait,
+        Verdict::Done => {
+            if let Err(e) = apply_done(&mut status.shards, &mv) {
+                // The nodes know the move's epoch: later documents go above it.
+                status.epoch = epoch::next(status);
+                status.rebalance = None;
+                return Conclusion::Done(Some(e));
+            }
+            status.epoch = epoch::after_handoff(status.epoch, mv.epoch);
+            status.rebalance.as_mut().expect("a rebalance").moves[index].state = MoveState::Done;
+            Conclusion::Done(None)
+        }
+        Verdict::Retry(why) => {
+            status.epoch = epoch::spent(status.epoch, mv.epoch);
+            let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[index];
+            m.state = MoveState::Pending;
+            m.last_error = Some(why.clone());
+            let backoff = retry_backoff(m.attempts);
+            m.retry_after = SignedDuration::try_from(backoff)
+                .ok()
+                .and_then(|d| now.checked_add(d).ok())
+                .map(Time);
+            Conclusion::Retry {
+                why,
+                abort_target: target == Some(ImportState::Importing),
+                backoff,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +554,7 @@ mod tests {
     fn run_all(s: &mut [ShardStatus], r: &mut RebalanceStatus) {
         while let Some(i) = current(r) {
             apply_done(s, &r.moves[i]).unwrap();
-            r.moves[i].state = DONE.into();
+            r.moves[i].state = MoveState::Done;
         }
     }
 
@@ -289,7 +569,11 @@ mod tests {
         assert!(!settled(&s, 5));
         let mut r = start(&s, 5, &uniform(10)).unwrap();
         assert!(!r.moves.is_empty());
-        assert!(r.moves.iter().all(|m| m.state == PENDING && m.epoch == 0));
+        assert!(
+            r.moves
+                .iter()
+                .all(|m| m.state == MoveState::Pending && m.epoch == 0)
+        );
         run_all(&mut s, &mut r);
         ownership(&s).unwrap();
         for shard in &s {
@@ -321,7 +605,7 @@ mod tests {
             to: "c-0".into(),
             slots: vec!["0-10".into()],
             keys: 0,
-            state: COPYING.into(),
+            state: MoveState::Copying,
             epoch: 3,
             attempts: 1,
             last_error: None,
@@ -334,53 +618,50 @@ mod tests {
 
     #[test]
     fn the_verdict_never_retries_a_move_that_may_have_committed() {
+        use ImportState::*;
+        use MigrationState::*;
         use Verdict::*;
-        let states = ["copying", "handoff", "done", "failed", "cancelled"];
-        let statuses: Vec<MigrationStatus> = states
-            .iter()
-            .flat_map(|&state| {
-                [false, true].map(|commit_sent| MigrationStatus {
-                    state: state.into(),
-                    error: "boom".into(),
-                    commit_sent,
+        let statuses: Vec<MigrationStatus> =
+            [Copying, Handoff, MigrationState::Done, Failed, Cancelled]
+                .iter()
+                .flat_map(|&state| {
+                    [false, true].map(|commit_sent| MigrationStatus {
+                        state,
+                        error: "boom".into(),
+                        commit_sent,
+                    })
                 })
-            })
-            .collect();
+                .collect();
         let mut sources = vec![Source::Unreachable, Source::Unknown];
         sources.extend(statuses.iter().map(Source::Known));
         let imports = [
             None,
-            Some("importing"),
-            Some("committed"),
-            Some("aborted"),
-            Some("unknown"),
+            Some(Importing),
+            Some(Committed),
+            Some(Aborted),
+            Some(Unknown),
         ];
         for source in sources {
-            let known = match source {
-                Source::Known(s) => Some(s),
+            let state = match source {
+                Source::Known(s) => Some(s.state),
                 _ => None,
             };
-            let state = known.map(|s| s.state.as_str());
             for target in imports {
                 let v = judge(source, target);
                 // Could the slots have moved, or may they still?
                 let may_commit = match (source, target) {
-                    (_, Some("committed")) => true,
-                    (Source::Known(s), _) if s.state == "done" => true,
-                    (Source::Known(s), _) if ["copying", "handoff"].contains(&s.state.as_str()) => {
-                        true
-                    }
+                    (_, Some(Committed)) => true,
+                    (Source::Known(s), _) if s.state == MigrationState::Done => true,
+                    (Source::Known(s), _) if matches!(s.state, Copying | Handoff) => true,
                     // Over on the target: no commit can land any more.
-                    (_, Some("aborted" | "unknown")) if !matches!(source, Source::Unreachable) => {
-                        false
-                    }
-                    (Source::Unreachable, Some("aborted")) => false,
+                    (_, Some(Aborted | Unknown)) if !matches!(source, Source::Unreachable) => false,
+                    (Source::Unreachable, Some(Aborted)) => false,
                     (Source::Known(s), _) => s.commit_sent && target.is_none(),
                     (Source::Unknown, Some(_)) => false,
                     _ => true,
                 };
-                if target == Some("committed") || state == Some("done") {
-                    assert_eq!(v, Done, "{source:?} {target:?}");
+                if target == Some(Committed) || state == Some(MigrationState::Done) {
+                    assert_eq!(v, Verdict::Done, "{source:?} {target:?}");
                 } else if may_commit {
                     assert_eq!(v, Wait, "{source:?} {target:?}");
                 } else {
@@ -389,12 +670,12 @@ mod tests {
             }
         }
         let failed = MigrationStatus {
-            state: "failed".into(),
+            state: Failed,
             error: "target refused".into(),
             commit_sent: true,
         };
         assert_eq!(
-            judge(Source::Known(&failed), Some("aborted")),
+            judge(Source::Known(&failed), Some(Aborted)),
             Retry("migration failed: target refused".into())
         );
         // A target that died before the commit does not hold the move up.
@@ -408,11 +689,255 @@ mod tests {
         ));
         assert_eq!(judge(Source::Known(&failed), None), Wait);
         // Nor does a source that died, once its target refuses the import.
-        assert_eq!(judge(Source::Unreachable, Some("importing")), Wait);
+        assert_eq!(judge(Source::Unreachable, Some(Importing)), Wait);
         assert!(matches!(
-            judge(Source::Unreachable, Some("aborted")),
+            judge(Source::Unreachable, Some(Aborted)),
             Retry(_)
         ));
+    }
+
+    fn status_of(shards_: Vec<ShardStatus>, epoch: u64) -> CacheClusterStatus {
+        CacheClusterStatus {
+            epoch,
+            shards: shards_,
+            ..CacheClusterStatus::default()
+        }
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn a_rebalance_runs_plan_start_check_finish_in_that_order() {
+        // 2 → 3 shards: the third is listed without slots.
+        let s3 = shards(3, 2);
+        let mut status = status_of(s3.clone(), 4);
+        let now = at(0);
+        assert_eq!(
+            next(&status, &s3, 3, false, now),
+            Next::Wait(LATER),
+            "not all serving"
+        );
+        assert_eq!(next(&status, &s3, 3, true, now), Next::Plan);
+        let r = start(&status.shards, 3, &uniform(1)).unwrap();
+        let moves = r.moves.len();
+        let message = planned(&mut status, r);
+        assert!(message.ends_with("to go from 2 to 3 shards"), "{message}");
+        let mut epochs = vec![];
+        for _ in 0..moves {
+            let Next::Start {
+                index,
+                source,
+                target,
+            } = next(&status, &s3, 3, true, now)
+            else {
+                panic!("a pending move starts");
+            };
+            let mv = status.rebalance.as_ref().unwrap().moves[index].clone();
+            assert_eq!(source.0, format!("10.0.0.{}", &mv.from[2..]));
+            assert_eq!(target.0, format!("10.0.0.{}", &mv.to[2..]));
+            let begun = begin(&mut status, "c", index);
+            assert_eq!(begun.id, format!("c-e{}", begun.epoch));
+            assert!(begun.epoch > status.epoch, "reserved above the document");
+            epochs.push(begun.epoch);
+            let copying = &status.rebalance.as_ref().unwrap().moves[index];
+            assert_eq!((copying.state, copying.attempts), (MoveState::Copying, 1));
+            assert!(holds_topology(status.rebalance.as_ref()));
+            // While it copies, even a non-serving cluster checks on it.
+            assert!(
+                matches!(next(&status, &s3, 3, false, now), Next::Check { index: i, .. } if i == index)
+            );
+            let c = conclude(
+                &mut status,
+                index,
+                Verdict::Done,
+                Some(ImportState::Committed),
+                now,
+            );
+            assert_eq!(c, Conclusion::Done(None));
+            assert_eq!(status.epoch, begun.epoch, "the handoff's epoch is adopted");
+        }
+        assert!(epochs.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(next(&status, &s3, 3, true, now), Next::Finish);
+        assert_eq!(finish(&mut status, 3), Finished::Removed(vec![]));
+        assert_eq!(status.rebalance, None);
+        assert_eq!(
+            next(&status, &status.shards.clone(), 3, true, now),
+            Next::Settled
+        );
+    }
+
+    #[test]
+    fn a_scale_in_ends_with_a_document_without_the_drained_shards() {
+        let mut status = status_of(shards(3, 3), 7);
+        let addresses = status.shards.clone();
+        let r = start(&status.shards, 2, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        while let Next::Start { index, .. } = next(&status, &addresses, 2, true, at(0)) {
+            begin(&mut status, "c", index);
+            conclude(&mut status, index, Verdict::Done, None, at(0));
+        }
+        let before = status.epoch;
+        assert_eq!(
+            finish(&mut status, 2),
+            Finished::Removed(vec!["c-2".into()])
+        );
+        assert_eq!(status.shards.len(), 2);
+        assert!(status.epoch > before);
+        // A leaving shard that still owns slots is planned again.
+        let mut stray = status_of(shards(3, 3), 7);
+        stray.rebalance = Some(RebalanceStatus {
+            shards: 2,
+            moves: vec![],
+        });
+        assert_eq!(finish(&mut stray, 2), Finished::Replan);
+        assert_eq!(stray.rebalance, None);
+    }
+
+    #[test]
+    fn a_failed_move_is_retried_under_a_new_epoch_after_its_backoff() {
+        let s3 = shards(3, 2);
+        let mut status = status_of(s3.clone(), 4);
+        let r = start(&status.shards, 3, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        let Next::Start { index, .. } = next(&status, &s3, 3, true, at(0)) else {
+            panic!()
+        };
+        let first = begin(&mut status, "c", index);
+        let c = conclude(
+            &mut status,
+            index,
+            Verdict::Retry("migration failed".into()),
+            Some(ImportState::Importing),
+            at(0),
+        );
+        assert_eq!(
+            c,
+            Conclusion::Retry {
+                why: "migration failed".into(),
+                abort_target: true,
+                backoff: retry_backoff(1),
+            }
+        );
+        assert_eq!(
+            status.epoch, first.epoch,
+            "the spent epoch is the document's"
+        );
+        let mv = &status.rebalance.as_ref().unwrap().moves[index];
+        assert_eq!(mv.state, MoveState::Pending);
+        assert_eq!(mv.last_error.as_deref(), Some("migration failed"));
+        // It waits out the backoff, then starts under a newer epoch.
+        assert_eq!(
+            next(&status, &s3, 3, true, at(1)),
+            Next::Wait(Duration::from_secs(2))
+        );
+        assert!(matches!(
+            next(&status, &s3, 3, true, at(3)),
+            Next::Start { .. }
+        ));
+        let second = begin(&mut status, "c", index);
+        assert!(second.epoch > first.epoch && second.id != first.id);
+        assert_eq!(status.rebalance.as_ref().unwrap().moves[index].attempts, 2);
+        // A target whose import is over needs no abort.
+        let c = conclude(
+            &mut status,
+            index,
+            Verdict::Retry("x".into()),
+            Some(ImportState::Aborted),
+            at(3),
+        );
+        assert!(matches!(
+            c,
+            Conclusion::Retry {
+                abort_target: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_done_move_that_does_not_fit_the_status_is_planned_again_above_its_epoch() {
+        let s3 = shards(3, 2);
+        let mut status = status_of(s3.clone(), 4);
+        let r = start(&status.shards, 3, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        let begun = begin(&mut status, "c", 0);
+        // Someone else's layout: shard c-0 no longer owns the slots.
+        status.shards = shards(3, 3);
+        let c = conclude(&mut status, 0, Verdict::Done, None, at(0));
+        assert!(matches!(c, Conclusion::Done(Some(_))));
+        assert_eq!(status.rebalance, None);
+        assert!(status.epoch > begun.epoch);
+    }
+
+    #[test]
+    fn a_move_waits_for_its_primaries_addresses() {
+        let mut s3 = shards(3, 2);
+        let mut status = status_of(s3.clone(), 4);
+        let r = start(&status.shards, 3, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        for s in &mut s3 {
+            s.primary.as_mut().unwrap().address.clear();
+        }
+        assert_eq!(next(&status, &s3, 3, true, at(0)), Next::Wait(LATER));
+    }
+
+    #[test]
+    fn a_source_is_lost_when_its_pod_is_gone_or_silent_past_the_threshold() {
+        let status = status_of(shards(2, 2), 4);
+        let mut seen = BTreeMap::new();
+        assert!(
+            !source_lost(&status, "c-0", &seen),
+            "never seen: not judged"
+        );
+        seen.insert(
+            "c-0-0".to_owned(),
+            Seen {
+                pod_alive: true,
+                epoch: Some(4),
+                ..Seen::default()
+            },
+        );
+        assert!(!source_lost(&status, "c-0", &seen));
+        seen.insert(
+            "c-0-0".to_owned(),
+            Seen {
+                pod_alive: true,
+                unreachable_for: FAILOVER_AFTER,
+                ..Seen::default()
+            },
+        );
+        assert!(source_lost(&status, "c-0", &seen));
+        assert!(!source_lost(&status, "c-1", &seen));
+        assert!(!source_lost(&status, "c-9", &seen), "no such shard");
+        seen.insert("c-1-0".to_owned(), Seen::default());
+        assert!(source_lost(&status, "c-1", &seen), "its pod is gone");
+        assert_eq!(
+            Finished::Removed(vec!["c-2".into(), "c-3".into()]).message(2),
+            "2 shards; removed c-2, c-3"
+        );
+        assert_eq!(
+            Finished::Removed(vec![]).message(3),
+            "3 shards; removed none"
+        );
+    }
+
+    #[test]
+    fn only_a_lost_source_with_an_open_import_is_aborted() {
+        use ImportState::*;
+        for target in [Importing, Committed, Aborted, Unknown] {
+            for unreachable in [false, true] {
+                for lost in [false, true] {
+                    let abort = abort_for_lost_source(unreachable, lost, target);
+                    assert_eq!(
+                        abort,
+                        unreachable && lost && matches!(target, Importing | Unknown),
+                        "{target:?} {unreachable} {lost}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -427,9 +952,9 @@ mod tests {
         let mut r = start(&shards(3, 2), 3, &uniform(1)).unwrap();
         assert!(!holds_topology(None));
         assert!(!holds_topology(Some(&r)), "pending moves do not");
-        r.moves[0].state = COPYING.into();
+        r.moves[0].state = MoveState::Copying;
         assert!(holds_topology(Some(&r)));
-        r.moves[0].state = DONE.into();
+        r.moves[0].state = MoveState::Done;
         assert!(!holds_topology(Some(&r)));
     }
 
@@ -442,7 +967,7 @@ mod tests {
         assert_eq!(reserved_epoch(None), 0);
         assert_eq!(migration_id("sessions", 9), "sessions-e9");
         assert_eq!(current(&r), Some(0));
-        r.moves[0].state = COPYING.into();
+        r.moves[0].state = MoveState::Copying;
         assert_eq!(current(&r), Some(0));
     }
 

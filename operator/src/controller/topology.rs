@@ -47,14 +47,14 @@ impl Plan {
 /// pods each, keeping what `prev` recorded. Once the recorded shards own
 /// every slot, slots only ever change hands through migrations
 /// ([`super::resharding`]): a shard added here starts with none. A changed
-/// document takes an epoch above both `prev_epoch` and `reserved` (epochs
-/// that migrations in flight will take).
+/// document takes `next_epoch` ([`super::epoch::next`]); an unchanged one
+/// keeps `prev_epoch`.
 pub fn plan(
     name: &str,
     shards: usize,
     replicas: usize,
     prev_epoch: u64,
-    reserved: u64,
+    next_epoch: u64,
     prev: &[ShardStatus],
     pods: &BTreeMap<String, PodView>,
 ) -> Plan {
@@ -108,7 +108,7 @@ pub fn plan(
     let epoch = if planned == prev {
         prev_epoch
     } else {
-        prev_epoch.max(reserved) + 1
+        next_epoch
     };
     Plan {
         shards: planned,
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn first_plan_splits_slots_evenly_and_waits_for_addresses() {
-        let p = plan("c", 3, 1, 0, 0, &[], &pods(3, 2, false));
+        let p = plan("c", 3, 1, 0, 1, &[], &pods(3, 2, false));
         assert_eq!(p.epoch, 1);
         assert_eq!(
             p.shards
@@ -186,16 +186,16 @@ mod tests {
     #[test]
     fn the_epoch_grows_only_when_something_changes() {
         let seen = pods(3, 2, true);
-        let p1 = plan("c", 3, 1, 0, 0, &[], &seen);
+        let p1 = plan("c", 3, 1, 0, 1, &[], &seen);
         let doc = p1.document().unwrap();
         assert_eq!(doc.assigned_slots(), 16384);
         assert_eq!(doc.shards[0].primary.host, "10.244.0.2");
-        let p2 = plan("c", 3, 1, p1.epoch, 0, &p1.shards, &seen);
+        let p2 = plan("c", 3, 1, p1.epoch, p1.epoch + 1, &p1.shards, &seen);
         assert_eq!(p2, p1, "same inputs, same plan, same epoch");
         // A pod comes back with a new address: a new epoch.
         let mut moved = seen.clone();
         moved.get_mut("c-2-0").unwrap().ip = Some("10.244.9.9".into());
-        let p3 = plan("c", 3, 1, p2.epoch, 0, &p2.shards, &moved);
+        let p3 = plan("c", 3, 1, p2.epoch, p2.epoch + 1, &p2.shards, &moved);
         assert_eq!(p3.epoch, p2.epoch + 1);
         assert_eq!(p3.document().unwrap().shards[2].primary.host, "10.244.9.9");
     }
@@ -203,14 +203,14 @@ mod tests {
     #[test]
     fn recorded_slots_and_primaries_are_kept() {
         let seen = pods(2, 2, true);
-        let mut prev = plan("c", 2, 1, 0, 0, &[], &seen).shards;
+        let mut prev = plan("c", 2, 1, 0, 1, &[], &seen).shards;
         prev[0].slots = vec!["0-99".into(), "200-8191".into()];
         prev[1].slots = vec!["100-199".into(), "8192-16383".into()];
         prev[1].primary = Some(NodeStatus {
             pod: "c-1-1".into(),
             address: String::new(),
         });
-        let p = plan("c", 2, 1, 7, 0, &prev, &seen);
+        let p = plan("c", 2, 1, 7, 8, &prev, &seen);
         assert_eq!(p.shards[0].slots, ["0-99", "200-8191"]);
         assert_eq!(p.shards[1].primary.as_ref().unwrap().pod, "c-1-1");
         assert_eq!(p.shards[1].replicas[0].pod, "c-1-0");
@@ -221,7 +221,7 @@ mod tests {
     fn a_deleting_pod_has_no_address() {
         let mut seen = pods(1, 1, true);
         seen.get_mut("c-0-0").unwrap().alive = false;
-        let p = plan("c", 1, 0, 0, 0, &[], &seen);
+        let p = plan("c", 1, 0, 0, 1, &[], &seen);
         assert!(p.document().is_none());
     }
 
@@ -234,7 +234,7 @@ mod tests {
                     shards,
                     replicas,
                     0,
-                    0,
+                    1,
                     &[],
                     &pods(shards, replicas + 1, true),
                 );
@@ -255,8 +255,16 @@ mod tests {
     #[test]
     fn added_shards_start_without_slots_and_epochs_clear_reservations() {
         let seen = pods(5, 1, true);
-        let three = plan("c", 3, 0, 4, 0, &[], &seen);
-        let five = plan("c", 5, 0, three.epoch, 9, &three.shards, &seen);
+        let three = plan("c", 3, 0, 4, 5, &[], &seen);
+        let five = plan(
+            "c",
+            5,
+            0,
+            three.epoch,
+            three.epoch.max(9) + 1,
+            &three.shards,
+            &seen,
+        );
         assert_eq!(
             &five.shards[..3]
                 .iter()
@@ -266,7 +274,15 @@ mod tests {
         );
         assert!(five.shards[3].slots.is_empty() && five.shards[4].slots.is_empty());
         assert_eq!(five.epoch, 10, "above the epoch a migration reserved");
-        let same = plan("c", 5, 0, five.epoch, 12, &five.shards, &seen);
+        let same = plan(
+            "c",
+            5,
+            0,
+            five.epoch,
+            five.epoch.max(12) + 1,
+            &five.shards,
+            &seen,
+        );
         assert_eq!(same.epoch, five.epoch, "nothing changed: no new epoch");
         assert_eq!(five.document().unwrap().assigned_slots(), 16384);
     }

@@ -1,0 +1,456 @@
+//! The act step of a reconcile: every write to the API server and every
+//! order to a node. Nothing here decides; each function does what
+//! [`super::decide`] or [`super::resharding`] returned and reports how it
+//! went.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource as _, ResourceExt as _};
+use serde::de::DeserializeOwned;
+use tidecache_topology::admin::{AdminClient, AdminError, LeaseOrder};
+use tidecache_topology::{SlotRange, Topology};
+use tracing::{debug, info, warn};
+
+use super::Error;
+use super::context::Context;
+use super::decide::Note;
+use super::desired::{self, MANAGER};
+use super::observe::{self, list_of};
+use super::resharding::Endpoint;
+use super::topology::PodView;
+use crate::crd::{CacheCluster, CacheClusterStatus, NodeStatus};
+
+/// Publishes an Event on the cluster (a failure to publish is only logged).
+pub async fn publish(ctx: &Context, cc: &CacheCluster, note: Note) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: note.reason.into(),
+        note: Some(note.message),
+        action: note.action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cc.object_ref(&())).await {
+        debug!(error = %e, "could not publish event");
+    }
+}
+
+/// Publishes every note, in order.
+pub async fn publish_all(ctx: &Context, cc: &CacheCluster, notes: Vec<Note>) {
+    for note in notes {
+        publish(ctx, cc, note).await;
+    }
+}
+
+/// The status as the API server holds it: each write diffs against the last
+/// one, and a pass writes as often as the record must run ahead of its
+/// orders (a new epoch before the push, a move's epoch before its start).
+pub struct StatusWriter<'a> {
+    ctx: &'a Context,
+    cc: &'a CacheCluster,
+    written: CacheClusterStatus,
+}
+
+impl<'a> StatusWriter<'a> {
+    pub fn new(ctx: &'a Context, cc: &'a CacheCluster) -> Self {
+        let written = cc.status.clone().unwrap_or_default();
+        StatusWriter { ctx, cc, written }
+    }
+
+    /// Writes `status` if it differs from what was last written.
+    pub async fn save(&mut self, status: &CacheClusterStatus) -> Result<(), Error> {
+        if self.written == *status {
+            return Ok(());
+        }
+        let ns = self.cc.namespace().ok_or(Error::NoNamespace)?;
+        let name = self.cc.name_any();
+        let api: Api<CacheCluster> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let patch = serde_json::json!({ "status": status });
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        self.ctx
+            .memory
+            .epochs
+            .lock()
+            .expect("epochs lock")
+            .insert(format!("{ns}/{name}"), status.epoch);
+        self.written = status.clone();
+        Ok(())
+    }
+}
+
+/// Server-side applies `obj`; whether it changed.
+async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<bool, Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let name = obj.meta().name.clone().expect("desired objects are named");
+    let before = api
+        .get_opt(&name)
+        .await?
+        .and_then(|o| o.meta().resource_version.clone());
+    let after = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await?;
+    Ok(before != after.meta().resource_version)
+}
+
+/// The client Service, and per shard a headless Service, a
+/// PodDisruptionBudget and a StatefulSet.
+pub async fn apply_objects(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    shards: usize,
+) -> Result<(), Error> {
+    let name = cc.name_any();
+    if apply(ctx, ns, &desired::client_service(cc)).await? {
+        debug!(cluster = %name, "applied client Service");
+    }
+    for i in 0..shards {
+        apply(ctx, ns, &desired::shard_service(cc, i)).await?;
+        apply(ctx, ns, &desired::shard_pdb(cc, i)).await?;
+        let sts = desired::shard_statefulset(cc, i, &ctx.defaults);
+        if apply(ctx, ns, &sts).await? {
+            let sts_name = desired::shard_name(&name, i);
+            info!(cluster = %name, statefulset = %sts_name, "applied StatefulSet");
+            publish(
+                ctx,
+                cc,
+                Note::normal(
+                    "StatefulSetApplied",
+                    "Apply",
+                    format!("applied StatefulSet {sts_name}"),
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the operator's auth Secret once; never regenerates an existing
+/// password (re-applying a manifest must not rotate credentials). Returns
+/// the admin password.
+pub async fn ensure_auth_secret(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = desired::auth_secret_name(&cc.name_any());
+    let user_secret = cc
+        .spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.password_secret.as_ref());
+    if let Some(existing) = api.get_opt(&name).await? {
+        let key = |k: &str| -> Option<String> {
+            existing
+                .data
+                .as_ref()?
+                .get(k)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        };
+        return key(desired::ADMIN_PASSWORD_KEY).ok_or_else(|| {
+            Error::Secret(
+                name.clone(),
+                format!("has no key {:?}", desired::ADMIN_PASSWORD_KEY),
+            )
+        });
+    }
+    if let Some(r) = user_secret {
+        // Fail early with a clear message rather than leave pods pending on a missing volume.
+        let s = api
+            .get_opt(&r.name)
+            .await?
+            .ok_or_else(|| Error::Secret(r.name.clone(), "does not exist".into()))?;
+        if !s.data.as_ref().is_some_and(|d| d.contains_key(&r.key)) {
+            return Err(Error::Secret(
+                r.name.clone(),
+                format!("has no key {:?}", r.key),
+            ));
+        }
+    }
+    let admin = random_password();
+    let mut data = BTreeMap::from([(
+        desired::ADMIN_PASSWORD_KEY.to_owned(),
+        ByteString(admin.clone().into_bytes()),
+    )]);
+    if user_secret.is_none() {
+        data.insert(
+            "password".into(),
+            ByteString(random_password().into_bytes()),
+        );
+    }
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_owned()),
+            labels: Some(desired::cluster_labels(cc)),
+            owner_references: Some(vec![cc.controller_owner_ref(&()).expect("uid")]),
+            ..Default::default()
+        },
+        data: Some(data),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    };
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..PostParams::default()
+            },
+            &secret,
+        )
+        .await
+    {
+        Ok(_) => {
+            publish(
+                ctx,
+                cc,
+                Note::normal(
+                    "SecretCreated",
+                    "Create",
+                    format!("generated credentials in Secret {name}"),
+                ),
+            )
+            .await;
+            Ok(admin)
+        }
+        // Another pass created it first: use what is stored.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            Box::pin(ensure_auth_secret(ctx, cc, ns)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn random_password() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// How long a switchover waits for the replica to reach the fence.
+const SWITCHOVER_CATCH_UP: Duration = Duration::from_secs(3);
+
+/// Fences the old primary's writes (it runs `epoch`) and waits, briefly,
+/// for the new one to have every write before the fence. False when that
+/// could not be made sure of: the switchover is called off (a document of
+/// a newer epoch lifts the fence; the node lifts it by itself after a
+/// while, should the operator stop before sending one).
+pub async fn fence_and_catch_up(
+    ctx: &Context,
+    password: &str,
+    old: &NodeStatus,
+    new: &NodeStatus,
+    epoch: u64,
+) -> bool {
+    let Some(mut primary) = ctx.admin(password, &old.address).await else {
+        return false;
+    };
+    let (replid, end) = match primary.fence(epoch).await {
+        Ok(fence) => fence,
+        Err(e) => {
+            warn!(pod = %old.pod, error = %e, "could not fence the primary for a switchover");
+            return false;
+        }
+    };
+    let Some(mut replica) = ctx.admin(password, &new.address).await else {
+        return false;
+    };
+    let until = Instant::now() + SWITCHOVER_CATCH_UP;
+    while Instant::now() < until {
+        if let Ok(r) = replica.replication().await
+            && r.replid == replid
+            && r.offset >= end
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    warn!(pod = %new.pod, "the replica did not reach the fenced primary's last write in time");
+    false
+}
+
+/// `TIDECACHE LEASE WAIVE`: lets a switchover's new primary write at once.
+pub async fn waive_lease(ctx: &Context, password: &str, node: &NodeStatus, epoch: u64) -> bool {
+    match ctx.admin(password, &node.address).await {
+        Some(mut admin) => admin.lease(LeaseOrder::Waive, epoch).await.is_ok(),
+        None => false,
+    }
+}
+
+/// Pushes `doc` to the nodes it names whose pod `wanted` accepts; returns
+/// the pods that hold it afterwards. A node in `guarded` that answers with
+/// no topology at all (restarted empty) is not handed its shard. Nodes that
+/// fail are retried on the next pass.
+pub async fn push_topology(
+    ctx: &Context,
+    cc: &CacheCluster,
+    doc: &Topology,
+    password: &str,
+    pods: &BTreeMap<String, PodView>,
+    guarded: &[String],
+    wanted: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<String> {
+    // Node ids derive from pod names, so the pods a document names are found by id.
+    let pod_of: BTreeMap<String, &String> = pods
+        .keys()
+        .map(|p| (tidecache_topology::node_id_for(p), p))
+        .collect();
+    let targets: Vec<(String, tidecache_topology::NodeAddr)> = doc
+        .shards
+        .iter()
+        .flat_map(|s| std::iter::once(&s.primary).chain(&s.replicas))
+        .filter_map(|n| Some((pod_of.get(&n.id)?.to_string(), n.clone())))
+        .filter(|(pod, _)| wanted(pod))
+        .collect();
+    let pushes = targets.into_iter().map(|(pod, node)| async move {
+        let result = async {
+            let mut admin =
+                AdminClient::connect(&node.host, node.port, password, ctx.admin_timeout).await?;
+            let epoch = admin.epoch().await?;
+            if epoch == doc.epoch {
+                return Ok(Some(false));
+            }
+            if epoch == 0 && guarded.contains(&pod) {
+                return Ok(None);
+            }
+            admin.install_topology(doc).await.map(|()| Some(true))
+        }
+        .await;
+        (pod, result)
+    });
+    let mut acked = Vec::new();
+    for (pod, result) in futures::future::join_all(pushes).await {
+        match result {
+            Ok(None) => {
+                warn!(cluster = %cc.name_any(), %pod, "primary restarted without its data; not handing it the shard");
+            }
+            Ok(Some(installed)) => {
+                if installed {
+                    ctx.metrics.topology_pushed();
+                    info!(cluster = %cc.name_any(), %pod, epoch = doc.epoch, "pushed topology");
+                }
+                acked.push(pod);
+            }
+            Err(e) if e.is_stale() => {
+                // The node knows a newer epoch than our status: never overwrite it.
+                warn!(cluster = %cc.name_any(), %pod, error = %e, "node holds a newer topology than the status records");
+            }
+            Err(e) => {
+                debug!(cluster = %cc.name_any(), %pod, error = %e, "topology push failed; will retry")
+            }
+        }
+    }
+    acked
+}
+
+/// `TIDECACHE MIGRATE START` on the move's source. A failure is judged on
+/// a later pass (the target will not know the import).
+pub async fn migrate_start(
+    ctx: &Context,
+    password: &str,
+    source: &Endpoint,
+    target: &Endpoint,
+    id: &str,
+    epoch: u64,
+    ranges: &[SlotRange],
+) -> Result<(), AdminError> {
+    let mut admin = observe::connect(ctx, password, source).await?;
+    admin
+        .migrate_start(id, (&target.0, target.1), epoch, ranges)
+        .await
+}
+
+/// `TIDECACHE IMPORT ABORT` on a move's target: it drops what it received
+/// and refuses that import's commit for good.
+pub async fn abort_import(
+    ctx: &Context,
+    password: &str,
+    target: &Endpoint,
+    id: &str,
+) -> Result<(), AdminError> {
+    let mut admin = observe::connect(ctx, password, target).await?;
+    admin.import_abort(id).await
+}
+
+/// Deletes a pod (a rolling change's replacement; its StatefulSet makes a
+/// current one).
+pub async fn replace_pod(ctx: &Context, ns: &str, pod: &str) -> Result<(), Error> {
+    delete_if_present::<Pod>(ctx, ns, pod).await
+}
+
+/// Deletes the StatefulSets (and Services) of shards numbered `keep` and
+/// up: shards a scale-in drained and removed from the status.
+pub async fn prune_shards(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+    keep: usize,
+) -> Result<(), Error> {
+    let name = cc.name_any();
+    let prefix = format!("{name}-");
+    for s in list_of::<StatefulSet>(ctx, ns, &name).await? {
+        let shard = s.name_any();
+        let index = shard
+            .strip_prefix(&prefix)
+            .and_then(|i| i.parse::<usize>().ok());
+        if index.is_some_and(|i| i >= keep) {
+            delete_if_present::<StatefulSet>(ctx, ns, &shard).await?;
+            delete_if_present::<Service>(ctx, ns, &shard).await?;
+            delete_if_present::<PodDisruptionBudget>(ctx, ns, &shard).await?;
+            info!(%shard, "deleted a drained shard's StatefulSet, Service and PodDisruptionBudget");
+            publish(
+                ctx,
+                cc,
+                Note::normal(
+                    "ShardRemoved",
+                    "Rebalance",
+                    format!("deleted the drained shard {shard}"),
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_if_present<K>(ctx: &Context, ns: &str, name: &str) -> Result<(), Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,63 @@
+//! What every reconcile shares: the API client, the defaults, the Event
+//! recorder, the metrics, and what earlier passes learnt that the status
+//! does not hold.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tidecache_topology::admin::AdminClient;
+
+use super::desired::{Defaults, MANAGER};
+use crate::metrics::Metrics;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub defaults: Defaults,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Timeout for each admin connection and reply.
+    pub admin_timeout: Duration,
+    /// What earlier passes learnt that the status does not hold.
+    pub memory: Memory,
+}
+
+/// Kept between passes, in memory only (a restarted operator relearns it
+/// within seconds).
+#[derive(Default)]
+pub struct Memory {
+    /// Since when each node (`namespace/pod`) has failed to answer.
+    pub(super) unreachable: Mutex<BTreeMap<String, Instant>>,
+    /// The last epoch this operator wrote to each cluster's status
+    /// (`namespace/name`): a cached object older than that is stale, and a
+    /// pass on it could renew the lease of a primary just replaced.
+    pub(super) epochs: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Memory {
+    /// The last epoch written to cluster `key`'s status, if any.
+    pub fn written_epoch(&self, key: &str) -> Option<u64> {
+        self.epochs.lock().expect("epochs lock").get(key).copied()
+    }
+}
+
+impl Context {
+    /// Connects to the node at `address` (`host:port`) as the admin user.
+    pub async fn admin(&self, password: &str, address: &str) -> Option<AdminClient> {
+        let (host, port) = address.rsplit_once(':')?;
+        AdminClient::connect(host, port.parse().ok()?, password, self.admin_timeout)
+            .await
+            .ok()
+    }
+}
+
+/// The reporter events are published under.
+pub fn reporter(instance: Option<String>) -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance,
+    }
+}
