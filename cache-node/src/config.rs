@@ -190,6 +190,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The eviction settings the node starts with.
+    pub fn eviction(&self) -> crate::evict::Settings {
+        use crate::evict::{MAX_SAMPLES, Policy, Settings};
+        Settings {
+            policy: Policy::parse(&self.maxmemory_policy).unwrap_or_default(),
+            samples: usize::from(self.maxmemory_samples).clamp(1, MAX_SAMPLES),
+            lfu_log_factor: self.lfu_log_factor,
+            lfu_decay_time: self.lfu_decay_time,
+        }
+    }
+
     /// Reads password files and checks combinations that clap cannot.
     pub fn resolve(mut self) -> anyhow::Result<Self> {
         if let Some(path) = self.requirepass_file.take() {
@@ -359,7 +370,7 @@ mod tests {
         assert!(Config::try_parse_from(["cache-node", "--io-threads", "300"]).is_err());
         for name in crate::evict::Policy::NAMES {
             let c = Config::try_parse_from(["cache-node", "--maxmemory-policy", name]).unwrap();
-            assert_eq!(crate::evict::Settings::from_config(&c).policy.name(), name);
+            assert_eq!(c.eviction().policy.name(), name);
         }
         let c = Config::try_parse_from([
             "cache-node",
@@ -371,12 +382,12 @@ mod tests {
             "7",
         ])
         .unwrap();
-        let s = crate::evict::Settings::from_config(&c);
+        let s = c.eviction();
         assert_eq!((s.samples, s.lfu_log_factor, s.lfu_decay_time), (64, 0, 7));
         // Any case, as in redis.conf.
         let c =
             Config::try_parse_from(["cache-node", "--maxmemory-policy", "AllKeys-LFU"]).unwrap();
-        let s = crate::evict::Settings::from_config(&c);
+        let s = c.eviction();
         assert_eq!(s.policy, crate::evict::Policy::AllKeysLfu);
         for bad in ["0", "65", "-1", "five"] {
             assert!(

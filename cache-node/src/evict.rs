@@ -15,13 +15,7 @@
 //! are free functions here; [`crate::db::Db::evict_one`] applies them to the
 //! keyspace and [`make_room`] runs evictions until a command fits.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
-
-use crate::cmd::{Ctx, Spec, flags};
-use crate::db::Db;
-use crate::frame::Reply;
 
 /// What to do when a write would take memory past `maxmemory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,9 +78,43 @@ impl Policy {
             .map(|i| Self::ALL[i])
     }
 
+    /// What the policy records about each key: the one place a policy's
+    /// LRU or LFU nature is read from.
+    pub fn kind(self) -> Kind {
+        match self {
+            Policy::AllKeysLfu | Policy::VolatileLfu => Kind::Lfu,
+            // `volatile-first` ranks keys by LRU once no key has a deadline.
+            Policy::AllKeysLru | Policy::VolatileLru | Policy::VolatileFirst => Kind::Lru,
+            Policy::VolatileRandom
+            | Policy::VolatileTtl
+            | Policy::AllKeysRandom
+            | Policy::NoEviction => Kind::Other,
+        }
+    }
+
     /// Whether entries carry an LFU counter rather than an LRU clock.
     pub fn is_lfu(self) -> bool {
-        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+        self.kind() == Kind::Lfu
+    }
+}
+
+/// What a policy records about each key, which decides what OBJECT
+/// IDLETIME and FREQ may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `noeviction`, `*-random`, `volatile-ttl`: Redis still keeps an LRU
+    /// clock, so IDLETIME answers and FREQ refuses.
+    Other,
+    /// `allkeys-lru`, `volatile-lru`, `volatile-first`.
+    Lru,
+    /// `allkeys-lfu`, `volatile-lfu`: a frequency counter replaces the clock.
+    Lfu,
+}
+
+impl Kind {
+    /// LRU and LFU policies need per-key access data.
+    pub fn tracks_access(self) -> bool {
+        self != Kind::Other
     }
 }
 
@@ -123,18 +151,6 @@ impl Default for Settings {
             samples: 5,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
-        }
-    }
-}
-
-impl Settings {
-    /// The settings the node starts with.
-    pub fn from_config(config: &crate::config::Config) -> Settings {
-        Settings {
-            policy: Policy::parse(&config.maxmemory_policy).unwrap_or_default(),
-            samples: usize::from(config.maxmemory_samples).clamp(1, MAX_SAMPLES),
-            lfu_log_factor: config.lfu_log_factor,
-            lfu_decay_time: config.lfu_decay_time,
         }
     }
 }
@@ -297,88 +313,6 @@ impl Pool {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Running evictions.
-
-/// The reply to a write refused for memory.
-pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
-
-/// Longest one command spends evicting. Past it the command runs anyway and
-/// the next writes go on evicting (Redis bounds its eviction cycles the same
-/// way, by `maxmemory-eviction-tenacity`, 500 µs by default).
-const TIME_LIMIT: Duration = Duration::from_millis(1);
-/// Evictions between two looks at the time limit.
-const CHECK_EVERY: usize = 16;
-
-/// What [`make_room`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Room {
-    /// Used memory is within the limit (or there is no limit).
-    Fits,
-    /// Still over, but evicting made progress and will go on with the next
-    /// write (Redis's `EVICT_RUNNING`).
-    Evicting,
-    /// Over, and nothing may be evicted (Redis's `EVICT_FAIL`).
-    Full,
-}
-
-/// Evicts keys until used memory is within `max` (0 = no limit), nothing
-/// more may be evicted, or the time limit is reached. With `evict` false it
-/// only measures (a client that set `CLIENT NO-EVICT`).
-pub fn make_room(db: &mut Db, max: u64, evict: bool) -> Room {
-    if max == 0 {
-        return Room::Fits;
-    }
-    let used = db.used_memory();
-    if used <= max {
-        return Room::Fits;
-    }
-    if !evict {
-        return Room::Full;
-    }
-    // Progress is counted in the keyspace's accounting, which moves with
-    // every removal, rather than by asking the allocator after each one.
-    let to_free = used - max;
-    let before = db.used_bytes() as u64;
-    let started = Instant::now();
-    let mut evicted = 0usize;
-    loop {
-        if before.saturating_sub(db.used_bytes() as u64) >= to_free {
-            return Room::Fits;
-        }
-        if !db.evict_one() {
-            return Room::Full;
-        }
-        evicted += 1;
-        if evicted.is_multiple_of(CHECK_EVERY) && started.elapsed() >= TIME_LIMIT {
-            return Room::Evicting;
-        }
-    }
-}
-
-/// The memory check of a command about to run (from [`crate::cmd::execute`]):
-/// records whether its key lookups count as accesses (`CLIENT NO-TOUCH`),
-/// and for a command that may grow memory (`denyoom`) over `maxmemory`,
-/// evicts what the policy allows or refuses the command.
-pub fn admit(cx: &mut Ctx, spec: &Spec) -> Result<(), Reply> {
-    cx.db.set_touching(!cx.client.no_touch);
-    let max = cx.shared.maxmemory();
-    if spec.flags & flags::DENYOOM == 0 || max == 0 || cx.db.used_memory() <= max {
-        return Ok(());
-    }
-    // While clients are paused the dataset stands still (a failover waits
-    // for it to): no eviction, and the write waits for the end of the pause
-    // like any other, to be admitted then (Redis does the same).
-    if cx.shared.pause().is_some() {
-        return Ok(());
-    }
-    // A client that set NO-EVICT asked not to be what triggers eviction.
-    match make_room(cx.db, max, !cx.client.no_evict) {
-        Room::Fits | Room::Evicting => Ok(()),
-        Room::Full => Err(Reply::error(OOM)),
     }
 }
 
@@ -577,69 +511,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    fn keyspace(policy: Policy, keys: usize) -> Db {
-        let mut db =
-            Db::new(crate::clock::Clock::manual(1_700_000_000_000)).with_eviction(Settings {
-                policy,
-                ..Settings::default()
-            });
-        for i in 0..keys {
-            db.set(
-                Bytes::from(format!("k{i}")),
-                crate::db::Value::Str(Bytes::from(vec![b'v'; 100])),
-                None,
-            );
-        }
-        db
-    }
-
-    /// Evicts as successive writes would, past the time limit of each.
-    fn settle(db: &mut Db, max: u64) -> Room {
-        loop {
-            match make_room(db, max, true) {
-                Room::Evicting => continue,
-                done => return done,
-            }
-        }
-    }
-
-    #[test]
-    fn room_is_made_down_to_the_limit_and_no_further() {
-        let mut db = keyspace(Policy::AllKeysLru, 1000);
-        let used = db.used_memory();
-        assert_eq!(make_room(&mut db, 0, true), Room::Fits, "no limit");
-        assert_eq!(make_room(&mut db, used, true), Room::Fits, "at the limit");
-        assert_eq!(db.len(), 1000);
-        let limit = used / 2;
-        assert_eq!(make_room(&mut db, limit, false), Room::Full, "NO-EVICT");
-        assert_eq!(db.len(), 1000);
-        assert_eq!(settle(&mut db, limit), Room::Fits);
-        let after = db.used_memory();
-        assert!(after <= limit, "{after} over {limit}");
-        // Only as many keys as it took: one more would have been enough.
-        assert!(after > limit - 1000, "{after} far under {limit}");
-        assert_eq!(db.stats.evicted, 1000 - db.len() as u64);
-    }
-
-    #[test]
-    fn without_anything_to_evict_the_room_is_full() {
-        let mut db = keyspace(Policy::NoEviction, 100);
-        assert_eq!(make_room(&mut db, 1, true), Room::Full);
-        assert_eq!(db.len(), 100);
-        // volatile-* and no key with a TTL: the same.
-        let mut db = keyspace(Policy::VolatileLru, 100);
-        assert_eq!(make_room(&mut db, 1, true), Room::Full);
-        assert_eq!(db.len(), 100);
-        // A limit of one byte takes every key (the keyspace's own
-        // accounting then reads zero; jemalloc's would stay above and the
-        // next write would find the room full).
-        let mut db = keyspace(Policy::AllKeysRandom, 100);
-        assert_eq!(settle(&mut db, 1), Room::Fits);
-        assert!(db.is_empty());
-        assert_eq!(db.stats.evicted, 100);
-        assert_eq!(make_room(&mut db, 1, true), Room::Fits);
     }
 
     fn key(s: &str) -> Bytes {

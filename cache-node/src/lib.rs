@@ -2,7 +2,15 @@
 //!
 //! # Layout
 //!
+//! Dependencies point one way (`tests/layering.rs` keeps it so): the
+//! connection loop and the node's tasks use the commands, the commands use
+//! the node's state, the state owns the keyspace; replication and migration
+//! keep their shared data apart from the tasks that use the state.
+//!
 //! - [`config`]: command-line flags (Redis's names) and environment.
+//! - [`state`]: what every connection, command and task shares (`Shared`:
+//!   configuration, keyspace, topology, clients, pub/sub, replication and
+//!   migration state, counters) and the rules that go with it.
 //! - [`server`]: the accept loop and one task per connection; each reads
 //!   requests, runs them under one keyspace lock per batch and writes the
 //!   replies with one syscall; commands that must wait (blocking pops,
@@ -15,16 +23,18 @@
 //!   connection's buffer, with limits on sizes and counts.
 //! - [`frame`]: replies and their RESP2/RESP3 encodings.
 //! - [`cmd`]: the command table and the one dispatcher that runs the generic
-//!   checks (arity, auth, slot ownership, memory) before a handler.
+//!   checks (arity, auth, slot ownership, memory) before a handler;
+//!   `cmd::args` reads arguments, `cmd::config` is CONFIG's parameter table.
 //! - [`glob`]: Redis glob patterns (KEYS and, later, SCAN MATCH, PSUBSCRIBE).
 //! - [`db`]: the keyspace, one hash table per slot holding one allocation
 //!   per key (key, short value, deadline, access data: `db::record`), with
 //!   lazy and active expiry, uniform key sampling, consistent copy-on-write
 //!   captures of slots for snapshots, replication and migration
 //!   (`db::capture`), and one hook on every change that breaks `WATCH`es
-//!   and wakes clients blocked on the key.
+//!   and wakes clients blocked on the key; `db::wire` is the change stream
+//!   migration and replication carry, `db::room` evicts until a write fits.
 //! - [`evict`]: `maxmemory` policies, per-key LRU/LFU data and the choice of
-//!   victims; [`memory`]: used memory, from jemalloc's statistics when the
+//!   victims, pure functions the keyspace applies; [`memory`]: used memory, from jemalloc's statistics when the
 //!   binary runs on it, from the keyspace's accounting otherwise.
 //! - [`types`]: collection values (hashes, lists, sets) with O(1) memory accounting.
 //! - [`hll`]: HyperLogLog values, byte for byte Redis's, for the PF commands.
@@ -32,7 +42,9 @@
 //!   which slots it serves, `MOVED`/`CROSSSLOT`/`CLUSTERDOWN` for the others.
 //! - [`migration`]: atomic slot migration between nodes: the source's task
 //!   streaming a capture and every later change, the handoff under a
-//!   brief write freeze, the wire format of the stream.
+//!   brief write freeze.
+//! - [`replication`]: replicas following a primary; `replication::role` is
+//!   the part the node's state holds (role, write lease, stream, link).
 //! - [`tls`]: the `--tls-*` files loaded into a rustls acceptor at start;
 //!   the TLS port's connections then run the same loop as plain ones.
 //! - [`slowlog`]: the last commands slower than a threshold (`SLOWLOG`).
@@ -58,6 +70,7 @@ pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod slowlog;
+pub mod state;
 pub mod tls;
 pub mod types;
 
@@ -81,7 +94,7 @@ pub fn random_hex(n: usize) -> String {
 
 /// A running node: its listeners bound, its tasks started.
 pub struct Node {
-    pub shared: Arc<server::Shared>,
+    pub shared: Arc<state::Shared>,
     /// Where clients connect: the plain port, or the TLS port when the node
     /// serves TLS only (`--port 0` with `--tls-port`).
     pub addr: std::net::SocketAddr,
@@ -129,9 +142,9 @@ impl Node {
         if config.port == 0 && config.cluster_announce_port.is_none() {
             config.cluster_announce_port = Some(addr.port());
         }
-        let cluster = server::cluster_state(&config);
-        let db = db::Db::new(clock).with_eviction(evict::Settings::from_config(&config));
-        let shared = server::Shared::new(config, db, cluster);
+        let cluster = state::cluster_state(&config);
+        let db = db::Db::new(clock).with_eviction(config.eviction());
+        let shared = state::Shared::new(config, db, cluster, cmd::calls());
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let http_addr = if shared.config.http_port != 0 {

@@ -13,7 +13,21 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 
-use crate::db::own;
+/// Strings up to this long are copied out of the request that brought them
+/// (Redis copies arguments below `PROTO_MBULK_BIG_ARG` the same way). A
+/// slice would keep the whole read buffer alive, shared with every other
+/// key and value of the same read, and evicting the key would free nothing.
+pub const COPY_MAX: usize = 32 * 1024;
+
+/// `b`, in an allocation of its own unless it already has one or is large
+/// enough to fill the buffer it shares.
+pub fn own(b: Bytes) -> Bytes {
+    if b.len() <= COPY_MAX && !b.is_unique() {
+        Bytes::copy_from_slice(&b)
+    } else {
+        b
+    }
+}
 
 /// Bytes charged per collection element on top of its payload: a hash table
 /// slot and the `Bytes` headers. An estimate until the allocator's own

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Conn, node};
+use tidecache_topology::protocol::Request;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, key_slot, node_id_for};
 
 const FLAGS: &[&str] = &[
@@ -56,32 +57,29 @@ async fn a_cluster_node_serves_only_its_slots() {
         .call(&["AUTH", "tidecache-admin", "adm"], "+OK\r\n")
         .await;
     admin
-        .call(
-            &["TIDECACHE", "TOPOLOGY", "SET", "{bad json"],
+        .request(
+            &Request::TopologySet {
+                document: b"{bad json",
+            },
             "-ERR invalid topology document: key must be a string at line 1 column 2\r\n",
         )
         .await;
     let json = doc(2, n.addr.port()).to_json();
+    let set = Request::TopologySet {
+        document: json.as_bytes(),
+    };
+    admin.request(&set, "+OK\r\n").await;
+    admin.request(&set, "+OK\r\n").await;
+    let older = doc(1, n.addr.port()).to_json();
     admin
-        .call(&["TIDECACHE", "TOPOLOGY", "SET", &json], "+OK\r\n")
-        .await;
-    admin
-        .call(&["TIDECACHE", "TOPOLOGY", "SET", &json], "+OK\r\n")
-        .await;
-    admin
-        .call(
-            &[
-                "TIDECACHE",
-                "TOPOLOGY",
-                "SET",
-                &doc(1, n.addr.port()).to_json(),
-            ],
+        .request(
+            &Request::TopologySet {
+                document: older.as_bytes(),
+            },
             "-STALE topology epoch 1 is older than the installed epoch 2\r\n",
         )
         .await;
-    admin
-        .call(&["TIDECACHE", "TOPOLOGY", "EPOCH"], ":2\r\n")
-        .await;
+    admin.request(&Request::TopologyEpoch, ":2\r\n").await;
 
     // "bar" hashes to 5061 (ours), "foo" to 12182 (the other shard's).
     assert_eq!(key_slot(b"bar"), 5061);

@@ -4,6 +4,7 @@ mod common;
 
 use cache_node::clock::Clock;
 use common::{Conn, node, node_with_clock};
+use tidecache_topology::protocol::Request;
 
 #[tokio::test]
 async fn strings_and_pipelining() {
@@ -187,13 +188,13 @@ async fn auth_is_required_when_a_password_is_set() {
     .await;
     c.call(&["AUTH", "s3cret"], "+OK\r\n").await;
     c.call(&["GET", "k"], "$-1\r\n").await;
-    c.call(
-        &["TIDECACHE", "TOPOLOGY", "EPOCH"],
+    c.request(
+        &Request::TopologyEpoch,
         "-NOPERM User default has no permissions to run the 'tidecache|topology' command\r\n",
     )
     .await;
     c.call(&["AUTH", "tidecache-admin", "adm"], "+OK\r\n").await;
-    c.call(&["TIDECACHE", "TOPOLOGY", "EPOCH"], ":0\r\n").await;
+    c.request(&Request::TopologyEpoch, ":0\r\n").await;
     c.call(&["AUTH", "default", "s3cret"], "+OK\r\n").await;
     n.shutdown().await;
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use cache_node::Node;
 use common::{Conn, node};
 use redis::AsyncCommands as _;
+use tidecache_topology::protocol::Request;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, SlotSet, Topology, key_slot, node_id_for};
 
 fn flags(name: &str) -> Vec<&str> {
@@ -58,13 +59,13 @@ async fn pair() -> (Node, Node) {
     let b = node(&flags("mig-b")).await;
     let d = doc(1, &a, &b).to_json();
     for n in [&a, &b] {
-        let _: () = redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("SET")
-            .arg(&d)
-            .query_async(&mut admin(n).await)
-            .await
-            .unwrap();
+        let _: () = Request::TopologySet {
+            document: d.as_bytes(),
+        }
+        .cmd()
+        .query_async(&mut admin(n).await)
+        .await
+        .unwrap();
     }
     (a, b)
 }
@@ -78,16 +79,18 @@ fn keys_in(prefix: &str, slots: std::ops::Range<u16>, count: usize) -> Vec<Strin
         .collect()
 }
 
-/// `TIDECACHE MIGRATE START <id> 127.0.0.1 <port> <epoch> <range>`.
+/// `TIDECACHE MIGRATE START <id> 127.0.0.1 <port> <epoch> <range>`, the
+/// range as written (malformed ones too).
 fn start(id: &str, port: u16, epoch: u64, range: &str) -> redis::Cmd {
-    let mut c = redis::cmd("TIDECACHE");
-    c.arg("MIGRATE")
-        .arg("START")
-        .arg(id)
-        .arg("127.0.0.1")
-        .arg(port)
-        .arg(epoch)
-        .arg(range);
+    let mut c = Request::MigrateStart {
+        id,
+        host: "127.0.0.1",
+        port,
+        epoch,
+        ranges: vec![],
+    }
+    .cmd();
+    c.arg(range);
     c
 }
 
@@ -95,10 +98,8 @@ async fn status(
     admin: &mut redis::aio::MultiplexedConnection,
     id: &str,
 ) -> HashMap<String, String> {
-    redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("STATUS")
-        .arg(id)
+    Request::MigrateStatus { id: Some(id) }
+        .cmd()
         .query_async(admin)
         .await
         .unwrap()
@@ -300,13 +301,13 @@ async fn a_migration_moves_every_key_and_loses_no_acknowledged_write() {
         SlotRange::new(8192, 16383).unwrap(),
     ];
     for n in [&a, &b] {
-        let _: () = redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("SET")
-            .arg(next.to_json())
-            .query_async(&mut admin(n).await)
-            .await
-            .unwrap();
+        let _: () = Request::TopologySet {
+            document: next.to_json().as_bytes(),
+        }
+        .cmd()
+        .query_async(&mut admin(n).await)
+        .await
+        .unwrap();
     }
     let v: String = cb.get(&moving[1]).await.unwrap();
     assert_eq!(v, "v1");
@@ -365,14 +366,14 @@ async fn migrations_that_cannot_run_are_refused_or_fail_leaving_the_source_servi
     // The target refuses slots it already serves: A keeps serving too.
     let mut adm_b = admin(&b).await;
     let e = refused(
-        redis::cmd("TIDECACHE")
-            .arg("IMPORT")
-            .arg("BEGIN")
-            .arg("x")
-            .arg(5)
-            .arg("8192-8200")
-            .query_async(&mut adm_b)
-            .await,
+        Request::ImportBegin {
+            id: "x",
+            epoch: 5,
+            ranges: vec![SlotRange::new(8192, 8200).unwrap()],
+        }
+        .cmd()
+        .query_async(&mut adm_b)
+        .await,
     );
     assert!(
         e.contains("slot 8192 is already served by this node"),
@@ -386,31 +387,26 @@ async fn migrations_that_cannot_run_are_refused_or_fail_leaving_the_source_servi
 
 #[tokio::test]
 async fn an_aborted_import_drops_what_it_received() {
+    use cache_node::db::wire;
     use cache_node::db::{Value, ValueRef};
-    use cache_node::migration::wire;
     let (a, b) = pair().await;
     let mut adm = admin(&b).await;
     let key = keys_in("k", 0..11, 1).remove(0);
     let other = keys_in("k", 11..4096, 1).remove(0);
-    let cmd = |action: &str| {
-        let mut c = redis::cmd("TIDECACHE");
-        c.arg("IMPORT").arg(action).arg("i1");
-        c
+    let begin = |id: &str, epoch: u64| {
+        Request::ImportBegin {
+            id,
+            epoch,
+            ranges: vec![SlotRange::new(0, 10).unwrap()],
+        }
+        .cmd()
     };
-    let _: () = cmd("BEGIN")
-        .arg(3)
-        .arg("0-10")
-        .query_async(&mut adm)
-        .await
-        .unwrap();
+    let apply = |batch: &[u8]| Request::ImportApply { id: "i1", batch }.cmd();
+    let _: () = begin("i1", 3).query_async(&mut adm).await.unwrap();
     let mut batch = Vec::new();
     let v = Value::Str("v".into());
     wire::put(&mut batch, key.as_bytes(), v.as_ref(), None);
-    let n: i64 = cmd("APPLY")
-        .arg(&batch)
-        .query_async(&mut adm)
-        .await
-        .unwrap();
+    let n: i64 = apply(&batch).query_async(&mut adm).await.unwrap();
     assert_eq!(n, 1);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
     assert_eq!(size, 1);
@@ -423,7 +419,7 @@ async fn an_aborted_import_drops_what_it_received() {
         b
     };
     let (n, size): (i64, i64) = redis::pipe()
-        .add_command(cmd("APPLY").arg(batch_of(&more[0])).clone())
+        .add_command(apply(&batch_of(&more[0])))
         .cmd("DBSIZE")
         .query_async(&mut adm)
         .await
@@ -431,7 +427,7 @@ async fn an_aborted_import_drops_what_it_received() {
     assert_eq!((n, size), (1, 2));
     let (n, size): (i64, i64) = redis::pipe()
         .atomic()
-        .add_command(cmd("APPLY").arg(batch_of(&more[1])).clone())
+        .add_command(apply(&batch_of(&more[1])))
         .cmd("DBSIZE")
         .query_async(&mut adm)
         .await
@@ -452,31 +448,39 @@ async fn an_aborted_import_drops_what_it_received() {
         ValueRef::Str(cache_node::db::StrRef::Inline(b"x")),
         None,
     );
-    let e: redis::RedisResult<i64> = cmd("APPLY").arg(&outside).query_async(&mut adm).await;
+    let e: redis::RedisResult<i64> = apply(&outside).query_async(&mut adm).await;
     assert!(
         e.unwrap_err()
             .to_string()
             .contains("is not part of this import")
     );
-    let e: redis::RedisResult<i64> = cmd("APPLY")
-        .arg(&[1u8, 200][..])
-        .query_async(&mut adm)
-        .await;
+    let e: redis::RedisResult<i64> = apply(&[1u8, 200]).query_async(&mut adm).await;
     assert!(
         e.unwrap_err()
             .to_string()
             .contains("corrupt migration batch")
     );
-    let _: () = cmd("ABORT").query_async(&mut adm).await.unwrap();
-    let state: String = cmd("STATUS").query_async(&mut adm).await.unwrap();
+    let _: () = Request::ImportAbort { id: "i1" }
+        .cmd()
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    let state: String = Request::ImportStatus { id: "i1" }
+        .cmd()
+        .query_async(&mut adm)
+        .await
+        .unwrap();
     assert_eq!(state, "aborted");
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
     assert_eq!(size, 0, "the partial copy is gone");
-    let e: redis::RedisResult<()> = cmd("COMMIT").query_async(&mut adm).await;
+    let e: redis::RedisResult<()> = Request::ImportCommit { id: "i1" }
+        .cmd()
+        .query_async(&mut adm)
+        .await;
     assert!(e.unwrap_err().to_string().contains("no such import"));
     // An id that ended never begins again: the same source arriving late
     // (or a retried BEGIN) cannot reopen it.
-    let e: redis::RedisResult<()> = cmd("BEGIN").arg(3).arg("0-10").query_async(&mut adm).await;
+    let e: redis::RedisResult<()> = begin("i1", 3).query_async(&mut adm).await;
     assert!(
         e.unwrap_err()
             .to_string()
@@ -484,19 +488,18 @@ async fn an_aborted_import_drops_what_it_received() {
     );
     // Aborting an id this node never heard of forbids it: the operator
     // does that when it gives up on a source it cannot reach.
-    let never = |action: &str| {
-        let mut c = redis::cmd("TIDECACHE");
-        c.arg("IMPORT").arg(action).arg("late");
-        c
-    };
-    let _: () = never("ABORT").query_async(&mut adm).await.unwrap();
-    let state: String = never("STATUS").query_async(&mut adm).await.unwrap();
-    assert_eq!(state, "aborted");
-    let e: redis::RedisResult<()> = never("BEGIN")
-        .arg(3)
-        .arg("0-10")
+    let _: () = Request::ImportAbort { id: "late" }
+        .cmd()
         .query_async(&mut adm)
-        .await;
+        .await
+        .unwrap();
+    let state: String = Request::ImportStatus { id: "late" }
+        .cmd()
+        .query_async(&mut adm)
+        .await
+        .unwrap();
+    assert_eq!(state, "aborted");
+    let e: redis::RedisResult<()> = begin("late", 3).query_async(&mut adm).await;
     assert!(
         e.unwrap_err()
             .to_string()
@@ -505,26 +508,18 @@ async fn an_aborted_import_drops_what_it_received() {
 
     // FLUSHALL on the target ends an import it emptied: the source's next
     // batch fails, so the move runs again rather than committing holes.
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("IMPORT")
-        .arg("BEGIN")
-        .arg("i2")
-        .arg(4)
-        .arg("0-10")
-        .query_async(&mut adm)
-        .await
-        .unwrap();
+    let _: () = begin("i2", 4).query_async(&mut adm).await.unwrap();
     let _: () = redis::cmd("FLUSHALL")
         .query_async(&mut conn(&b, None, "pw").await)
         .await
         .unwrap();
-    let e: redis::RedisResult<i64> = redis::cmd("TIDECACHE")
-        .arg("IMPORT")
-        .arg("APPLY")
-        .arg("i2")
-        .arg(&batch)
-        .query_async(&mut adm)
-        .await;
+    let e: redis::RedisResult<i64> = Request::ImportApply {
+        id: "i2",
+        batch: batch.as_slice(),
+    }
+    .cmd()
+    .query_async(&mut adm)
+    .await;
     assert!(e.unwrap_err().to_string().contains("no such import"));
     a.shutdown().await;
     b.shutdown().await;
@@ -644,20 +639,16 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
             .to_string()
             .contains("migration c1 is running; one at a time")
     );
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("CANCEL")
-        .arg("c1")
+    let _: () = Request::MigrateCancel { id: "c1" }
+        .cmd()
         .query_async(&mut adm)
         .await
         .unwrap();
     let s = wait_ended(&mut adm, "c1").await;
     assert_eq!(s["state"], "cancelled", "{s:?}");
     assert_eq!(s["commit_sent"], "0", "a cancelled move never commits");
-    let e: redis::RedisResult<()> = redis::cmd("TIDECACHE")
-        .arg("MIGRATE")
-        .arg("CANCEL")
-        .arg("c1")
+    let e: redis::RedisResult<()> = Request::MigrateCancel { id: "c1" }
+        .cmd()
         .query_async(&mut adm)
         .await;
     assert!(
@@ -669,10 +660,8 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
     // The target dropped what it got; the source still serves every key,
     // and writes, in the slots.
     let mut adm_b = admin(&b).await;
-    let state: String = redis::cmd("TIDECACHE")
-        .arg("IMPORT")
-        .arg("STATUS")
-        .arg("c1")
+    let state: String = Request::ImportStatus { id: "c1" }
+        .cmd()
         .query_async(&mut adm_b)
         .await
         .unwrap();
@@ -720,13 +709,13 @@ async fn a_client_blocked_on_a_slot_that_moves_away_gets_its_redirect() {
         SlotRange::new(slot, slot).unwrap(),
         SlotRange::new(8192, 16383).unwrap(),
     ];
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("TOPOLOGY")
-        .arg("SET")
-        .arg(next.to_json())
-        .query_async(&mut admin(&a).await)
-        .await
-        .unwrap();
+    let _: () = Request::TopologySet {
+        document: next.to_json().as_bytes(),
+    }
+    .cmd()
+    .query_async(&mut admin(&a).await)
+    .await
+    .unwrap();
     blocked
         .expect(&format!("-MOVED {slot} 127.0.0.1:{}\r\n", b.addr.port()))
         .await;
@@ -742,13 +731,13 @@ async fn a_target_at_maxmemory_refuses_the_stream_instead_of_growing() {
     let b = node(&b_flags).await;
     let d = doc(1, &a, &b).to_json();
     for n in [&a, &b] {
-        let _: () = redis::cmd("TIDECACHE")
-            .arg("TOPOLOGY")
-            .arg("SET")
-            .arg(&d)
-            .query_async(&mut admin(n).await)
-            .await
-            .unwrap();
+        let _: () = Request::TopologySet {
+            document: d.as_bytes(),
+        }
+        .cmd()
+        .query_async(&mut admin(n).await)
+        .await
+        .unwrap();
     }
     // Fill B (its own slots) until it refuses writes.
     let mut cb = conn(&b, None, "pw").await;
@@ -763,26 +752,26 @@ async fn a_target_at_maxmemory_refuses_the_stream_instead_of_growing() {
     }
     assert!(full, "B reached its maxmemory");
     let mut adm = admin(&b).await;
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("IMPORT")
-        .arg("BEGIN")
-        .arg("m")
-        .arg(2)
-        .arg("0-10")
-        .query_async(&mut adm)
-        .await
-        .unwrap();
+    let _: () = Request::ImportBegin {
+        id: "m",
+        epoch: 2,
+        ranges: vec![SlotRange::new(0, 10).unwrap()],
+    }
+    .cmd()
+    .query_async(&mut adm)
+    .await
+    .unwrap();
     let mut batch = Vec::new();
     let key = keys_in("k", 0..11, 1).remove(0);
     let v = cache_node::db::Value::Str(value.clone().into());
-    cache_node::migration::wire::put(&mut batch, key.as_bytes(), v.as_ref(), None);
-    let e: redis::RedisResult<i64> = redis::cmd("TIDECACHE")
-        .arg("IMPORT")
-        .arg("APPLY")
-        .arg("m")
-        .arg(&batch)
-        .query_async(&mut adm)
-        .await;
+    cache_node::db::wire::put(&mut batch, key.as_bytes(), v.as_ref(), None);
+    let e: redis::RedisResult<i64> = Request::ImportApply {
+        id: "m",
+        batch: batch.as_slice(),
+    }
+    .cmd()
+    .query_async(&mut adm)
+    .await;
     let e = e.unwrap_err().to_string();
     assert!(e.contains("cannot take the migration's keys"), "{e}");
     a.shutdown().await;
@@ -798,8 +787,8 @@ async fn slot_stats_count_each_slots_own_bytes() {
     // "hello" (slot 866) and "bar" (slot 5061) are both A's.
     let _: () = c.set("bar", "x").await.unwrap();
     let _: () = c.set("hello", vec![b'v'; 100_000]).await.unwrap();
-    let flat: Vec<i64> = redis::cmd("TIDECACHE")
-        .arg("SLOTSTATS")
+    let flat: Vec<i64> = Request::SlotStats
+        .cmd()
         .query_async(&mut admin(&a).await)
         .await
         .unwrap();

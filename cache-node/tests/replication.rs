@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use cache_node::Node;
 use common::{install_topology as install, node};
 use redis::AsyncCommands as _;
+use tidecache_topology::protocol::Request;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
 
 type Conn = redis::aio::MultiplexedConnection;
@@ -492,27 +493,24 @@ async fn a_planned_switchover_fences_catches_up_and_promotes() {
         let _: () = ca.set(format!("k{i}"), i).await.unwrap();
     }
     // Orders for another epoch are refused.
-    let e = redis::cmd("TIDECACHE")
-        .arg("LEASE")
-        .arg("FENCE")
-        .arg(7)
+    let e = Request::LeaseFence { epoch: 7 }
+        .cmd()
         .query_async::<()>(&mut admin(&a).await)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("STALE"), "{e}");
-    let e = redis::cmd("TIDECACHE")
-        .arg("LEASE")
-        .arg("RENEW")
-        .arg(1)
-        .query_async::<()>(&mut admin(&b).await)
-        .await
-        .unwrap_err();
+    let e = Request::LeaseRenew {
+        epoch: 1,
+        clock: None,
+    }
+    .cmd()
+    .query_async::<()>(&mut admin(&b).await)
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), Some("STALE"), "a replica holds no lease: {e}");
 
-    let (replid, end): (String, u64) = redis::cmd("TIDECACHE")
-        .arg("LEASE")
-        .arg("FENCE")
-        .arg(1)
+    let (replid, end): (String, u64) = Request::LeaseFence { epoch: 1 }
+        .cmd()
         .query_async(&mut admin(&a).await)
         .await
         .unwrap();
@@ -531,10 +529,8 @@ async fn a_planned_switchover_fences_catches_up_and_promotes() {
     .await;
     let d2 = doc(2, ("sw-b", &b), ("sw-a", &a));
     install(&b, &d2).await;
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("LEASE")
-        .arg("WAIVE")
-        .arg(2)
+    let _: () = Request::LeaseWaive { epoch: 2 }
+        .cmd()
         .query_async(&mut cb_admin)
         .await
         .unwrap();
@@ -719,15 +715,15 @@ async fn a_late_replica_request_does_not_renew_the_lease() {
     let mut admin = conn_as(&a, Some("tidecache-admin"), Some("adm")).await;
     let i = info(&mut admin).await;
     let (replid, offset) = (&i["master_replid"], &i["master_repl_offset"]);
-    let _: redis::Value = redis::cmd("TIDECACHE")
-        .arg("REPL")
-        .arg("FETCH")
-        .arg(node_id_for("late-b"))
-        .arg(replid)
-        .arg(offset)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let _: redis::Value = Request::ReplFetch {
+        replica: &node_id_for("late-b"),
+        replid,
+        offset: offset.parse().unwrap(),
+    }
+    .cmd()
+    .query_async(&mut admin)
+    .await
+    .unwrap();
     let e = ca.set::<_, _, ()>("k", "w").await.unwrap_err();
     assert_eq!(
         e.code(),
@@ -757,14 +753,14 @@ async fn an_operator_renewal_renews_up_to_the_clock_it_carries() {
     let renew = |c: &mut Conn, at: u64| {
         let mut c = c.clone();
         async move {
-            redis::cmd("TIDECACHE")
-                .arg("LEASE")
-                .arg("RENEW")
-                .arg(1)
-                .arg(at)
-                .query_async::<()>(&mut c)
-                .await
-                .unwrap()
+            Request::LeaseRenew {
+                epoch: 1,
+                clock: Some(at),
+            }
+            .cmd()
+            .query_async::<()>(&mut c)
+            .await
+            .unwrap()
         }
     };
     let early = clock(&mut admin).await;
@@ -783,13 +779,15 @@ async fn an_operator_renewal_renews_up_to_the_clock_it_carries() {
     renew(&mut admin, now).await;
     let _: () = ca.set("k", "v").await.unwrap();
     // No clock (an older operator) means now; other orders take none.
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("LEASE")
-        .arg("RENEW")
-        .arg(1)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let _: () = Request::LeaseRenew {
+        epoch: 1,
+        clock: None,
+    }
+    .cmd()
+    .query_async(&mut admin)
+    .await
+    .unwrap();
+    // Malformed on purpose: WAIVE takes no clock.
     let e: redis::RedisResult<()> = redis::cmd("TIDECACHE")
         .arg("LEASE")
         .arg("WAIVE")

@@ -29,9 +29,8 @@ use cache_node::clock::Clock;
 use cache_node::cmd::{COMMANDS, Ctx, dispatch};
 use cache_node::config::Config;
 use cache_node::db::Db;
-use cache_node::evict;
 use cache_node::frame::{Protocol, Reply};
-use cache_node::server::{self, Shared};
+use cache_node::state::{self, Shared};
 use clap::Parser as _;
 use libfuzzer_sys::fuzz_target;
 
@@ -163,7 +162,7 @@ fn fixtures() -> &'static Fixtures {
                 commands.push((vec![spec.name, sub.short_name()], sub.arity));
             }
         }
-        let me = server::cluster_state(&cluster).me().clone();
+        let me = state::cluster_state(&cluster).me().clone();
         Fixtures {
             standalone,
             cluster,
@@ -333,9 +332,9 @@ fuzz_target!(|data: &[u8]| {
         f.standalone.clone()
     };
     let clock = Clock::manual(1_700_000_000_000);
-    let db = Db::new(clock.clone()).with_eviction(evict::Settings::from_config(&config));
-    let cluster = server::cluster_state(&config);
-    let shared = Shared::new(config, db, cluster);
+    let db = Db::new(clock.clone()).with_eviction(config.eviction());
+    let cluster = state::cluster_state(&config);
+    let shared = Shared::new(config, db, cluster, cache_node::cmd::calls());
     let laddr: SocketAddr = "127.0.0.1:6379".parse().expect("addr");
     // Client 0 is the default user (in cluster mode it may have to AUTH
     // first); client 1 is the operator's admin user.

@@ -1,49 +1,79 @@
-//! `TIDECACHE` admin commands: the operator's channel to the node.
+//! `TIDECACHE` admin commands: the operator's channel to the node. The
+//! table routes each action to its handler (`tidecache|import|begin`);
+//! the handlers read their arguments through [`tidecache_topology::protocol`],
+//! the protocol's one definition.
 
 use bytes::Bytes;
 use tidecache_topology::Topology;
+use tidecache_topology::protocol::{ParseError, Request};
 use tracing::info;
 
 use super::Ctx;
-use super::util::eq;
 use crate::frame::Reply;
 
-/// `TIDECACHE TOPOLOGY SET <json> | GET | EPOCH`
-pub fn topology(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let shared = cx.shared;
-    let action = &args[2];
-    if eq(action, "SET") && args.len() == 4 {
-        let doc = match Topology::from_json(&args[3]) {
-            Ok(doc) => doc,
-            Err(e) => return Reply::error(format!("ERR {e}")),
-        };
-        let epoch = doc.epoch;
-        let mut cluster = shared.cluster.write().expect("cluster lock");
-        match cluster.install(doc) {
-            Ok(changed) => {
-                // A document may settle a handoff whose writes were frozen,
-                // and move slots that blocked clients wait on.
-                shared.unfrozen.notify_waiters();
-                if changed {
-                    cx.db.wake_blocked();
-                    info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
-                }
-                drop(cluster);
-                if changed {
-                    crate::replication::on_topology(shared, cx.db);
-                }
-                Reply::OK
-            }
-            Err(e) => Reply::error(e.to_string()),
-        }
-    } else if eq(action, "GET") && args.len() == 3 {
-        let cluster = shared.cluster.read().expect("cluster lock");
-        cluster
-            .topology()
-            .map_or(Reply::Null, |t| Reply::bulk(t.to_json()))
-    } else if eq(action, "EPOCH") && args.len() == 3 {
-        Reply::Integer(shared.cluster.read().expect("cluster lock").epoch() as i64)
-    } else {
-        Reply::error("ERR syntax error: expected TIDECACHE TOPOLOGY SET <json> | GET | EPOCH")
+/// The request a handler was routed, its arguments borrowed (payloads stay
+/// the connection's buffers).
+pub(super) fn request(args: &[Bytes]) -> Result<Request<'_, Bytes>, Reply> {
+    Request::parse(args).map_err(|e| Reply::error(e.to_string()))
+}
+
+/// What a handler answers arguments that its row routed to it but that
+/// parse as another request: the table and the protocol disagree.
+pub(super) fn misrouted(request: &Request<'_, Bytes>) -> Reply {
+    Reply::error(ParseError::Syntax(request.group()).to_string())
+}
+
+/// A nested container's own handler: the word after it names none of its
+/// actions, so the request's syntax error.
+pub fn syntax(_: &mut Ctx, args: &[Bytes]) -> Reply {
+    match Request::parse(args) {
+        Err(e) => Reply::error(e.to_string()),
+        Ok(request) => misrouted(&request),
     }
+}
+
+/// `TIDECACHE TOPOLOGY SET <json>`
+pub fn topology_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let document = match request(args) {
+        Ok(Request::TopologySet { document }) => document,
+        Ok(other) => return misrouted(&other),
+        Err(e) => return e,
+    };
+    let shared = cx.shared;
+    let doc = match Topology::from_json(document) {
+        Ok(doc) => doc,
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    let epoch = doc.epoch;
+    let mut cluster = shared.cluster.write().expect("cluster lock");
+    match cluster.install(doc) {
+        Ok(changed) => {
+            // A document may settle a handoff whose writes were frozen,
+            // and move slots that blocked clients wait on.
+            shared.unfrozen.notify_waiters();
+            if changed {
+                cx.db.wake_blocked();
+                info!(epoch, slots = ?cluster.owned_slots(), role = ?cluster.role(), "installed topology");
+            }
+            drop(cluster);
+            if changed {
+                crate::replication::on_topology(shared, cx.db);
+            }
+            Reply::OK
+        }
+        Err(e) => Reply::error(e.to_string()),
+    }
+}
+
+/// `TIDECACHE TOPOLOGY GET`
+pub fn topology_get(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    let cluster = cx.shared.cluster.read().expect("cluster lock");
+    cluster
+        .topology()
+        .map_or(Reply::Null, |t| Reply::bulk(t.to_json()))
+}
+
+/// `TIDECACHE TOPOLOGY EPOCH`
+pub fn topology_epoch(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    Reply::Integer(cx.shared.cluster.read().expect("cluster lock").epoch() as i64)
 }

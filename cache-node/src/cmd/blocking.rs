@@ -10,7 +10,8 @@
 use bytes::Bytes;
 
 use super::Ctx;
-use super::lists::{end_arg, move_element};
+use super::args::{left_right, min_max, mpop};
+use super::lists::move_element;
 use super::util::SYNTAX;
 use crate::client::Wait;
 use crate::db::Db;
@@ -118,7 +119,7 @@ fn bmove(cx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End, timeout: &[
 
 /// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
 pub fn blmove(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (Some(from), Some(to)) = (end_arg(&args[3]), end_arg(&args[4])) else {
+    let (Some(from), Some(to)) = (left_right(&args[3]), left_right(&args[4])) else {
         return Reply::error(SYNTAX);
     };
     bmove(cx, &args[1], &args[2], from, to, &args[5])
@@ -180,9 +181,9 @@ pub fn bzpopmax(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// arguments are checked before the timeout, as in Redis.
 fn bmpop(cx: &mut Ctx, args: &[Bytes], zset: bool) -> Reply {
     let keys = if zset {
-        super::lists::mpop_args(args, 2, super::zsets::min_max).map(|(k, _, _)| k.to_vec())
+        mpop(args, 2, min_max).map(|(k, _, _)| k.to_vec())
     } else {
-        super::lists::mpop_args(args, 2, end_arg).map(|(k, _, _)| k.to_vec())
+        mpop(args, 2, left_right).map(|(k, _, _)| k.to_vec())
     };
     let keys = match keys {
         Ok(keys) => keys,

@@ -6,7 +6,7 @@ use tidecache_topology::{NodeAddr, SLOT_COUNT, Topology, key_slot};
 use super::Ctx;
 use super::util::int_arg;
 use crate::frame::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub fn keyslot(_: &mut Ctx, args: &[Bytes]) -> Reply {
     Reply::Integer(key_slot(&args[2]).into())

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 
 use super::Ctx;
-use super::util::{MAX_RANDOM_REPEATS, SYNTAX, eq, int_arg, parse_i64};
+use super::args::{Args, parse_float};
+use super::util::{MAX_RANDOM_REPEATS, eq, int_arg, parse_i64};
 use crate::db::Db;
 use crate::frame::{Protocol, Reply, format_double};
 use crate::types::Hash;
@@ -187,8 +188,9 @@ pub fn hincrby(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 pub fn hincrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let Some(delta) = super::strings::parse_float(&args[3]) else {
-        return Reply::error("ERR value is not a valid float");
+    let delta = match Args::new(args, 3).next_float() {
+        Ok(d) => d,
+        Err(e) => return e,
     };
     let db = &mut *cx.db;
     let current = match read(db, &args[1], |h| h.get(&args[2]).cloned()) {
@@ -197,7 +199,7 @@ pub fn hincrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     let current = match current {
         None => 0.0,
-        Some(v) => match super::strings::parse_float(&v) {
+        Some(v) => match parse_float(&v) {
             Some(f) => f,
             None => return Reply::error("ERR hash value is not a float"),
         },
@@ -217,16 +219,18 @@ pub fn hincrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let client = &mut *cx.client;
     use rand::seq::IteratorRandom as _;
-    let count = match args.get(2).map(|a| int_arg(a)) {
-        None => None,
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return e,
+    let mut a = Args::new(args, 2);
+    let count = match a.remaining() {
+        [] => None,
+        _ => match a.next_int() {
+            Ok(n) => Some(n),
+            Err(e) => return e,
+        },
     };
-    let with_values = match args.get(3) {
-        None => false,
-        Some(a) if eq(a, "WITHVALUES") && args.len() == 4 => true,
-        Some(_) => return Reply::error(SYNTAX),
-    };
+    let with_values = a.eat("WITHVALUES");
+    if let Err(e) = a.finish() {
+        return e;
+    }
     if count.is_some_and(|n| {
         n.unsigned_abs() > (i64::MAX / 2) as u64 || (n < 0 && n.unsigned_abs() > MAX_RANDOM_REPEATS)
     }) {

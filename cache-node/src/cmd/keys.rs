@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::Ctx;
 use super::util::{SYNTAX, eq, int_arg};
 use crate::db::{Entry, ValueRef};
+use crate::evict::Kind;
 use crate::frame::Reply;
 use crate::types::List;
 
@@ -559,8 +560,7 @@ pub fn object_encoding(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 pub fn object_refcount(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let shared = cx.shared;
     // Redis stops sharing integers when an LRU/LFU policy needs per-key access data.
-    let sharing =
-        shared.maxmemory() == 0 || !Policy::of(cx.db.eviction().policy.name()).tracks_access();
+    let sharing = shared.maxmemory() == 0 || !cx.db.eviction().policy.kind().tracks_access();
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| match e.value {
         ValueRef::Str(s)
             if sharing
@@ -579,10 +579,7 @@ pub fn object_idletime(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let settings = cx.db.eviction();
     let now = cx.db.now_ms();
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
-        idletime_reply(
-            Policy::of(settings.policy.name()),
-            access(&e, now, &settings),
-        )
+        idletime_reply(settings.policy.kind(), access(&e, now, &settings))
     })
 }
 
@@ -591,42 +588,8 @@ pub fn object_freq(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     let settings = cx.db.eviction();
     let now = cx.db.now_ms();
     cx.db.peek(&args[2]).map_or(Reply::Null, |e| {
-        freq_reply(
-            Policy::of(settings.policy.name()),
-            access(&e, now, &settings),
-        )
+        freq_reply(settings.policy.kind(), access(&e, now, &settings))
     })
-}
-
-/// What the eviction policy records about each key, which decides what
-/// OBJECT IDLETIME and FREQ may answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Policy {
-    /// `noeviction`, `*-random`, `volatile-ttl`: Redis still keeps an LRU
-    /// clock, so IDLETIME answers and FREQ refuses.
-    Other,
-    /// `allkeys-lru`, `volatile-lru`.
-    Lru,
-    /// `allkeys-lfu`, `volatile-lfu`: a frequency counter replaces the clock.
-    Lfu,
-}
-
-impl Policy {
-    fn of(name: &str) -> Self {
-        if name.ends_with("-lfu") {
-            Policy::Lfu
-        // `volatile-first` ranks keys by LRU once no key has a deadline.
-        } else if name.ends_with("-lru") || name == "volatile-first" {
-            Policy::Lru
-        } else {
-            Policy::Other
-        }
-    }
-
-    /// LRU and LFU policies need per-key access data.
-    fn tracks_access(self) -> bool {
-        self != Policy::Other
-    }
 }
 
 /// What is known of a key's use.
@@ -649,8 +612,8 @@ fn access(entry: &Entry, now_ms: u64, settings: &crate::evict::Settings) -> Acce
     }
 }
 
-fn idletime_reply(policy: Policy, access: Access) -> Reply {
-    if policy == Policy::Lfu {
+fn idletime_reply(policy: Kind, access: Access) -> Reply {
+    if policy == Kind::Lfu {
         return Reply::error(
             "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         );
@@ -658,8 +621,8 @@ fn idletime_reply(policy: Policy, access: Access) -> Reply {
     Reply::Integer(i64::try_from(access.idle_secs).unwrap_or(i64::MAX))
 }
 
-fn freq_reply(policy: Policy, access: Access) -> Reply {
-    if policy != Policy::Lfu {
+fn freq_reply(policy: Kind, access: Access) -> Reply {
+    if policy != Kind::Lfu {
         return Reply::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         );
@@ -675,6 +638,12 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn kind(policy: &str) -> Kind {
+        crate::evict::Policy::parse(policy)
+            .expect("a policy name")
+            .kind()
     }
 
     #[test]
@@ -740,25 +709,19 @@ mod tests {
             idle_secs: 12,
             lfu_counter: 5,
         };
+        assert_eq!(idletime_reply(kind("noeviction"), used), Reply::Integer(12));
         assert_eq!(
-            idletime_reply(Policy::of("noeviction"), used),
+            idletime_reply(kind("allkeys-lru"), used),
             Reply::Integer(12)
         );
-        assert_eq!(
-            idletime_reply(Policy::of("allkeys-lru"), used),
-            Reply::Integer(12)
-        );
-        assert!(idletime_reply(Policy::of("allkeys-lfu"), used).is_error());
-        assert_eq!(
-            freq_reply(Policy::of("volatile-lfu"), used),
-            Reply::Integer(5)
-        );
-        let Reply::Error(e) = freq_reply(Policy::of("noeviction"), used) else {
+        assert!(idletime_reply(kind("allkeys-lfu"), used).is_error());
+        assert_eq!(freq_reply(kind("volatile-lfu"), used), Reply::Integer(5));
+        let Reply::Error(e) = freq_reply(kind("noeviction"), used) else {
             panic!("FREQ without LFU must fail");
         };
         assert!(e.starts_with("ERR An LFU maxmemory policy is not selected"));
-        assert!(Policy::of("volatile-lru").tracks_access());
-        assert!(!Policy::of("noeviction").tracks_access());
+        assert!(kind("volatile-lru").tracks_access());
+        assert!(!kind("noeviction").tracks_access());
     }
 
     fn opts(count: usize) -> ScanOptions {

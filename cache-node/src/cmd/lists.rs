@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::Ctx;
+use super::args::{left_right, mpop};
 use super::util::{SYNTAX, eq, int_arg};
 use crate::db::Db;
 use crate::frame::Reply;
@@ -25,16 +26,6 @@ fn write_existing<R>(
     match read(db, key, |_| ())? {
         None => Ok(None),
         Some(()) => write(db, key, f).map(Some),
-    }
-}
-
-pub(super) fn end_arg(arg: &[u8]) -> Option<End> {
-    if arg.eq_ignore_ascii_case(b"LEFT") {
-        Some(End::Left)
-    } else if arg.eq_ignore_ascii_case(b"RIGHT") {
-        Some(End::Right)
-    } else {
-        None
     }
 }
 
@@ -336,7 +327,7 @@ pub(super) fn move_element(db: &mut Db, src: &Bytes, dst: &Bytes, from: End, to:
 
 /// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
 pub fn lmove(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let (Some(from), Some(to)) = (end_arg(&args[3]), end_arg(&args[4])) else {
+    let (Some(from), Some(to)) = (left_right(&args[3]), left_right(&args[4])) else {
         return Reply::error(SYNTAX);
     };
     let db = &mut *cx.db;
@@ -348,41 +339,6 @@ pub fn rpoplpush(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     move_element(db, &args[1], &args[2], End::Right, End::Left)
 }
 
-/// Parses `numkeys key [key ...] <where> [COUNT count]` from `args[at..]`,
-/// the shape LMPOP and ZMPOP (and their blocking forms) share: the keys, the
-/// `where` word as `parse_where` reads it, and the count (default 1).
-pub(super) fn mpop_args<W>(
-    args: &[Bytes],
-    at: usize,
-    parse_where: impl Fn(&[u8]) -> Option<W>,
-) -> Result<(&[Bytes], W, usize), Reply> {
-    const BAD_NUMKEYS: &str = "ERR numkeys should be greater than 0";
-    let numkeys = match super::util::parse_i64(&args[at]) {
-        Some(n) if n >= 1 => n as u64,
-        _ => return Err(Reply::error(BAD_NUMKEYS)),
-    };
-    // The end comes right after the keys.
-    let where_at = match (at as u64 + 1).checked_add(numkeys) {
-        Some(i) if i < args.len() as u64 => i as usize,
-        _ => return Err(Reply::error(SYNTAX)),
-    };
-    let end = parse_where(&args[where_at]).ok_or_else(|| Reply::error(SYNTAX))?;
-    let mut count = None;
-    let mut rest = args[where_at + 1..].iter();
-    while let Some(opt) = rest.next() {
-        match rest.next() {
-            Some(n) if count.is_none() && eq(opt, "COUNT") => {
-                count = match super::util::parse_i64(n) {
-                    Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-                    _ => return Err(Reply::error("ERR count should be greater than 0")),
-                }
-            }
-            _ => return Err(Reply::error(SYNTAX)),
-        }
-    }
-    Ok((&args[at + 1..where_at], end, count.unwrap_or(1)))
-}
-
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`: pops from the
 /// first non-empty list; `[key, [elements]]`, or a null array when all are
 /// empty.
@@ -392,7 +348,7 @@ pub fn lmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// LMPOP with its numkeys argument at `at` (BLMPOP has a timeout before it).
 pub(super) fn lmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
-    let (keys, end, count) = match mpop_args(args, at, end_arg) {
+    let (keys, end, count) = match mpop(args, at, left_right) {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };

@@ -2,59 +2,18 @@
 //! IMPORT` (the source's stream to its target); see [`crate::migration`].
 
 use bytes::Bytes;
+use tidecache_topology::protocol::{Request, status as field};
 use tidecache_topology::{SlotRange, SlotSet, key_slot};
 use tracing::info;
 
 use super::Ctx;
-use super::util::eq;
+use super::admin::{misrouted, request};
 use crate::client::Wait;
 use crate::db::Db;
+use crate::db::wire::{self, Change, decode_all};
 use crate::frame::Reply;
-use crate::migration::wire::{self, Change, decode_all};
-use crate::migration::{Import, ImportState, Outgoing, Progress, StartError, source, valid_id};
-use crate::server::Shared;
-
-const MIGRATE_SYNTAX: &str = "ERR syntax error: expected TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>... | \
-     STATUS [<id>] | CANCEL <id>";
-const IMPORT_SYNTAX: &str = "ERR syntax error: expected TIDECACHE IMPORT BEGIN <id> <epoch> <range>... | \
-     APPLY <id> <batch> | COMMIT <id> | ABORT <id> | STATUS <id>";
-
-fn text(arg: &Bytes) -> String {
-    String::from_utf8_lossy(arg).into_owned()
-}
-
-fn id_arg(arg: &Bytes) -> Result<String, Reply> {
-    if valid_id(arg) {
-        Ok(text(arg))
-    } else {
-        Err(Reply::error(format!(
-            "ERR invalid migration id: 1 to {} printable ASCII characters",
-            crate::migration::MAX_ID_LEN
-        )))
-    }
-}
-
-fn epoch_arg(arg: &Bytes) -> Result<u64, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|&e| e > 0)
-        .ok_or_else(|| Reply::error("ERR invalid epoch: expected a positive integer"))
-}
-
-fn slots_arg(args: &[Bytes]) -> Result<SlotSet, Reply> {
-    let mut ranges = Vec::with_capacity(args.len());
-    for a in args {
-        let range: SlotRange = std::str::from_utf8(a)
-            .map_err(|_| Reply::error("ERR invalid slot range"))?
-            .parse()
-            .map_err(|e: tidecache_topology::slot::ParseSlotRangeError| {
-                Reply::error(format!("ERR {e}"))
-            })?;
-        ranges.push(range);
-    }
-    Ok(SlotSet::from_ranges(&ranges))
-}
+use crate::migration::{Import, ImportState, Outgoing, Progress, StartError, State, source};
+use crate::state::Shared;
 
 /// Both ends of a migration run in cluster mode, under an epoch newer than
 /// any they know.
@@ -73,32 +32,30 @@ fn check_epoch(cluster: &crate::cluster::ClusterState, epoch: u64) -> Result<(),
     Ok(())
 }
 
-/// `TIDECACHE MIGRATE START|STATUS|CANCEL`.
-pub fn migrate(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let action = &args[2];
-    let result = if eq(action, "START") && args.len() >= 8 {
-        start(cx, args)
-    } else if eq(action, "STATUS") && args.len() <= 4 {
-        status(cx, args.get(3))
-    } else if eq(action, "CANCEL") && args.len() == 4 {
-        cancel(cx, &args[3])
-    } else {
-        Err(Reply::error(MIGRATE_SYNTAX))
-    };
-    result.unwrap_or_else(|e| e)
+/// `TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>...`
+pub fn start(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match request(args) {
+        Ok(Request::MigrateStart {
+            id,
+            host,
+            port,
+            epoch,
+            ranges,
+        }) => start_outgoing(cx, id, (host, port), epoch, &ranges).unwrap_or_else(|e| e),
+        Ok(other) => misrouted(&other),
+        Err(e) => e,
+    }
 }
 
-fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+fn start_outgoing(
+    cx: &mut Ctx,
+    id: &str,
+    (host, port): (&str, u16),
+    epoch: u64,
+    ranges: &[SlotRange],
+) -> Result<Reply, Reply> {
     let shared = cx.shared;
-    let id = id_arg(&args[3])?;
-    let host = text(&args[4]);
-    let port = std::str::from_utf8(&args[5])
-        .ok()
-        .and_then(|p| p.parse::<u16>().ok())
-        .filter(|&p| p > 0)
-        .ok_or_else(|| Reply::error("ERR invalid port"))?;
-    let epoch = epoch_arg(&args[6])?;
-    let slots = slots_arg(&args[7..])?;
+    let slots = SlotSet::from_ranges(ranges);
     // Only a primary with its whole keyspace moves slots (not a replica,
     // nor one made primary in the middle of a full sync).
     if shared.role.get() != crate::replication::Role::Primary {
@@ -123,7 +80,7 @@ fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
         .migrations
         .lock()
         .expect("migrations lock")
-        .start_outgoing(id, host, port, epoch, slots)
+        .start_outgoing(id.to_owned(), host.to_owned(), port, epoch, slots)
         .map_err(|e: StartError| Reply::error(e.to_string()))?;
     info!(id = m.id, target = %format!("{}:{}", m.host, m.port), epoch, slots = ?m.slots, "migration started");
     let shared = cx.shared.arc();
@@ -135,35 +92,53 @@ fn start(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
 fn progress_reply(m: &Outgoing, p: &Progress) -> Reply {
     let ranges: Vec<String> = m.slots.ranges().iter().map(ToString::to_string).collect();
     let elapsed = p.elapsed.unwrap_or_else(|| p.started.elapsed());
-    let field = |k: &str, v: Reply| (Reply::text(k), v);
+    let pair = |k: &str, v: Reply| (Reply::text(k), v);
     Reply::Map(vec![
-        field("id", Reply::text(&m.id)),
-        field("state", Reply::text(p.state.name())),
-        field("target", Reply::text(&format!("{}:{}", m.host, m.port))),
-        field("epoch", Reply::Integer(m.epoch as i64)),
-        field("slots", Reply::text(&ranges.join(","))),
-        field("commit_sent", Reply::Integer(i64::from(p.commit_sent))),
-        field("keys_copied", Reply::Integer(p.keys_copied as i64)),
-        field("keys_forwarded", Reply::Integer(p.keys_forwarded as i64)),
-        field("bytes_sent", Reply::Integer(p.bytes_sent as i64)),
-        field("elapsed_ms", Reply::Integer(elapsed.as_millis() as i64)),
-        field(
-            "pause_us",
+        pair(field::ID, Reply::text(&m.id)),
+        pair(field::STATE, Reply::text(p.state.as_str())),
+        pair(
+            field::TARGET,
+            Reply::text(&format!("{}:{}", m.host, m.port)),
+        ),
+        pair(field::EPOCH, Reply::Integer(m.epoch as i64)),
+        pair(field::SLOTS, Reply::text(&ranges.join(","))),
+        pair(field::COMMIT_SENT, Reply::Integer(i64::from(p.commit_sent))),
+        pair(field::KEYS_COPIED, Reply::Integer(p.keys_copied as i64)),
+        pair(
+            field::KEYS_FORWARDED,
+            Reply::Integer(p.keys_forwarded as i64),
+        ),
+        pair(field::BYTES_SENT, Reply::Integer(p.bytes_sent as i64)),
+        pair(
+            field::ELAPSED_MS,
+            Reply::Integer(elapsed.as_millis() as i64),
+        ),
+        pair(
+            field::PAUSE_US,
             Reply::Integer(p.pause.map_or(0, |d| d.as_micros() as i64)),
         ),
-        field(
-            "error",
+        pair(
+            field::ERROR,
             p.error.as_deref().map_or(Reply::text(""), Reply::text),
         ),
     ])
 }
 
-fn status(cx: &mut Ctx, id: Option<&Bytes>) -> Result<Reply, Reply> {
+/// `TIDECACHE MIGRATE STATUS [<id>]`
+pub fn status(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match request(args) {
+        Ok(Request::MigrateStatus { id }) => outgoing_status(cx, id).unwrap_or_else(|e| e),
+        Ok(other) => misrouted(&other),
+        Err(e) => e,
+    }
+}
+
+fn outgoing_status(cx: &mut Ctx, id: Option<&str>) -> Result<Reply, Reply> {
     let migrations = cx.shared.migrations.lock().expect("migrations lock");
     match id {
         Some(id) => {
             let m = migrations
-                .outgoing(&text(id))
+                .outgoing(id)
                 .ok_or_else(|| Reply::error("ERR no such migration"))?;
             Ok(progress_reply(&m, &m.progress()))
         }
@@ -176,22 +151,31 @@ fn status(cx: &mut Ctx, id: Option<&Bytes>) -> Result<Reply, Reply> {
     }
 }
 
-fn cancel(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
+/// `TIDECACHE MIGRATE CANCEL <id>`
+pub fn cancel(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match request(args) {
+        Ok(Request::MigrateCancel { id }) => cancel_outgoing(cx, id).unwrap_or_else(|e| e),
+        Ok(other) => misrouted(&other),
+        Err(e) => e,
+    }
+}
+
+fn cancel_outgoing(cx: &mut Ctx, id: &str) -> Result<Reply, Reply> {
     let m = cx
         .shared
         .migrations
         .lock()
         .expect("migrations lock")
-        .outgoing(&text(id))
+        .outgoing(id)
         .ok_or_else(|| Reply::error("ERR no such migration"))?;
     let state = m.progress().state;
     if state.is_over() {
         return Err(Reply::error(format!(
             "ERR migration already ended: {}",
-            state.name()
+            state.as_str()
         )));
     }
-    if state == crate::migration::State::HandingOff {
+    if state == State::Handoff {
         return Err(Reply::error(
             "BUSY migration is handing off; it completes or rolls back by itself",
         ));
@@ -200,33 +184,68 @@ fn cancel(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
     Ok(Reply::OK)
 }
 
-/// `TIDECACHE IMPORT BEGIN|APPLY|COMMIT|ABORT|STATUS`: the stream a source
-/// node sends. Each runs under the keyspace lock, so a batch is applied
-/// whole before any other command runs (`APPLY` on the bulk thread).
-pub fn import(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let action = &args[2];
-    let writes = eq(action, "BEGIN") || eq(action, "APPLY") || eq(action, "COMMIT");
-    // Only a primary takes slots, and only within its write lease: keys
-    // applied on a replica would diverge from its primary, and a primary
-    // that may have been replaced must not take new ones.
-    if writes && let Err(e) = may_import(cx.shared) {
-        return e;
+// `TIDECACHE IMPORT BEGIN|APPLY|COMMIT|ABORT|STATUS`: the stream a source
+// node sends. Each runs under the keyspace lock, so a batch is applied
+// whole before any other command runs (`APPLY` on the bulk thread).
+
+/// An import request that takes slots or keys (`BEGIN`, `APPLY`,
+/// `COMMIT`). Only a primary takes them, and only within its write lease:
+/// keys applied on a replica would diverge from its primary, and a primary
+/// that may have been replaced must not take new ones.
+fn importing(
+    cx: &mut Ctx,
+    args: &[Bytes],
+    run: impl FnOnce(&mut Ctx, Request<'_, Bytes>) -> Result<Reply, Reply>,
+) -> Reply {
+    may_import(cx.shared)
+        .and_then(|()| request(args))
+        .and_then(|r| run(cx, r))
+        .unwrap_or_else(|e| e)
+}
+
+/// `TIDECACHE IMPORT BEGIN <id> <epoch> <range>...`
+pub fn import_begin(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    importing(cx, args, |cx, r| match r {
+        Request::ImportBegin { id, epoch, ranges } => begin(cx, id, epoch, &ranges),
+        other => Err(misrouted(&other)),
+    })
+}
+
+/// `TIDECACHE IMPORT APPLY <id> <batch>`
+pub fn import_apply(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    importing(cx, args, |cx, r| match r {
+        Request::ImportApply { id, batch } => apply(cx, id, batch),
+        other => Err(misrouted(&other)),
+    })
+}
+
+/// `TIDECACHE IMPORT COMMIT <id>`
+pub fn import_commit(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    importing(cx, args, |cx, r| match r {
+        Request::ImportCommit { id } => commit(cx, id),
+        other => Err(misrouted(&other)),
+    })
+}
+
+/// `TIDECACHE IMPORT ABORT <id>`
+pub fn import_abort(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match request(args) {
+        Ok(Request::ImportAbort { id }) => abort(cx, id).unwrap_or_else(|e| e),
+        Ok(other) => misrouted(&other),
+        Err(e) => e,
     }
-    let result = if eq(action, "BEGIN") && args.len() >= 6 {
-        begin(cx, args)
-    } else if eq(action, "APPLY") && args.len() == 5 {
-        apply(cx, &args[3], &args[4])
-    } else if eq(action, "COMMIT") && args.len() == 4 {
-        commit(cx, &args[3])
-    } else if eq(action, "ABORT") && args.len() == 4 {
-        abort(cx, &args[3])
-    } else if eq(action, "STATUS") && args.len() == 4 {
-        let migrations = cx.shared.migrations.lock().expect("migrations lock");
-        Ok(Reply::text(migrations.import_state(&text(&args[3])).name()))
-    } else {
-        Err(Reply::error(IMPORT_SYNTAX))
-    };
-    result.unwrap_or_else(|e| e)
+}
+
+/// `TIDECACHE IMPORT STATUS <id>`
+pub fn import_status(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match request(args) {
+        Ok(Request::ImportStatus { id }) => {
+            let migrations = cx.shared.migrations.lock().expect("migrations lock");
+            Reply::text(migrations.import_state(id).as_str())
+        }
+        Ok(other) => misrouted(&other),
+        Err(e) => e,
+    }
 }
 
 /// Only a primary within its write lease takes slots.
@@ -242,11 +261,9 @@ fn may_import(shared: &Shared) -> Result<(), Reply> {
         .map_err(|f| Reply::error(f.message()))
 }
 
-fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
+fn begin(cx: &mut Ctx, id: &str, epoch: u64, ranges: &[SlotRange]) -> Result<Reply, Reply> {
     let shared = cx.shared;
-    let id = id_arg(&args[3])?;
-    let epoch = epoch_arg(&args[4])?;
-    let slots = slots_arg(&args[5..])?;
+    let slots = SlotSet::from_ranges(ranges);
     {
         let cluster = shared.cluster.read().expect("cluster lock");
         check_epoch(&cluster, epoch)?;
@@ -259,16 +276,15 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let mut migrations = shared.migrations.lock().expect("migrations lock");
     // Ids are one per attempt: one that ended here never begins again (an
     // aborted one may be a source the operator gave up on, arriving late).
-    match migrations.import_state(&id) {
+    match migrations.import_state(id) {
         ImportState::Unknown | ImportState::Importing => {}
         ended => {
             return Err(Reply::error(format!(
-                "ERR import {id} already ended here: {}",
-                ended.name()
+                "ERR import {id} already ended here: {ended}"
             )));
         }
     }
-    if let Some(other) = migrations.import_overlapping(&id, &slots) {
+    if let Some(other) = migrations.import_overlapping(id, &slots) {
         // An older import of these slots was abandoned (its source failed
         // or was cancelled unheard): the newer epoch replaces it.
         let older = migrations.import(&other).map(|i| i.epoch);
@@ -289,7 +305,7 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
     let stale: usize = slots.iter().map(|s| cx.db.drop_slot(s)).sum();
     info!(id, epoch, slots = ?slots, stale, "import started");
     migrations.begin_import(
-        id,
+        id.to_owned(),
         Import {
             slots,
             epoch,
@@ -304,17 +320,16 @@ fn begin(cx: &mut Ctx, args: &[Bytes]) -> Result<Reply, Reply> {
 /// connections' priority: the connection waits for the reply without
 /// holding the lock meanwhile. In a transaction, which runs whole under
 /// one lock, it is applied at once.
-fn apply(cx: &mut Ctx, id: &Bytes, batch: &Bytes) -> Result<Reply, Reply> {
-    let id = text(id);
+fn apply(cx: &mut Ctx, id: &str, batch: &Bytes) -> Result<Reply, Reply> {
     // In a transaction, and for a small batch (the handoff's last one,
     // while the source holds writes to the slots): at once, at the
     // connection's priority, rather than after a hop to the bulk thread.
     if cx.client.in_exec || batch.len() <= INLINE_APPLY_BYTES {
         let changes = decode(batch)?;
-        return apply_changes(cx.shared, cx.db, &id, changes);
+        return apply_changes(cx.shared, cx.db, id, changes);
     }
     let shared = cx.shared.arc();
-    let batch = batch.clone();
+    let (id, batch) = (id.to_owned(), batch.clone());
     let (tx, done) = tokio::sync::oneshot::channel();
     cx.shared.background.spawn(async move {
         let reply = match decode(&batch) {
@@ -363,11 +378,11 @@ fn apply_changes(
     let max = shared.maxmemory();
     if max > 0
         && db.used_memory() > max
-        && crate::evict::make_room(db, max, true) == crate::evict::Room::Full
+        && crate::db::make_room(db, max, true) == crate::db::Room::Full
     {
         return Err(Reply::error(format!(
             "{} (this node cannot take the migration's keys)",
-            crate::evict::OOM
+            crate::db::OOM
         )));
     }
     let mut migrations = shared.migrations.lock().expect("migrations lock");
@@ -399,15 +414,14 @@ fn apply_changes(
     Ok(Reply::Integer(applied as i64))
 }
 
-fn commit(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
+fn commit(cx: &mut Ctx, id: &str) -> Result<Reply, Reply> {
     let shared = cx.shared;
-    let id = text(id);
     let mut migrations = shared.migrations.lock().expect("migrations lock");
-    if migrations.import_state(&id) == ImportState::Committed {
+    if migrations.import_state(id) == ImportState::Committed {
         return Ok(Reply::OK); // a retried commit
     }
     let import = migrations
-        .import(&id)
+        .import(id)
         .ok_or_else(|| Reply::error("ERR no such import"))?;
     shared
         .cluster
@@ -416,22 +430,21 @@ fn commit(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
         .hand_off(import.slots.clone(), import.epoch, None)
         .map_err(|e| Reply::error(e.to_string()))?;
     let import = migrations
-        .end_import(&id, ImportState::Committed)
+        .end_import(id, ImportState::Committed)
         .expect("the import exists");
     info!(id, epoch = import.epoch, slots = ?import.slots, changes = import.changes_applied, "import committed: serving the slots");
     Ok(Reply::OK)
 }
 
-fn abort(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
-    let id = text(id);
+fn abort(cx: &mut Ctx, id: &str) -> Result<Reply, Reply> {
     let mut migrations = cx.shared.migrations.lock().expect("migrations lock");
-    match migrations.import_state(&id) {
+    match migrations.import_state(id) {
         ImportState::Committed => Err(Reply::error(
             "ERR import already committed: the slots are served here",
         )),
         ImportState::Importing => {
             let import = migrations
-                .end_import(&id, ImportState::Aborted)
+                .end_import(id, ImportState::Aborted)
                 .expect("the import exists");
             let dropped: usize = import.slots.iter().map(|s| cx.db.drop_slot(s)).sum();
             info!(id, dropped, "import aborted");
@@ -439,7 +452,7 @@ fn abort(cx: &mut Ctx, id: &Bytes) -> Result<Reply, Reply> {
         }
         ImportState::Aborted => Ok(Reply::OK),
         ImportState::Unknown => {
-            migrations.forbid_import(&id);
+            migrations.forbid_import(id);
             Ok(Reply::OK)
         }
     }
@@ -466,7 +479,7 @@ pub fn info(shared: &Shared, out: &mut String) {
             out,
             "migration_{}:state={},target={}:{},epoch={},slots={},keys_copied={},keys_forwarded={},bytes_sent={},elapsed_ms={},pause_us={}\r\n",
             m.id,
-            p.state.name(),
+            p.state.as_str(),
             m.host,
             m.port,
             m.epoch,

@@ -8,9 +8,11 @@
 //! `COMMAND DOCS` are answered from the same table.
 
 mod admin;
+mod args;
 mod bits;
 mod blocking;
 mod cluster;
+mod config;
 mod connection;
 mod hashes;
 mod hll;
@@ -30,10 +32,11 @@ mod zsets;
 
 use bytes::Bytes;
 
+use crate::client::{Client, User};
 use crate::db::Db;
 use crate::frame::Reply;
-use crate::server::{Client, Shared, User};
-pub use table::{COMMANDS, Spec, lookup};
+use crate::state::{Calls, Shared};
+pub use table::{COMMANDS, KeySpec, Spec, lookup};
 
 /// What a handler works with: the node's shared state, the calling client
 /// and the keyspace, locked once by the caller for a whole batch of
@@ -42,6 +45,56 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub client: &'a mut Client,
     pub db: &'a mut Db,
+}
+
+impl Spec {
+    /// What the node's state counts this command's calls by: the address
+    /// of its row.
+    pub fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// The ACL categories `COMMAND INFO` reports: the row's own, with
+    /// `@fast` or `@slow` put in from the `FAST` flag where Redis lists it
+    /// (its categories come in a fixed order, speed before these). A row
+    /// may name its speed itself where it differs from its flags; a
+    /// container reports none.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        const AFTER_SPEED: [&str; 5] = [
+            "@blocking",
+            "@dangerous",
+            "@connection",
+            "@transaction",
+            "@scripting",
+        ];
+        let mut cats = self.acl.to_vec();
+        let stated = cats.iter().any(|c| matches!(*c, "@fast" | "@slow"));
+        if !self.subcommands.is_empty() || stated {
+            return cats;
+        }
+        let speed = if self.flags & flags::FAST != 0 {
+            "@fast"
+        } else {
+            "@slow"
+        };
+        let at = cats
+            .iter()
+            .position(|c| AFTER_SPEED.contains(c))
+            .unwrap_or(cats.len());
+        cats.insert(at, speed);
+        cats
+    }
+}
+
+/// A zero call count for every row of the table, subcommands (and their
+/// own rows) included.
+pub fn calls() -> Calls {
+    Calls::new(
+        COMMANDS
+            .iter()
+            .flat_map(Spec::rows)
+            .map(|s| (s.id(), s.name)),
+    )
 }
 
 /// A command's implementation.
@@ -163,20 +216,21 @@ pub fn dispatch(cx: &mut Ctx, args: &[Bytes]) -> (Reply, &'static str) {
         Ok(spec) => spec,
         Err(e) => return (flag_transaction(cx, e), ""),
     };
+    let name = spec.acl_name();
     let argc = args.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
-        return (flag_transaction(cx, wrong_arity(spec.name)), spec.name);
+        return (flag_transaction(cx, wrong_arity(name)), name);
     }
     if cx.client.user.is_none() && spec.flags & flags::NO_AUTH == 0 {
         return (
             flag_transaction(cx, Reply::error("NOAUTH Authentication required.")),
-            spec.name,
+            name,
         );
     }
     if cx.client.multi.is_some() && !TX_CONTROL.contains(&spec.name) {
-        return (queue(cx, spec, args), spec.name);
+        return (queue(cx, spec, args), name);
     }
-    (execute(cx, spec, args), spec.name)
+    (execute(cx, spec, args), name)
 }
 
 /// Finds the table entry of a request, descending into containers.
@@ -191,13 +245,23 @@ pub(crate) fn lookup_request(args: &[Bytes]) -> Result<&'static Spec, Reply> {
         // Bare `COMMAND` lists every command; other containers need a subcommand.
         None if top.name == "command" => Ok(top),
         None => Err(wrong_arity(top.name)),
-        Some(sub) => lookup(top.subcommands, sub).ok_or_else(|| {
-            Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                String::from_utf8_lossy(sub),
-                top.name.to_uppercase()
-            ))
-        }),
+        Some(sub) => {
+            let sub = lookup(top.subcommands, sub).ok_or_else(|| {
+                Reply::error(format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    String::from_utf8_lossy(sub),
+                    top.name.to_uppercase()
+                ))
+            })?;
+            // A subcommand that is itself a container (`tidecache|import`):
+            // the row its next word names; without one, or with a word it
+            // does not know, the container's own row (its arity check, then
+            // its syntax error).
+            Ok(args
+                .get(2)
+                .and_then(|action| lookup(sub.subcommands, action))
+                .unwrap_or(sub))
+        }
     }
 }
 
@@ -243,7 +307,7 @@ fn permitted(cx: &Ctx, spec: &Spec) -> Result<(), Reply> {
         return Err(Reply::error(format!(
             "NOPERM User {} has no permissions to run the '{}' command",
             cx.client.user.map_or("default", User::name),
-            spec.name
+            spec.acl_name()
         )));
     }
     Ok(())
@@ -265,7 +329,7 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     {
         return Reply::error(format!(
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
+            spec.acl_name()
         ));
     }
     let shared = cx.shared;
@@ -324,7 +388,7 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     if let Err(e) = replication_gate(cx, spec, writes) {
         return e;
     }
-    if let Err(oom) = crate::evict::admit(cx, spec) {
+    if let Err(oom) = admit(cx, spec) {
         return oom;
     }
     if !cx.client.in_exec
@@ -334,7 +398,7 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
         cx.client.wait = Some(crate::client::Wait::Pause);
         return Reply::Null;
     }
-    shared.count_call(spec);
+    shared.count_call(spec.id());
     // Taken before the handler: EXEC's queued commands move the tick on.
     let start = cx.client.tick;
     let reply = (spec.run)(cx, args);
@@ -355,6 +419,29 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
 /// What replication forbids here: writes on a replica, anything but
 /// `LOADING`-flagged commands while a full sync replaces the keyspace,
 /// writes on a primary outside its write lease. Admin requests pass.
+/// The memory check of a command about to run (from [`execute`]):
+/// records whether its key lookups count as accesses (`CLIENT NO-TOUCH`),
+/// and for a command that may grow memory (`denyoom`) over `maxmemory`,
+/// evicts what the policy allows or refuses the command.
+fn admit(cx: &mut Ctx, spec: &Spec) -> Result<(), Reply> {
+    cx.db.set_touching(!cx.client.no_touch);
+    let max = cx.shared.maxmemory();
+    if spec.flags & flags::DENYOOM == 0 || max == 0 || cx.db.used_memory() <= max {
+        return Ok(());
+    }
+    // While clients are paused the dataset stands still (a failover waits
+    // for it to): no eviction, and the write waits for the end of the pause
+    // like any other, to be admitted then (Redis does the same).
+    if cx.shared.pause().is_some() {
+        return Ok(());
+    }
+    // A client that set NO-EVICT asked not to be what triggers eviction.
+    match crate::db::make_room(cx.db, max, !cx.client.no_evict) {
+        crate::db::Room::Fits | crate::db::Room::Evicting => Ok(()),
+        crate::db::Room::Full => Err(Reply::error(crate::db::OOM)),
+    }
+}
+
 fn replication_gate(cx: &Ctx, spec: &Spec, writes: bool) -> Result<(), Reply> {
     let shared = cx.shared;
     if cx.client.user == Some(User::Admin) {
@@ -445,6 +532,47 @@ pub(crate) mod util {
 mod tests {
     use super::util::parse_i64;
     use super::*;
+
+    /// `@fast`/`@slow` follow the `FAST` flag; the only rows that say
+    /// otherwise are CLIENT subcommands Redis lists as slow while our
+    /// table flags them fast (kept so `COMMAND INFO` does not change).
+    #[test]
+    fn speed_categories_follow_the_fast_flag() {
+        let mut stated = Vec::new();
+        for spec in COMMANDS
+            .iter()
+            .flat_map(|s| std::iter::once(s).chain(s.subcommands))
+        {
+            let cats = spec.acl_categories();
+            let speeds: Vec<_> = cats
+                .iter()
+                .filter(|c| matches!(**c, "@fast" | "@slow"))
+                .collect();
+            if !spec.subcommands.is_empty() {
+                assert!(speeds.is_empty(), "{}", spec.name);
+                continue;
+            }
+            assert_eq!(speeds.len(), 1, "{}: {cats:?}", spec.name);
+            let fast = spec.flags & flags::FAST != 0;
+            if (*speeds[0] == "@fast") != fast {
+                stated.push(spec.name);
+            }
+        }
+        assert_eq!(
+            stated,
+            [
+                "client|id",
+                "client|setname",
+                "client|getname",
+                "client|setinfo",
+                "client|info",
+                "client|reply",
+                "client|no-touch",
+                "client|getredir",
+                "client|help",
+            ]
+        );
+    }
 
     #[test]
     fn integers_parse_strictly() {
@@ -560,10 +688,7 @@ mod tests {
             assert!(keys_of("zunion", words).is_empty(), "{words}");
         }
         // Every row, with every short argument list: no panic.
-        for spec in COMMANDS
-            .iter()
-            .chain(COMMANDS.iter().flat_map(|s| s.subcommands))
-        {
+        for spec in COMMANDS.iter().flat_map(Spec::rows) {
             for n in 0..6 {
                 let args: Vec<Bytes> = (0..n).map(|i| Bytes::from(i.to_string())).collect();
                 let _ = key_args(spec, &args).count();
@@ -582,10 +707,7 @@ mod tests {
         let mset = lookup(COMMANDS, b"mset").unwrap();
         assert_eq!(mset.legacy_keys(), (1, -1, 2));
         assert!(!mset.movable_keys());
-        for spec in COMMANDS
-            .iter()
-            .chain(COMMANDS.iter().flat_map(|s| s.subcommands))
-        {
+        for spec in COMMANDS.iter().flat_map(Spec::rows) {
             if let table::KeySpec::KeyNum { first, numkeys } = spec.key_spec() {
                 assert!(first >= 1 && first <= numkeys, "{}", spec.name);
             }
@@ -595,7 +717,7 @@ mod tests {
     #[test]
     fn every_command_is_declared_once_in_lowercase() {
         let mut names = std::collections::HashSet::new();
-        for spec in COMMANDS {
+        for spec in COMMANDS.iter().flat_map(Spec::rows) {
             assert_eq!(spec.name, spec.name.to_lowercase());
             assert!(names.insert(spec.name), "{} twice", spec.name);
             assert!(spec.arity != 0);
@@ -607,5 +729,86 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every admin request the protocol knows reaches its own row, whose
+    /// arity takes it and whose name its words spell.
+    #[test]
+    fn every_admin_request_has_its_row() {
+        use tidecache_topology::protocol::Request;
+        let range = |s: &str| s.parse().unwrap();
+        let requests: Vec<Request> = vec![
+            Request::TopologySet { document: b"{}" },
+            Request::TopologyGet,
+            Request::TopologyEpoch,
+            Request::MigrateStart {
+                id: "m",
+                host: "h",
+                port: 1,
+                epoch: 2,
+                ranges: vec![range("0-10"), range("20")],
+            },
+            Request::MigrateStatus { id: None },
+            Request::MigrateStatus { id: Some("m") },
+            Request::MigrateCancel { id: "m" },
+            Request::ImportBegin {
+                id: "m",
+                epoch: 2,
+                ranges: vec![range("0")],
+            },
+            Request::ImportApply {
+                id: "m",
+                batch: b"",
+            },
+            Request::ImportCommit { id: "m" },
+            Request::ImportAbort { id: "m" },
+            Request::ImportStatus { id: "m" },
+            Request::ReplPsync {
+                replica: "r",
+                host: "h",
+                port: 1,
+                replid: "?",
+                offset: 0,
+            },
+            Request::ReplSnapshot { sync: 1 },
+            Request::ReplFetch {
+                replica: "r",
+                replid: "x",
+                offset: 0,
+            },
+            Request::LeaseRenew {
+                epoch: 1,
+                clock: None,
+            },
+            Request::LeaseRenew {
+                epoch: 1,
+                clock: Some(5),
+            },
+            Request::LeaseWaive { epoch: 1 },
+            Request::LeaseFence { epoch: 1 },
+            Request::SlotStats,
+        ];
+        for request in requests {
+            let args: Vec<Bytes> = request.args().into_iter().map(Bytes::from).collect();
+            let spec = lookup_request(&args).unwrap();
+            let words: Vec<String> = args
+                .iter()
+                .take(spec.name.split('|').count())
+                .map(|w| String::from_utf8_lossy(w).to_lowercase())
+                .collect();
+            assert_eq!(spec.name, words.join("|"));
+            assert!(spec.subcommands.is_empty(), "{}", spec.name);
+            let argc = args.len() as i32;
+            assert!(
+                argc == spec.arity || (spec.arity < 0 && argc >= -spec.arity),
+                "{}",
+                spec.name
+            );
+            assert_eq!(Request::parse(&args).unwrap().as_bytes(), request);
+        }
+        // Every action row is one of them.
+        let tidecache = lookup(COMMANDS, b"tidecache").unwrap();
+        let actions = tidecache.rows().filter(|s| s.name.split('|').count() == 3);
+        assert_eq!(actions.count(), 17);
     }
 }

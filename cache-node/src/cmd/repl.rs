@@ -7,19 +7,21 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use std::sync::RwLockWriteGuard;
+
+use tidecache_topology::protocol::{PSYNC_CONTINUE, PSYNC_FULLRESYNC, Request, info as field};
+
 use super::Ctx;
+use super::admin::{misrouted, request};
 use super::util::{eq, int_arg};
 use crate::client::{PendingWait, Wait};
+use crate::cluster::ClusterState;
 use crate::frame::Reply;
 use crate::replication::{self, FETCH_WAIT, Role, primary::Psync};
-use crate::server::Shared;
+use crate::state::Shared;
 
 fn text(arg: &Bytes) -> String {
     String::from_utf8_lossy(arg).into_owned()
-}
-
-fn u64_arg(arg: &Bytes) -> Result<u64, Reply> {
-    int_arg(arg).and_then(|n| u64::try_from(n).map_err(|_| Reply::error(super::util::NOT_INTEGER)))
 }
 
 fn port_arg(arg: &Bytes) -> Result<u16, Reply> {
@@ -30,11 +32,15 @@ fn port_arg(arg: &Bytes) -> Result<u16, Reply> {
         .ok_or_else(|| Reply::error("ERR Invalid master port"))
 }
 
-/// `TIDECACHE REPL PSYNC <id> <host> <port> <replid> <offset>`
-/// | `SNAPSHOT <sync>` | `FETCH <id> <replid> <offset>`: what a replica
-/// asks its primary (see [`crate::replication`]).
-pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let mut run = || -> Result<Reply, Reply> {
+/// What a replica asks its primary (`TIDECACHE REPL`, see
+/// [`crate::replication`]): only a primary under a document naming it one
+/// answers.
+fn replicating(
+    cx: &mut Ctx,
+    args: &[Bytes],
+    run: impl FnOnce(&mut Ctx, Request<'_, Bytes>) -> Result<Reply, Reply>,
+) -> Reply {
+    let source = || -> Result<(), Reply> {
         if cx.shared.role.get() != Role::Primary {
             return Err(Reply::error(
                 "ERR this node is a replica: replicas do not chain",
@@ -51,74 +57,99 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
                 "ERR this node is not a primary in its topology (yet): nothing to replicate",
             ));
         }
-        // A replica asking is contact, as of the reply it had last (see
-        // `Stream::replied_at`): the primary's write lease holds that long.
-        let action = &args[2];
-        if eq(action, "PSYNC") && args.len() == 8 {
-            let port = port_arg(&args[5])?;
-            let offset = u64_arg(&args[7])?;
-            let id = text(&args[3]);
-            let mut repl = cx.shared.repl.lock().expect("replication lock");
-            renew_from(cx.shared, &repl, &id);
-            let reply = match repl.stream.psync(
-                cx.db,
-                &text(&args[3]),
-                (&text(&args[4]), port),
-                &text(&args[6]),
-                offset,
-            ) {
-                Psync::Continue { replid, offset } => vec![
-                    Reply::text("CONTINUE"),
-                    Reply::bulk(replid),
-                    Reply::Integer(offset as i64),
-                ],
-                Psync::Full {
-                    replid,
-                    offset,
-                    sync,
-                } => vec![
-                    Reply::text("FULLRESYNC"),
-                    Reply::bulk(replid),
-                    Reply::Integer(offset as i64),
-                    Reply::Integer(sync as i64),
-                ],
-            };
-            repl.stream.reply_sent(&id, cx.shared.now_ms());
-            Ok(Reply::Array(reply))
-        } else if eq(action, "SNAPSHOT") && args.len() == 4 {
-            let sync = u64_arg(&args[3])?;
-            let mut repl = cx.shared.repl.lock().expect("replication lock");
-            let replica = repl.stream.sync_replica(sync).map(str::to_owned);
-            if let Some(id) = &replica {
-                renew_from(cx.shared, &repl, id);
-            }
-            let (done, part) = repl
-                .stream
-                .snapshot(cx.db, sync)
-                .ok_or_else(|| Reply::error("ERR no such full sync (abandoned or over)"))?;
-            if let Some(id) = &replica {
-                repl.stream.reply_sent(id, cx.shared.now_ms());
-            }
-            Ok(Reply::Array(vec![
-                Reply::Integer(i64::from(done)),
-                Reply::bulk(part),
-            ]))
-        } else if eq(action, "FETCH") && args.len() == 6 {
-            let offset = u64_arg(&args[5])?;
-            fetch(cx, &text(&args[3]), &text(&args[4]), offset)
-        } else {
-            Err(Reply::error(
-                "ERR syntax error: expected TIDECACHE REPL PSYNC id host port replid offset | SNAPSHOT sync | FETCH id replid offset",
-            ))
-        }
+        Ok(())
     };
-    run().unwrap_or_else(|e| e)
+    source()
+        .and_then(|()| request(args))
+        .and_then(|r| run(cx, r))
+        .unwrap_or_else(|e| e)
 }
 
-/// `TIDECACHE LEASE RENEW <epoch>` | `WAIVE <epoch>` | `FENCE <epoch>`:
-/// the operator's hold on a primary's writes. Each applies only while the
-/// node runs the document of `epoch` as a primary, so an order made from an
-/// older view of the cluster never keeps a deposed primary writing.
+// A replica asking is contact, as of the reply it had last (see
+// `Stream::replied_at`): the primary's write lease holds that long.
+
+/// `TIDECACHE REPL PSYNC <id> <host> <port> <replid> <offset>`
+pub fn psync(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    replicating(cx, args, |cx, r| {
+        let Request::ReplPsync {
+            replica,
+            host,
+            port,
+            replid,
+            offset,
+        } = r
+        else {
+            return Err(misrouted(&r));
+        };
+        let mut repl = cx.shared.repl.lock().expect("replication lock");
+        renew_from(cx.shared, &repl, replica);
+        let reply = match repl
+            .stream
+            .psync(cx.db, replica, (host, port), replid, offset)
+        {
+            Psync::Continue { replid, offset } => vec![
+                Reply::text(PSYNC_CONTINUE),
+                Reply::bulk(replid),
+                Reply::Integer(offset as i64),
+            ],
+            Psync::Full {
+                replid,
+                offset,
+                sync,
+            } => vec![
+                Reply::text(PSYNC_FULLRESYNC),
+                Reply::bulk(replid),
+                Reply::Integer(offset as i64),
+                Reply::Integer(sync as i64),
+            ],
+        };
+        repl.stream.reply_sent(replica, cx.shared.now_ms());
+        Ok(Reply::Array(reply))
+    })
+}
+
+/// `TIDECACHE REPL SNAPSHOT <sync>`
+pub fn snapshot(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    replicating(cx, args, |cx, r| {
+        let Request::ReplSnapshot { sync } = r else {
+            return Err(misrouted(&r));
+        };
+        let mut repl = cx.shared.repl.lock().expect("replication lock");
+        let replica = repl.stream.sync_replica(sync).map(str::to_owned);
+        if let Some(id) = &replica {
+            renew_from(cx.shared, &repl, id);
+        }
+        let (done, part) = repl
+            .stream
+            .snapshot(cx.db, sync)
+            .ok_or_else(|| Reply::error("ERR no such full sync (abandoned or over)"))?;
+        if let Some(id) = &replica {
+            repl.stream.reply_sent(id, cx.shared.now_ms());
+        }
+        Ok(Reply::Array(vec![
+            Reply::Integer(i64::from(done)),
+            Reply::bulk(part),
+        ]))
+    })
+}
+
+/// `TIDECACHE REPL FETCH <id> <replid> <offset>`
+pub fn fetch(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    replicating(cx, args, |cx, r| match r {
+        Request::ReplFetch {
+            replica,
+            replid,
+            offset,
+        } => fetch_from(cx, replica, replid, offset),
+        other => Err(misrouted(&other)),
+    })
+}
+
+/// `TIDECACHE LEASE RENEW <epoch> [<clock>]` | `WAIVE <epoch>` |
+/// `FENCE <epoch>`: the operator's hold on a primary's writes. Each
+/// applies only while the node runs the document of `epoch` as a primary,
+/// so an order made from an older view of the cluster never keeps a
+/// deposed primary writing.
 ///
 /// - `RENEW`: the operator reached this primary; its write lease holds.
 /// - `WAIVE`: this just-promoted primary need not wait for its old
@@ -128,14 +159,23 @@ pub fn repl(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 ///   or newer arrives, or at most [`FENCE_HOLD`]; the reply is the
 ///   stream's end, `[replid, offset]`, which the replica to promote must
 ///   reach first.
-pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let shared = cx.shared;
-    let epoch = match u64_arg(&args[3]) {
-        Ok(e) => e,
+fn leasing(
+    cx: &mut Ctx,
+    args: &[Bytes],
+    run: impl FnOnce(&mut Ctx, Request<'_, Bytes>, RwLockWriteGuard<'_, ClusterState>) -> Reply,
+) -> Reply {
+    let request = match request(args) {
+        Ok(r) => r,
         Err(e) => return e,
     };
-    let action = &args[2];
-    let mut cluster = shared.cluster.write().expect("cluster lock");
+    let epoch = match request {
+        Request::LeaseRenew { epoch, .. }
+        | Request::LeaseWaive { epoch }
+        | Request::LeaseFence { epoch } => epoch,
+        other => return misrouted(&other),
+    };
+    let shared = cx.shared;
+    let cluster = shared.cluster.write().expect("cluster lock");
     let primary = cluster.role() == Some(tidecache_topology::document::Role::Primary);
     if cluster.epoch() != epoch || !primary || shared.role.get() != Role::Primary {
         return Reply::error(format!(
@@ -144,39 +184,53 @@ pub fn lease(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             if primary { "a primary" } else { "no primary" }
         ));
     }
-    if eq(action, "RENEW") && args.len() <= 5 {
+    run(cx, request, cluster)
+}
+
+/// `TIDECACHE LEASE RENEW <epoch> [<clock>]`
+pub fn lease_renew(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    leasing(cx, args, |cx, r, _| {
         // Up to the clock reading the operator had before sending this
         // (INFO's `tidecache_lease_clock_ms`), never past now: a renewal
         // held up in the network renews nothing past that reading.
-        let now = shared.now_ms();
-        let until = match args.get(4).map(u64_arg) {
-            None => now,
-            Some(Ok(clock)) => clock.min(now),
-            Some(Err(e)) => return e,
+        let now = cx.shared.now_ms();
+        let clock = match r {
+            Request::LeaseRenew { clock, .. } => clock,
+            _ => None,
         };
-        shared.lease.renew(until);
+        cx.shared.lease.renew(clock.map_or(now, |c| c.min(now)));
         Reply::OK
-    } else if args.len() > 4 {
-        super::wrong_arity("tidecache|lease")
-    } else if eq(action, "WAIVE") {
-        shared
+    })
+}
+
+/// `TIDECACHE LEASE WAIVE <epoch>`
+pub fn lease_waive(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    leasing(cx, args, |cx, _, _| {
+        cx.shared
             .lease
             .writes_from_ms
             .store(0, std::sync::atomic::Ordering::Relaxed);
         Reply::OK
-    } else if eq(action, "FENCE") {
+    })
+}
+
+/// `TIDECACHE LEASE FENCE <epoch>`
+pub fn lease_fence(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    leasing(cx, args, |cx, r, mut cluster| {
+        let epoch = match r {
+            Request::LeaseFence { epoch } => epoch,
+            _ => cluster.epoch(),
+        };
         let slots = tidecache_topology::SlotSet::from_ranges(&cluster.owned_slots());
         cluster.freeze_for(epoch + 1, &slots, FENCE_HOLD);
         drop(cluster);
-        let mut repl = shared.repl.lock().expect("replication lock");
+        let mut repl = cx.shared.repl.lock().expect("replication lock");
         repl.stream.pump(cx.db);
         Reply::Array(vec![
             Reply::bulk(repl.stream.replid().to_owned()),
             Reply::Integer(repl.stream.offset() as i64),
         ])
-    } else {
-        Reply::error("ERR syntax error: expected TIDECACHE LEASE RENEW|WAIVE|FENCE <epoch>")
-    }
+    })
 }
 
 /// The longest a switchover's fence holds writes without a newer document.
@@ -192,7 +246,7 @@ fn renew_from(shared: &Shared, repl: &replication::Replication, id: &str) {
 
 /// The stream from `offset`, waiting up to [`FETCH_WAIT`] for something to
 /// send; an empty reply when nothing came.
-fn fetch(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Reply> {
+fn fetch_from(cx: &mut Ctx, id: &str, replid: &str, offset: u64) -> Result<Reply, Reply> {
     let mut repl = cx.shared.repl.lock().expect("replication lock");
     renew_from(cx.shared, &repl, id);
     let fetched = repl.stream.fetch(cx.db, id, replid, offset);
@@ -399,15 +453,15 @@ pub fn info(shared: &Shared, out: &mut String) {
     let now = Instant::now();
     match &repl.link {
         Some(link) => {
-            w("role", &"slave");
+            w(field::ROLE, &field::REPLICA);
             w("master_host", &link.host);
             w("master_port", &link.port);
             w(
-                "master_link_status",
+                field::MASTER_LINK_STATUS,
                 &if link.state == replication::replica::LinkState::Connected {
-                    "up"
+                    field::LINK_UP
                 } else {
-                    "down"
+                    field::LINK_DOWN
                 },
             );
             w(
@@ -415,7 +469,7 @@ pub fn info(shared: &Shared, out: &mut String) {
                 &replication::ago(link.last_io),
             );
             w(
-                "master_sync_in_progress",
+                field::MASTER_SYNC_IN_PROGRESS,
                 &i32::from(link.state == replication::replica::LinkState::Sync),
             );
             let offset = repl.applied.as_ref().map_or(0, |(_, o)| *o);
@@ -431,22 +485,22 @@ pub fn info(shared: &Shared, out: &mut String) {
                 w("tidecache_link_error", &e.replace(['\r', '\n'], " "));
             }
             w(
-                "master_replid",
+                field::MASTER_REPLID,
                 &repl
                     .applied
                     .as_ref()
                     .map_or("0".repeat(40), |(id, _)| id.clone()),
             );
-            w("master_repl_offset", &offset);
+            w(field::MASTER_REPL_OFFSET, &offset);
         }
         None => {
             let s = &repl.stream;
-            w("role", &"master");
+            w(field::ROLE, &field::PRIMARY);
             // Made primary before its first sync completed (see
             // `replication::follow`): it serves nothing.
             if shared.role.get() == Role::Loading {
-                w("master_sync_in_progress", &1);
-                w("tidecache_incomplete_keyspace", &1);
+                w(field::MASTER_SYNC_IN_PROGRESS, &1);
+                w(field::TIDECACHE_INCOMPLETE_KEYSPACE, &1);
             }
             let online: Vec<_> = s.replicas().filter(|(_, p)| p.online(now)).collect();
             w("connected_slaves", &online.len());
@@ -464,16 +518,16 @@ pub fn info(shared: &Shared, out: &mut String) {
                 );
             }
             w("master_failover_state", &"no-failover");
-            w("master_replid", &s.replid());
+            w(field::MASTER_REPLID, &s.replid());
             w("master_replid2", &"0".repeat(40));
-            w("master_repl_offset", &s.offset());
+            w(field::MASTER_REPL_OFFSET, &s.offset());
             w("second_repl_offset", &-1);
             w("repl_backlog_active", &i32::from(s.is_active()));
             w("repl_backlog_size", &s.backlog_size());
             w("repl_backlog_first_byte_offset", &s.backlog_start());
             w("repl_backlog_histlen", &s.backlog_bytes());
             w("tidecache_sync_buffer_bytes", &s.sync_buffer_bytes());
-            w("tidecache_lease_clock_ms", &shared.now_ms());
+            w(field::TIDECACHE_LEASE_CLOCK_MS, &shared.now_ms());
             w("tidecache_syncs_over_limit", &s.syncs_over_limit());
         }
     }

@@ -1,4 +1,5 @@
-//! Server commands: INFO, COMMAND and the HELP of container commands.
+//! Server commands: INFO, COMMAND, CONFIG RESETSTAT and the HELP of
+//! container commands (CONFIG GET and SET: [`super::config`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -7,12 +8,14 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::flags::NAMES;
-use super::table::KeySpec;
-use super::{COMMANDS, Spec, lookup};
+use super::{COMMANDS, KeySpec, Spec, lookup};
 use crate::cluster::Mode;
 use crate::db::Db;
 use crate::frame::Reply;
-use crate::server::Shared;
+use crate::state::Shared;
+
+/// CONFIG GET and SET read one table of parameters.
+pub use super::config::{config_get, config_set};
 
 /// `INFO [section ...]`; no section means the default set, `all`/`everything` all of them.
 pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -205,7 +208,12 @@ fn info_entry(spec: &Spec) -> Reply {
         Reply::Integer(first.into()),
         Reply::Integer(last.into()),
         Reply::Integer(step.into()),
-        Reply::Set(spec.acl.iter().map(|c| Reply::Simple(c)).collect()),
+        Reply::Set(
+            spec.acl_categories()
+                .into_iter()
+                .map(Reply::Simple)
+                .collect(),
+        ),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
         Reply::Array(spec.subcommands.iter().map(info_entry).collect()),
@@ -232,14 +240,12 @@ fn docs_entry(spec: &Spec) -> Reply {
     Reply::Map(fields)
 }
 
-/// Resolves `name` or `container|sub` to its table entry.
+/// Resolves `name`, `container|sub` or `container|sub|action` to its
+/// table entry.
 fn find(name: &[u8]) -> Option<&'static Spec> {
-    match name.iter().position(|&b| b == b'|') {
-        Some(bar) => {
-            lookup(COMMANDS, &name[..bar]).and_then(|top| lookup(top.subcommands, &name[bar + 1..]))
-        }
-        None => lookup(COMMANDS, name),
-    }
+    let mut words = name.split(|&b| b == b'|');
+    let top = lookup(COMMANDS, words.next()?)?;
+    words.try_fold(top, |spec, word| lookup(spec.subcommands, word))
 }
 
 pub fn command_count(_: &mut Ctx, _: &[Bytes]) -> Reply {
@@ -304,8 +310,9 @@ pub fn command_getkeys(_: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]`:
-/// every command's full name, subcommands (`config|get`) included, as Redis
-/// lists them (COMMAND COUNT, by contrast, counts only top-level commands).
+/// every command's full name, subcommands (`config|get`, and the rows of
+/// a nested container: `tidecache|import|begin`) included, as Redis lists
+/// them (COMMAND COUNT, by contrast, counts only top-level commands).
 pub fn command_list(_: &mut Ctx, args: &[Bytes]) -> Reply {
     use super::util::{SYNTAX, eq};
     let keep: Box<dyn Fn(&Spec) -> bool> = match &args[2..] {
@@ -319,7 +326,7 @@ pub fn command_list(_: &mut Ctx, args: &[Bytes]) -> Reply {
                 // an unknown one matches nothing.
                 let category = arg.to_ascii_lowercase();
                 Box::new(move |s| {
-                    s.acl
+                    s.acl_categories()
                         .iter()
                         .any(|c| c.as_bytes().strip_prefix(b"@") == Some(&category[..]))
                 })
@@ -335,7 +342,7 @@ pub fn command_list(_: &mut Ctx, args: &[Bytes]) -> Reply {
         _ => return Reply::error(SYNTAX),
     };
     let names = all_specs()
-        .flat_map(|top| std::iter::once(top).chain(top.subcommands))
+        .flat_map(Spec::rows)
         .filter(|s| keep(s))
         .map(|s| Reply::text(s.name))
         .collect();
@@ -373,202 +380,6 @@ pub fn time(_: &mut Ctx, _: &[Bytes]) -> Reply {
     ])
 }
 
-/// The parameters CONFIG GET reports, with their current values.
-fn config_params(shared: &Shared, db: &Db) -> Vec<(&'static str, String)> {
-    let c = &shared.config;
-    let eviction = db.eviction();
-    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let mut params = vec![
-        ("port", c.port.to_string()),
-        ("bind", c.bind.clone()),
-        ("maxmemory", shared.maxmemory().to_string()),
-        ("maxmemory-policy", eviction.policy.name().to_owned()),
-        ("maxmemory-samples", eviction.samples.to_string()),
-        ("lfu-log-factor", eviction.lfu_log_factor.to_string()),
-        ("lfu-decay-time", eviction.lfu_decay_time.to_string()),
-        ("maxclients", c.maxclients.to_string()),
-        ("timeout", shared.idle_timeout().to_string()),
-        (
-            "slowlog-log-slower-than",
-            shared
-                .slowlog
-                .threshold_us
-                .load(Ordering::Relaxed)
-                .to_string(),
-        ),
-        (
-            "slowlog-max-len",
-            shared.slowlog.max_len.load(Ordering::Relaxed).to_string(),
-        ),
-        ("protected-mode", yes_no(c.protected_mode)),
-        ("cluster-enabled", yes_no(c.cluster_enabled)),
-        ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
-        (
-            "client-query-buffer-limit",
-            c.client_query_buffer_limit.to_string(),
-        ),
-        // Fixed in Tidecache, reported so that tools reading them work.
-        ("databases", "1".into()),
-        ("appendonly", "no".into()),
-        ("save", String::new()),
-    ];
-    // The compact-encoding thresholds OBJECT ENCODING (and so *SCAN) goes
-    // by, fixed here, under their names and the ziplist aliases Redis still
-    // answers to. They are the values of the redis.conf Redis ships; a
-    // redis-server started without a config file keeps hashes compact up to
-    // 512 entries instead.
-    use super::keys::{INTSET_ENTRIES, LISTPACK_ENTRIES, LISTPACK_VALUE};
-    let (entries, value) = (LISTPACK_ENTRIES.to_string(), LISTPACK_VALUE.to_string());
-    params.extend([
-        ("hash-max-listpack-entries", entries.clone()),
-        ("hash-max-ziplist-entries", entries.clone()),
-        ("hash-max-listpack-value", value.clone()),
-        ("hash-max-ziplist-value", value.clone()),
-        ("zset-max-listpack-entries", entries.clone()),
-        ("zset-max-ziplist-entries", entries.clone()),
-        ("zset-max-listpack-value", value.clone()),
-        ("zset-max-ziplist-value", value.clone()),
-        ("set-max-intset-entries", INTSET_ENTRIES.to_string()),
-        ("set-max-listpack-entries", entries),
-        ("set-max-listpack-value", value),
-        ("list-max-listpack-size", "-2".into()),
-        ("list-max-ziplist-size", "-2".into()),
-        ("list-compress-depth", "0".into()),
-    ]);
-    params
-}
-
-/// `CONFIG GET parameter [parameter ...]`, each a glob pattern.
-pub fn config_get(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let shared = cx.shared;
-    let params = config_params(shared, cx.db);
-    let mut out: Vec<(Reply, Reply)> = Vec::new();
-    for (name, value) in &params {
-        if args[2..]
-            .iter()
-            .any(|p| crate::glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
-        {
-            out.push((Reply::text(name), Reply::text(value)));
-        }
-    }
-    Reply::Map(out)
-}
-
-/// The parameters CONFIG SET changes at run time; the rest are start-up flags.
-const SETTABLE: &[&str] = &[
-    "maxmemory",
-    "maxmemory-policy",
-    "maxmemory-samples",
-    "lfu-log-factor",
-    "lfu-decay-time",
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "timeout",
-];
-
-/// `CONFIG SET parameter value [parameter value ...]`: all or nothing, as
-/// in Redis: every name is checked, then every value, before any applies.
-pub fn config_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let shared = cx.shared;
-    let client = &mut *cx.client;
-    // Under the operator the node's size is the operator's decision: only
-    // the admin user may change it. Standalone, the default user may, as in Redis.
-    if shared.cluster.read().expect("cluster lock").mode() == Mode::Cluster
-        && client.user != Some(crate::server::User::Admin)
-    {
-        return Reply::error(
-            "NOPERM User default has no permissions to run the 'config|set' command",
-        );
-    }
-    let pairs = &args[2..];
-    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
-        return Reply::error("ERR wrong number of arguments for 'config|set' command");
-    }
-    let failed = |name: &str, why: &str| {
-        Reply::error(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-        ))
-    };
-    let mut names: Vec<String> = Vec::new();
-    for pair in pairs.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-        if !SETTABLE.contains(&name.as_str()) {
-            return Reply::error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-            ));
-        }
-        if names.contains(&name) {
-            return failed(&name, "duplicate parameter");
-        }
-        names.push(name);
-    }
-    let mut maxmemory = None;
-    let mut idle_timeout = None;
-    let mut slowlog = (None, None);
-    let mut eviction = cx.db.eviction();
-    for (name, pair) in names.iter().zip(pairs.chunks(2)) {
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        let int = |min: i64, max: i64| -> Result<i64, Reply> {
-            let n = super::util::parse_i64(value.as_bytes())
-                .ok_or_else(|| failed(name, "argument couldn't be parsed into an integer"))?;
-            if (min..=max).contains(&n) {
-                Ok(n)
-            } else {
-                Err(failed(
-                    name,
-                    &format!("argument must be between {min} and {max} inclusive"),
-                ))
-            }
-        };
-        let applied = match name.as_str() {
-            "maxmemory" => crate::config::parse_size(&value)
-                .map(|n| maxmemory = Some(n))
-                .map_err(|e| failed(name, &e)),
-            "maxmemory-policy" => crate::evict::Policy::parse(&value)
-                .map(|p| eviction.policy = p)
-                .ok_or_else(|| {
-                    failed(
-                        name,
-                        &format!(
-                            "argument(s) must be one of the following: {}",
-                            crate::evict::Policy::NAMES.join(", ")
-                        ),
-                    )
-                }),
-            "maxmemory-samples" => {
-                int(1, crate::evict::MAX_SAMPLES as i64).map(|n| eviction.samples = n as usize)
-            }
-            "lfu-log-factor" => int(0, i32::MAX.into()).map(|n| eviction.lfu_log_factor = n as u32),
-            "lfu-decay-time" => int(0, i32::MAX.into()).map(|n| eviction.lfu_decay_time = n as u32),
-            "slowlog-log-slower-than" => int(i64::MIN, i64::MAX).map(|n| slowlog.0 = Some(n)),
-            "slowlog-max-len" => int(0, i64::from(i32::MAX)).map(|n| slowlog.1 = Some(n as usize)),
-            "timeout" => int(0, i64::from(i32::MAX)).map(|n| idle_timeout = Some(n as u64)),
-            // Every name was checked against SETTABLE above.
-            _ => Ok(()),
-        };
-        if let Err(e) = applied {
-            return e;
-        }
-    }
-    cx.db.set_eviction(eviction);
-    if let Some(t) = slowlog.0 {
-        shared.slowlog.threshold_us.store(t, Ordering::Relaxed);
-    }
-    if let Some(n) = slowlog.1 {
-        shared.slowlog.set_max_len(n);
-    }
-    if let Some(n) = maxmemory {
-        shared.set_maxmemory(n);
-    }
-    if let Some(secs) = idle_timeout {
-        shared.set_idle_timeout(secs);
-    }
-    // A lower limit, or a policy that now allows eviction, takes effect at
-    // once (as far as one command's eviction time allows; writes go on).
-    let _ = crate::evict::make_room(cx.db, shared.maxmemory(), true);
-    Reply::OK
-}
-
 /// `CONFIG RESETSTAT`: zeroes the counters INFO's stats section reports and
 /// the per-command call counts (Redis's commandstats), as Redis does; gauges
 /// (connected and blocked clients, memory) stay. The Prometheus counters
@@ -589,7 +400,7 @@ pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
     // commandstats show this RESETSTAT; the dispatcher counted it before it
     // ran, and the reset just took that back.
     if let Some(spec) = find(b"config|resetstat") {
-        cx.shared.count_call(spec);
+        cx.shared.count_call(spec.id());
     }
     Reply::OK
 }

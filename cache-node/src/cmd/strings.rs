@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::Ctx;
+use super::args::parse_float;
 use super::util::{NOT_INTEGER, SYNTAX, eq, int_arg, parse_i64};
 use crate::db::{Db, Value, ValueRef, WRONGTYPE};
 use crate::frame::Reply;
@@ -385,23 +386,6 @@ pub fn msetnx(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         db.set(pair[0].clone(), Value::Str(pair[1].clone()), None);
     }
     Reply::Integer(1)
-}
-
-/// Parses a float as Redis does for INCRBYFLOAT: no spaces, no NaN or infinity.
-pub(super) fn parse_float(arg: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty()
-        || s.len() > 5000
-        || s.starts_with(char::is_whitespace)
-        || s.ends_with(char::is_whitespace)
-    {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    if lower.contains("inf") || lower.contains("nan") {
-        return None;
-    }
-    s.parse().ok()
 }
 
 pub fn incrbyfloat(cx: &mut Ctx, args: &[Bytes]) -> Reply {

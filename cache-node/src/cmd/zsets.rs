@@ -6,6 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::Ctx;
+use super::args::{min_max, mpop};
 use super::util::{MAX_RANDOM_REPEATS, SYNTAX, eq, int_arg};
 use crate::db::{Db, Value, ValueRef, WRONGTYPE};
 use crate::frame::{Protocol, Reply, format_double};
@@ -1018,20 +1019,9 @@ pub fn zmpop(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     zmpop_at(cx, args, 1)
 }
 
-/// `MIN|MAX` of ZMPOP: whether to pop the highest scores.
-pub(super) fn min_max(w: &[u8]) -> Option<bool> {
-    if w.eq_ignore_ascii_case(b"MIN") {
-        Some(false)
-    } else if w.eq_ignore_ascii_case(b"MAX") {
-        Some(true)
-    } else {
-        None
-    }
-}
-
 /// ZMPOP with its numkeys argument at `at` (BZMPOP has a timeout before it).
 pub(super) fn zmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
-    let (keys, max, count) = match super::lists::mpop_args(args, at, min_max) {
+    let (keys, max, count) = match mpop(args, at, min_max) {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };

@@ -25,8 +25,10 @@ mod capture;
 mod follow;
 #[allow(unsafe_code)]
 mod record;
+mod room;
 mod sample;
 mod value;
+pub mod wire;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -46,8 +48,11 @@ use follow::Followers;
 pub use follow::{Changes, FollowId, Signal};
 pub use record::INLINE_MAX;
 use record::Record;
+pub use room::{OOM, Room, make_room};
 use sample::{SlotCounts, sample};
-pub use value::{COPY_MAX, Collection, StrRef, Value, ValueRef, WRONGTYPE, alloc_size, own};
+pub use value::{Collection, StrRef, Value, ValueRef, WRONGTYPE, alloc_size};
+
+pub use crate::types::{COPY_MAX, own};
 
 /// A live key's stored data, borrowed from the keyspace.
 #[derive(Debug, Clone, Copy)]

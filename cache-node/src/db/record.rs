@@ -32,7 +32,8 @@ use std::ptr::{self, NonNull};
 
 use bytes::Bytes;
 
-use super::value::{StrRef, Value, ValueRef, alloc_size, own};
+use super::value::{StrRef, Value, ValueRef, alloc_size};
+use crate::types::own;
 
 /// Longest string stored inside its record. Longer strings get a buffer of
 /// their own: rewriting one in place (APPEND, SETRANGE, SETBIT) then does

@@ -10,7 +10,7 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
-use crate::types::{Hash, List, Set, SortedSet};
+use crate::types::{COPY_MAX, Hash, List, Set, SortedSet};
 
 /// A value as commands build it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,22 +170,6 @@ pub fn alloc_size(n: usize) -> usize {
             let log2 = usize::BITS - 1 - (n - 1).leading_zeros();
             n.next_multiple_of(1 << (log2 - 2))
         }
-    }
-}
-
-/// Strings up to this long are copied out of the request that brought them
-/// (Redis copies arguments below `PROTO_MBULK_BIG_ARG` the same way). A
-/// slice would keep the whole read buffer alive, shared with every other
-/// key and value of the same read, and evicting the key would free nothing.
-pub const COPY_MAX: usize = 32 * 1024;
-
-/// `b`, in an allocation of its own unless it already has one or is large
-/// enough to fill the buffer it shares.
-pub fn own(b: Bytes) -> Bytes {
-    if b.len() <= COPY_MAX && !b.is_unique() {
-        Bytes::copy_from_slice(&b)
-    } else {
-        b
     }
 }
 

@@ -11,7 +11,7 @@
 //! 2. starts, under one keyspace lock, a consistent capture of the slots
 //!    ([`crate::db::Sink`]) and a follower that records every key changed
 //!    in them from that instant ([`crate::db::FollowId`]);
-//! 3. streams batches (`IMPORT APPLY`, [`wire`]): captured keys first, then
+//! 3. streams batches (`IMPORT APPLY`, [`crate::db::wire`]): captured keys first, then
 //!    the current state of each key changed since — a capture hands a slot
 //!    over before its first change, so a key's captured state always
 //!    precedes its later states in the stream;
@@ -34,7 +34,6 @@
 //! at least as new as the migration's epoch, which settles it.
 
 pub mod source;
-pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,36 +42,12 @@ use std::time::{Duration, Instant};
 
 use tidecache_topology::SlotSet;
 
-/// A migration id: at most this long, printable (it appears in logs and INFO).
-pub const MAX_ID_LEN: usize = 64;
-
-/// Where an outgoing migration is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Streaming the captured copy (and the changes made since).
-    Copying,
-    /// Writes on the slots are frozen while the last changes go over.
-    HandingOff,
-    Done,
-    Cancelled,
-    Failed,
-}
-
-impl State {
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Copying => "copying",
-            State::HandingOff => "handoff",
-            State::Done => "done",
-            State::Cancelled => "cancelled",
-            State::Failed => "failed",
-        }
-    }
-
-    pub fn is_over(self) -> bool {
-        matches!(self, State::Done | State::Cancelled | State::Failed)
-    }
-}
+/// Where an outgoing migration is, and how an import ended, as
+/// `MIGRATE STATUS` and `IMPORT STATUS` report them: the admin protocol's
+/// own states.
+pub use tidecache_topology::protocol::{
+    ImportState, MAX_ID_LEN, MigrationState as State, valid_id,
+};
 
 /// What `MIGRATE STATUS` and INFO show of an outgoing migration.
 #[derive(Debug, Clone)]
@@ -134,26 +109,6 @@ pub struct Import {
     pub slots: SlotSet,
     pub epoch: u64,
     pub changes_applied: u64,
-}
-
-/// How an import ended, as `IMPORT STATUS` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportState {
-    Importing,
-    Committed,
-    Aborted,
-    Unknown,
-}
-
-impl ImportState {
-    pub fn name(self) -> &'static str {
-        match self {
-            ImportState::Importing => "importing",
-            ImportState::Committed => "committed",
-            ImportState::Aborted => "aborted",
-            ImportState::Unknown => "unknown",
-        }
-    }
 }
 
 /// Ended outgoing migrations remembered for STATUS.
@@ -307,9 +262,4 @@ impl Migrations {
             .find(|(i, _)| i == id)
             .map_or(ImportState::Unknown, |(_, s)| *s)
     }
-}
-
-/// Whether `id` may name a migration.
-pub fn valid_id(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && id.iter().all(|b| b.is_ascii_graphic())
 }

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use tidecache_topology::NodeAddr;
 use tidecache_topology::admin::{AdminClient, AdminError};
+use tidecache_topology::protocol::Request;
 use tracing::{info, warn};
 
-use super::{Outgoing, State, wire};
-use crate::db::{Db, FollowId, Sink, Step, ValueRef};
-use crate::server::Shared;
+use super::{ImportState, Outgoing, State};
+use crate::db::{Db, FollowId, Sink, Step, ValueRef, wire};
+use crate::state::Shared;
 
 /// Keys a capture step copies before the keyspace lock is released: a
 /// request that arrives during a step waits for it to end, some tens of
@@ -142,16 +143,12 @@ async fn migrate(shared: &Arc<Shared>, m: &Arc<Outgoing>) -> Result<(), Failure>
         .background
         .urgent(async move { AdminClient::connect(&host, port, &password, LINK_TIMEOUT).await })
         .await?;
-    let ranges: Vec<String> = m.slots.ranges().iter().map(ToString::to_string).collect();
     target
-        .call::<()>(
-            redis::cmd("TIDECACHE")
-                .arg("IMPORT")
-                .arg("BEGIN")
-                .arg(&m.id)
-                .arg(m.epoch)
-                .arg(&ranges),
-        )
+        .send::<()>(&Request::ImportBegin {
+            id: &m.id,
+            epoch: m.epoch,
+            ranges: m.slots.ranges(),
+        })
         .await?;
 
     let batch = Arc::new(Mutex::new(Batch::default()));
@@ -282,13 +279,10 @@ async fn send(
     }
     for piece in out.pieces() {
         target
-            .call::<i64>(
-                redis::cmd("TIDECACHE")
-                    .arg("IMPORT")
-                    .arg("APPLY")
-                    .arg(&m.id)
-                    .arg(piece),
-            )
+            .send::<i64>(&Request::ImportApply {
+                id: &m.id,
+                batch: piece,
+            })
             .await?;
     }
     m.update(|p| {
@@ -308,7 +302,7 @@ async fn hand_off(
     target: &mut AdminClient,
     follow: FollowId,
 ) -> Result<(), Failure> {
-    m.update(|p| p.state = State::HandingOff);
+    m.update(|p| p.state = State::Handoff);
     let frozen_at = Instant::now();
     let last = {
         let mut db = shared.db.lock().expect("db lock");
@@ -416,12 +410,7 @@ async fn commit(
     send(target, m, out, 0, forwarded).await?;
     m.update(|p| p.commit_sent = true);
     target
-        .call::<()>(
-            redis::cmd("TIDECACHE")
-                .arg("IMPORT")
-                .arg("COMMIT")
-                .arg(&m.id),
-        )
+        .send::<()>(&Request::ImportCommit { id: &m.id })
         .await?;
     Ok(())
 }
@@ -434,10 +423,9 @@ async fn resolve(shared: &Shared, m: &Outgoing) -> Result<bool, Failure> {
     let until = Instant::now() + RESOLVE_FOR;
     while Instant::now() < until {
         if let Ok(mut t) = AdminClient::connect(&m.host, m.port, &password, LINK_TIMEOUT).await {
-            let status = t.import_status(&m.id).await;
-            match status.as_deref() {
-                Ok("committed") => return Ok(true),
-                Ok("importing") => {
+            match t.import_status(&m.id).await {
+                Ok(ImportState::Committed) => return Ok(true),
+                Ok(ImportState::Importing) => {
                     if abort_checked(&mut t, &m.id).await {
                         return Ok(false);
                     }

@@ -17,7 +17,7 @@
 //!    before it, which is what `WAIT` counts.
 //!
 //! The stream carries key states, not commands (the format migration uses,
-//! [`crate::migration::wire`]): a follower records which keys change and
+//! [`crate::db::wire`]): a follower records which keys change and
 //! the primary encodes their current states when a replica fetches. So the
 //! stream is deterministic by construction, a key written many times
 //! between two fetches goes once, and a state read after the capture's
@@ -44,16 +44,19 @@
 
 pub mod primary;
 pub mod replica;
+pub mod role;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use crate::db::Db;
-use crate::migration::wire::Change;
-use crate::server::Shared;
+use crate::db::wire::Change;
+use crate::state::Shared;
+
+pub use role::{Fenced, Lease, Replication, Role, RoleCell};
 
 /// How long a `FETCH` waits on the primary for something to send: the
 /// replica's idle poll interval.
@@ -63,119 +66,9 @@ pub const FETCH_WAIT: Duration = Duration::from_millis(100);
 /// write.
 pub const PROMOTION_MARGIN_MS: u64 = 500;
 
-/// What this node is to its shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Role {
-    Primary = 0,
-    Replica = 1,
-    /// A replica whose keyspace a full sync is replacing.
-    Loading = 2,
-}
-
-/// The role, readable on every command without a lock.
-#[derive(Default)]
-pub struct RoleCell(AtomicU8);
-
-impl RoleCell {
-    pub fn get(&self) -> Role {
-        match self.0.load(Ordering::Acquire) {
-            1 => Role::Replica,
-            2 => Role::Loading,
-            _ => Role::Primary,
-        }
-    }
-
-    pub fn set(&self, role: Role) {
-        self.0.store(role as u8, Ordering::Release);
-    }
-}
-
-/// The write lease (see the module documentation), readable on every write
-/// without a lock. Times are milliseconds since the node started.
-#[derive(Default)]
-pub struct Lease {
-    /// 0: the lease does not apply (no replicas to promote, standalone).
-    pub length_ms: AtomicU64,
-    /// When an admin request last came.
-    pub renewed_ms: AtomicU64,
-    /// Writes wait until then (a promoted replica waits out its old
-    /// primary's lease).
-    pub writes_from_ms: AtomicU64,
-}
-
-/// Why a write is refused by the lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fenced {
-    /// Nobody reached this primary for a whole lease.
-    Expired,
-    /// Promoted: waits for the old primary's lease to end.
-    Promoted,
-}
-
-impl Fenced {
-    pub fn message(self) -> &'static str {
-        match self {
-            Fenced::Expired => {
-                "CLUSTERDOWN Write lease expired: this primary has not heard from its replicas or the operator"
-            }
-            Fenced::Promoted => {
-                "TRYAGAIN This replica was just promoted and waits for the old primary's write lease to end"
-            }
-        }
-    }
-}
-
-impl Lease {
-    pub fn renew(&self, now_ms: u64) {
-        self.renewed_ms.fetch_max(now_ms, Ordering::Relaxed);
-    }
-
-    /// Whether a write may run now.
-    pub fn check(&self, now_ms: u64) -> Result<(), Fenced> {
-        if now_ms < self.writes_from_ms.load(Ordering::Relaxed) {
-            return Err(Fenced::Promoted);
-        }
-        let length = self.length_ms.load(Ordering::Relaxed);
-        if length > 0 && now_ms > self.renewed_ms.load(Ordering::Relaxed) + length {
-            return Err(Fenced::Expired);
-        }
-        Ok(())
-    }
-}
-
-/// This node's replication state, behind `Shared::repl`.
-pub struct Replication {
-    /// The write stream this node serves as a primary.
-    pub stream: primary::Stream,
-    /// The primary this node follows, if any.
-    pub link: Option<replica::Link>,
-    /// As a replica: the history and offset the keyspace is at (`None`
-    /// until a full sync completed).
-    pub applied: Option<(String, u64)>,
-    /// The keyspace is no whole copy of the primary's: this node began
-    /// following without one, or a full sync flushed it, and no full sync
-    /// has completed since. (Not `applied == None`: a refused fetch
-    /// forgets the offset of a keyspace that is still whole.)
-    pub partial: bool,
-    next_generation: u64,
-}
-
-impl Replication {
-    pub fn new(backlog_size: usize, sync_buffer_limit: usize) -> Self {
-        Self {
-            stream: primary::Stream::new(backlog_size).with_sync_buffer_limit(sync_buffer_limit),
-            link: None,
-            applied: None,
-            partial: false,
-            next_generation: 0,
-        }
-    }
-}
-
 /// Applies decoded stream changes to a replica's keyspace.
 pub fn apply(db: &mut Db, changes: Vec<Change>) {
-    crate::migration::wire::apply(db, changes, Db::flush);
+    crate::db::wire::apply(db, changes, Db::flush);
 }
 
 /// Makes this node follow `primary` (`Some((host, port))`) or stop

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tidecache_topology::{SLOT_COUNT, SlotSet};
 
-use crate::db::{CaptureId, Db, FollowId, Signal, Sink, Step, ValueRef};
-use crate::migration::wire;
+use crate::db::{CaptureId, Db, FollowId, Signal, Sink, Step, ValueRef, wire};
 use tracing::warn;
 
 /// Keys a full sync's capture copies per step.

@@ -7,52 +7,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use redis::Value as RValue;
 use tidecache_topology::admin::{AdminClient, AdminError};
+use tidecache_topology::protocol::{PSYNC_CONTINUE, PSYNC_FULLRESYNC, Request};
 use tracing::{info, warn};
 
 use super::{Role, apply};
-use crate::server::Shared;
+use crate::state::Shared;
+
+/// Held in the node's state (see [`super::role`]).
+pub use super::role::{Link, LinkState};
 
 /// Connection and reply timeout on the link (a `FETCH` waits at most
 /// [`super::FETCH_WAIT`] on the primary, so a reply takes far less).
 const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest pause between two attempts to reach the primary.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Where the link is, as `ROLE` and INFO say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Connecting,
-    /// Copying the primary's snapshot (a full sync).
-    Sync,
-    Connected,
-}
-
-impl LinkState {
-    /// `ROLE`'s words for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkState::Connecting => "connecting",
-            LinkState::Sync => "sync",
-            LinkState::Connected => "connected",
-        }
-    }
-}
-
-/// This node follows a primary.
-pub struct Link {
-    pub host: String,
-    pub port: u16,
-    pub state: LinkState,
-    /// When a reply last came from the primary.
-    pub last_io: Option<Instant>,
-    /// Full syncs done on this link.
-    pub full_syncs: u64,
-    pub partial_syncs: u64,
-    pub last_error: Option<String>,
-    /// Tells this link's task from an older one's.
-    pub generation: u64,
-    pub task: tokio::task::JoinHandle<()>,
-}
 
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -144,27 +112,24 @@ async fn session(
         .clone()
         .unwrap_or_else(|| ("?".into(), 0));
     let reply: Vec<RValue> = primary
-        .call(
-            redis::cmd("TIDECACHE")
-                .arg("REPL")
-                .arg("PSYNC")
-                .arg(&me.id)
-                .arg(&me.host)
-                .arg(me.port)
-                .arg(&held_replid)
-                .arg(held_offset),
-        )
+        .send(&Request::ReplPsync {
+            replica: &me.id,
+            host: &me.host,
+            port: me.port,
+            replid: &held_replid,
+            offset: held_offset,
+        })
         .await?;
     let bad = || Failure::Protocol(format!("{reply:?} to PSYNC"));
     let kind = reply.first().and_then(text).ok_or_else(bad)?;
     let replid = reply.get(1).and_then(text).ok_or_else(bad)?;
     let mut offset = reply.get(2).and_then(int).ok_or_else(bad)?;
     match kind.as_str() {
-        "CONTINUE" => {
+        PSYNC_CONTINUE => {
             info!(primary = %format!("{host}:{port}"), offset, "replication resumed from the backlog");
             update(shared, generation, |l| l.partial_syncs += 1);
         }
-        "FULLRESYNC" => {
+        PSYNC_FULLRESYNC => {
             let sync = reply.get(3).and_then(int).ok_or_else(bad)?;
             full_sync(shared, &mut primary, generation, &replid, offset, sync).await?;
         }
@@ -179,14 +144,11 @@ async fn session(
     }
     loop {
         let part: RValue = match primary
-            .call(
-                redis::cmd("TIDECACHE")
-                    .arg("REPL")
-                    .arg("FETCH")
-                    .arg(&me.id)
-                    .arg(&replid)
-                    .arg(offset),
-            )
+            .send(&Request::ReplFetch {
+                replica: &me.id,
+                replid: &replid,
+                offset,
+            })
             .await
         {
             Ok(v) => v,
@@ -223,7 +185,7 @@ fn apply_part(
     at: Option<(&str, u64)>,
 ) -> Result<(), Failure> {
     let changes =
-        crate::migration::wire::decode_all(part).map_err(|e| Failure::Protocol(e.to_string()))?;
+        crate::db::wire::decode_all(part).map_err(|e| Failure::Protocol(e.to_string()))?;
     let mut db = shared.db.lock().expect("db lock");
     let mut repl = shared.repl.lock().expect("replication lock");
     if !matches!(&repl.link, Some(l) if l.generation == generation) {
@@ -267,14 +229,7 @@ async fn full_sync(
     }
     let mut copied = 0u64;
     loop {
-        let reply: Vec<RValue> = primary
-            .call(
-                redis::cmd("TIDECACHE")
-                    .arg("REPL")
-                    .arg("SNAPSHOT")
-                    .arg(sync),
-            )
-            .await?;
+        let reply: Vec<RValue> = primary.send(&Request::ReplSnapshot { sync }).await?;
         let mut reply = reply.into_iter();
         let done = reply.next().as_ref().and_then(int);
         let part = reply.next().and_then(bytes);

@@ -9,6 +9,7 @@ use cache_node::Node;
 use cache_node::clock::Clock;
 use cache_node::config::Config;
 use clap::Parser as _;
+use tidecache_topology::protocol::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -85,6 +86,12 @@ impl Conn {
     /// Sends a command and checks its exact reply.
     pub async fn call(&mut self, args: &[&str], expected: &str) {
         self.send(args).await;
+        self.expect(expected).await;
+    }
+
+    /// Sends an admin request and checks its exact reply.
+    pub async fn request(&mut self, request: &Request<'_>, expected: &str) {
+        self.send_raw(&request.cmd().get_packed_command()).await;
         self.expect(expected).await;
     }
 
@@ -202,11 +209,12 @@ pub async fn redis_conn(
 /// Installs topology `doc` on `n` as the admin user (`adm`), as the
 /// operator does.
 pub async fn install_topology(n: &Node, doc: &tidecache_topology::Topology) {
-    let _: () = redis::cmd("TIDECACHE")
-        .arg("TOPOLOGY")
-        .arg("SET")
-        .arg(doc.to_json())
-        .query_async(&mut redis_conn(n, Some("tidecache-admin"), Some("adm")).await)
-        .await
-        .unwrap();
+    let document = doc.to_json();
+    let _: () = Request::TopologySet {
+        document: document.as_bytes(),
+    }
+    .cmd()
+    .query_async(&mut redis_conn(n, Some("tidecache-admin"), Some("adm")).await)
+    .await
+    .unwrap();
 }
