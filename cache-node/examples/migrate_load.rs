@@ -59,6 +59,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tidecache_topology::key_slot;
+use tidecache_topology::protocol::Request;
 
 const SLOTS: usize = 16384;
 /// Connect, read and write timeout of every socket.
@@ -909,6 +910,34 @@ const ADMIN_USER: &str = "tidecache-admin";
 /// How often a driven move's `STATUS` is asked.
 const STATUS_EVERY: Duration = Duration::from_millis(10);
 
+/// The `MIGRATE START` request `--migrate` spells
+/// (`<id> <host> <port> <epoch> <range>...`).
+fn start_request(words: &[String]) -> Result<Request<'_>, String> {
+    let [id, host, port, epoch, ranges @ ..] = words else {
+        return Err("--migrate: expected <id> <host> <port> <epoch> <range>...".into());
+    };
+    if ranges.is_empty() {
+        return Err("--migrate: no slot range to move".into());
+    }
+    let bad = |what: &str, word: &str| format!("--migrate: bad {what} {word:?}");
+    Ok(Request::MigrateStart {
+        id,
+        host,
+        port: port.parse().map_err(|_| bad("port", port))?,
+        epoch: epoch.parse().map_err(|_| bad("epoch", epoch))?,
+        ranges: ranges
+            .iter()
+            .map(|r| r.parse().map_err(|_| bad("slot range", r)))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// An admin request as RESP, for [`Conn::call`].
+fn encode_request(request: &Request) -> Vec<u8> {
+    let args = request.args();
+    encode(&args.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
 /// A Tidecache move driven from this process, as the operator drives one:
 /// over a connection opened beforehand, so that the measured window holds
 /// the move and nothing else (a `--move-cmd` that starts `redis-cli`
@@ -928,9 +957,7 @@ impl Driven {
         status_file: Option<String>,
     ) -> Result<Self, String> {
         let start: Vec<String> = start.split_ascii_whitespace().map(str::to_owned).collect();
-        if start.is_empty() {
-            return Err("--migrate: no arguments for TIDECACHE MIGRATE START".into());
-        }
+        start_request(&start)?;
         Ok(Driven {
             conn: Conn::open_as(seed, Some(ADMIN_USER), Some(password))?,
             start,
@@ -944,17 +971,17 @@ impl Driven {
     /// connection, -1 past the timeout.
     fn run(mut self, timeout: Duration) -> (i32, Instant, Instant) {
         let start = Instant::now();
-        let mut args: Vec<&[u8]> = vec![b"TIDECACHE", b"MIGRATE", b"START"];
-        args.extend(self.start.iter().map(|a| a.as_bytes()));
-        match self.conn.call(&encode(&args)) {
+        let request = start_request(&self.start).expect("checked in Driven::open");
+        match self.conn.call(&encode_request(&request)) {
             Ok(Reply::Status(s)) if s == "OK" => {}
             other => {
                 eprintln!("migrate_load: TIDECACHE MIGRATE START replied {other:?}");
                 return (3, start, Instant::now());
             }
         }
-        let id = self.start[0].as_bytes().to_vec();
-        let status = encode(&[b"TIDECACHE", b"MIGRATE", b"STATUS", &id]);
+        let status = encode_request(&Request::MigrateStatus {
+            id: Some(&self.start[0]),
+        });
         loop {
             let fields = match self.conn.call(&status) {
                 Ok(Reply::Array(Some(items))) => items

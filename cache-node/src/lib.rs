@@ -2,11 +2,15 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way (`tests/layering.rs` keeps it so): the
-//! connection loop and the node's tasks use the commands, the commands use
-//! the node's state, the state owns the keyspace; replication and migration
-//! keep their shared data apart from the tasks that use the state.
+//! Dependencies point one way (`tests/layering.rs` ranks the modules and
+//! keeps it so): the node starts the connection loop, which uses the
+//! commands, which use the node's state, which holds the keyspace.
+//! Replication and migration sit below the state: their tasks are handed
+//! the few shared cells they use (`replication::Handles`,
+//! `migration::Handles`), never the state itself. This file holds only
+//! module declarations and the re-export of [`Node`].
 //!
+//! - [`node`]: a running node: binds the ports and starts the tasks.
 //! - [`config`]: command-line flags (Redis's names) and environment.
 //! - [`state`]: what every connection, command and task shares (`Shared`:
 //!   configuration, keyspace, topology, clients, pub/sub, replication and
@@ -50,6 +54,7 @@
 //! - [`slowlog`]: the last commands slower than a threshold (`SLOWLOG`).
 //! - [`http`]: liveness, readiness and Prometheus metrics over HTTP.
 //! - [`clock`]: Unix time driven by tokio's clock, so tests can pause time.
+//! - [`ident`]: the Redis version the node follows, random ids.
 
 pub mod background;
 pub mod client;
@@ -63,8 +68,10 @@ pub mod frame;
 pub mod glob;
 pub mod hll;
 pub mod http;
+pub mod ident;
 pub mod memory;
 pub mod migration;
+pub mod node;
 pub mod parse;
 pub mod pubsub;
 pub mod replication;
@@ -74,129 +81,4 @@ pub mod state;
 pub mod tls;
 pub mod types;
 
-use std::sync::Arc;
-
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-/// The Redis version whose command semantics the node follows. Clients use it
-/// to decide which commands and options they may send.
-pub const REDIS_VERSION: &str = "7.2.0";
-
-/// `n` random lowercase hex characters (run ids, node ids).
-pub fn random_hex(n: usize) -> String {
-    use rand::Rng as _;
-    let mut rng = rand::rng();
-    (0..n)
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex digit"))
-        .collect()
-}
-
-/// A running node: its listeners bound, its tasks started.
-pub struct Node {
-    pub shared: Arc<state::Shared>,
-    /// Where clients connect: the plain port, or the TLS port when the node
-    /// serves TLS only (`--port 0` with `--tls-port`).
-    pub addr: std::net::SocketAddr,
-    /// The TLS port, when `--tls-port` is set.
-    pub tls_addr: Option<std::net::SocketAddr>,
-    pub http_addr: Option<std::net::SocketAddr>,
-    shutdown: watch::Sender<bool>,
-    tasks: tokio::task::JoinSet<()>,
-}
-
-impl Node {
-    /// Binds the client port (and the TLS and HTTP ports when configured)
-    /// and starts serving. Port 0 picks a free port, which tests use; with
-    /// TLS on, `--port 0` means no plain port instead, as in Redis.
-    pub async fn start(config: config::Config) -> anyhow::Result<Node> {
-        Self::start_with_clock(config, clock::Clock::tokio()).await
-    }
-
-    /// Like [`Node::start`] with a given clock; tests pass a manual one to
-    /// move time without sleeping.
-    pub async fn start_with_clock(
-        config: config::Config,
-        clock: clock::Clock,
-    ) -> anyhow::Result<Node> {
-        // Files first: a bad certificate or key stops the node before it
-        // listens on anything.
-        let tls = tls::acceptor(&config)?;
-        let tls_listener = match (tls, config.tls_port) {
-            (Some(acceptor), Some(port)) => Some((listen(&config.bind, port).await?, acceptor)),
-            _ => None,
-        };
-        let tls_addr = match &tls_listener {
-            Some((l, _)) => Some(l.local_addr()?),
-            None => None,
-        };
-        let (listener, addr) = match tls_addr {
-            Some(tls_addr) if config.port == 0 => (None, tls_addr),
-            _ => {
-                let l = listen(&config.bind, config.port).await?;
-                let addr = l.local_addr()?;
-                (Some(l), addr)
-            }
-        };
-        let mut config = config;
-        if config.port == 0 && config.cluster_announce_port.is_none() {
-            config.cluster_announce_port = Some(addr.port());
-        }
-        let cluster = state::cluster_state(&config);
-        let db = db::Db::new(clock).with_eviction(config.eviction());
-        let shared = state::Shared::new(config, db, cluster, cmd::calls());
-        let (shutdown, rx) = watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
-        let http_addr = if shared.config.http_port != 0 {
-            let bind = shared
-                .config
-                .http_bind
-                .clone()
-                .unwrap_or_else(|| shared.config.bind.clone());
-            let http = TcpListener::bind((bind.as_str(), shared.config.http_port))
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {bind}:{}: {e}", shared.config.http_port)
-                })?;
-            let http_addr = http.local_addr()?;
-            tasks.spawn(http::serve(http, shared.clone(), rx.clone()));
-            Some(http_addr)
-        } else {
-            None
-        };
-        if let Some(listener) = listener {
-            tasks.spawn(server::serve(listener, None, shared.clone(), rx.clone()));
-        }
-        if let Some((listener, acceptor)) = tls_listener {
-            tasks.spawn(server::serve(
-                listener,
-                Some(acceptor),
-                shared.clone(),
-                rx.clone(),
-            ));
-        }
-        tasks.spawn(replication::tick_loop(shared.clone(), rx.clone()));
-        tasks.spawn(server::expire_loop(shared.clone(), rx));
-        Ok(Node {
-            shared,
-            addr,
-            tls_addr,
-            http_addr,
-            shutdown,
-            tasks,
-        })
-    }
-
-    /// Stops accepting, lets connections finish (bounded by the configured
-    /// shutdown timeout) and returns when every task has ended.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn listen(host: &str, port: u16) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((host, port))
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))
-}
+pub use node::Node;

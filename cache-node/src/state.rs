@@ -3,9 +3,11 @@
 //! migrations, replication, counters — and the few rules that go with it
 //! (passwords, `CLIENT PAUSE`, run-time settings).
 //!
-//! Commands, the connection loop and the node's tasks use it; it uses
-//! none of them. Replication and migration keep here only the state they
-//! hand out ([`crate::replication::role`], [`crate::migration::Migrations`]).
+//! Commands, the connection loop and the node use it; it uses none of
+//! them. Replication and migration sit below it: the cells they share with
+//! it (keyspace, topology, role, lease, stream, migrations) are `Arc`s it
+//! holds, and their tasks get only those
+//! ([`Shared::replication_handles`], [`Shared::migration_handles`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,12 +17,15 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use crate::background::Background;
 use crate::client::{Client, Handle, OutputLimit, User};
 use crate::cluster::{ClusterState, Mode};
 use crate::config::Config;
 use crate::db::Db;
+use crate::migration::{self, Migrations};
 use crate::parse::Limits;
 use crate::pubsub::PubSub;
+use crate::replication::{self, Lease, Replication, Role, RoleCell};
 
 /// Calls per command, by the address of its table entry (hashing an
 /// address is cheaper than hashing a name, on every command).
@@ -62,8 +67,8 @@ pub struct Stats {
 /// State shared by every connection.
 pub struct Shared {
     pub config: Config,
-    pub db: Mutex<Db>,
-    pub cluster: RwLock<ClusterState>,
+    pub db: Arc<Mutex<Db>>,
+    pub cluster: Arc<RwLock<ClusterState>>,
     pub stats: Stats,
     calls: Calls,
     pub clients: Mutex<HashMap<u64, Arc<Handle>>>,
@@ -80,20 +85,21 @@ pub struct Shared {
     /// Notified when a pause ends early (`CLIENT UNPAUSE`).
     pub unpaused: Notify,
     /// Notified when a migration's handoff lets frozen writes go.
-    pub unfrozen: Notify,
+    pub unfrozen: Arc<Notify>,
     /// Slot migrations this node sends or receives.
-    pub migrations: Mutex<crate::migration::Migrations>,
+    pub migrations: Arc<Mutex<Migrations>>,
     /// The write stream to replicas, or the link to a primary. Locked
     /// after the keyspace, never before.
-    pub repl: Mutex<crate::replication::role::Replication>,
+    pub repl: Arc<Mutex<Replication>>,
     /// Primary or replica, read by every command.
-    pub role: crate::replication::role::RoleCell,
+    pub role: Arc<RoleCell>,
     /// The write lease of a primary with replicas.
-    pub lease: crate::replication::role::Lease,
-    /// This very value, for the tasks a command starts (a migration).
+    pub lease: Arc<Lease>,
+    /// This very value, for work a command hands to another task (an
+    /// import batch applied on the bulk thread).
     this: std::sync::Weak<Shared>,
     /// Where migrations copy and apply keys, below the clients' priority.
-    pub background: crate::background::Background,
+    pub background: Arc<Background>,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -124,8 +130,8 @@ impl Shared {
         };
         Arc::new_cyclic(|this| Self {
             config,
-            db: Mutex::new(db),
-            cluster: RwLock::new(cluster),
+            db: Arc::new(Mutex::new(db)),
+            cluster: Arc::new(RwLock::new(cluster)),
             cluster_mode,
             pausing: AtomicBool::new(false),
             stats: Stats::default(),
@@ -138,20 +144,17 @@ impl Shared {
             unpaused: Notify::new(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
-            run_id: crate::random_hex(40),
+            run_id: crate::ident::random_hex(40),
             limits,
             maxmemory,
             idle_timeout,
-            unfrozen: Notify::new(),
-            migrations: Mutex::new(Default::default()),
-            repl: Mutex::new(crate::replication::role::Replication::new(
-                repl_backlog,
-                sync_limit,
-            )),
+            unfrozen: Default::default(),
+            migrations: Default::default(),
+            repl: Arc::new(Mutex::new(Replication::new(repl_backlog, sync_limit))),
             role: Default::default(),
             lease: Default::default(),
             this: this.clone(),
-            background: crate::background::Background::start().expect("start the bulk-work thread"),
+            background: Arc::new(Background::start().expect("start the bulk-work thread")),
         })
     }
 
@@ -167,8 +170,35 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub fn set_role(&self, role: crate::replication::role::Role) {
+    pub fn set_role(&self, role: Role) {
         self.role.set(role);
+    }
+
+    /// What replication's tasks and rules use of this state.
+    pub fn replication_handles(&self) -> replication::Handles {
+        replication::Handles {
+            db: self.db.clone(),
+            cluster: self.cluster.clone(),
+            repl: self.repl.clone(),
+            role: self.role.clone(),
+            lease: self.lease.clone(),
+            cluster_mode: self.cluster_mode,
+            admin_password: self.config.admin_password.clone(),
+            write_lease_ms: self.config.write_lease_ms,
+            started: self.started,
+        }
+    }
+
+    /// What a migration's task uses of this state.
+    pub fn migration_handles(&self) -> migration::Handles {
+        migration::Handles {
+            db: self.db.clone(),
+            cluster: self.cluster.clone(),
+            migrations: self.migrations.clone(),
+            unfrozen: self.unfrozen.clone(),
+            background: self.background.clone(),
+            admin_password: self.config.admin_password.clone(),
+        }
     }
 
     /// Counts a call of the command `id` names (`Spec::id`).
@@ -299,7 +329,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn cluster_state(config: &Config) -> ClusterState {
     let id = match &config.node_name {
         Some(name) => tidecache_topology::node_id_for(name),
-        None => crate::random_hex(40),
+        None => crate::ident::random_hex(40),
     };
     let me = tidecache_topology::NodeAddr {
         id,

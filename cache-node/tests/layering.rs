@@ -1,18 +1,16 @@
-//! The dependency arrows between the node's source files point one way.
+//! The dependency arrows between the node's modules point one way.
 //!
 //! Reads every file under `src/`, collects the crate-internal paths it
 //! names (`crate::…`, `self::…`, `super::…`, a child module by name, in
 //! `use` trees with their `{…}` groups and in code) and resolves each to the
-//! file that defines it. The resulting file graph must have no cycle: the
-//! layering is commands → state → keyspace, with replication and migration
-//! taking the narrow handles they need, and a file that both uses and is
-//! used by another is where that layering breaks.
-//!
-//! One kind of edge is left out: a file naming one of its ancestors
-//! (`cmd/strings.rs` using `crate::cmd::Reply`, anything using the crate
-//! root). A module's children are its parts, and Rust's privacy makes
-//! "the part uses the whole's items" the ordinary direction; the parent
-//! using its children is what the graph keeps.
+//! file that defines it, then to that file's top-level module (`cmd/keys.rs`
+//! → `cmd`; `lib.rs` → the crate root, `crate`; `main.rs`, the binary, →
+//! `main`, its `cache_node::` paths read as `crate::`). Each top-level
+//! module has a rank in [`RANKS`], and every edge between two of them must
+//! go from a higher rank to a strictly lower one: commands → state →
+//! keyspace, with replication and migration below the state they are
+//! handed. Items in the crate root count as the root module, which sits
+//! near the top (it re-exports `Node`), so nothing below may use them.
 //!
 //! Comments and literals are skipped, so intra-doc links do not count;
 //! `#[cfg(test)]` modules do, being part of the file.
@@ -283,7 +281,8 @@ fn absolute(path: &[String], here: &ModPath, modules: &BTreeSet<ModPath>) -> Opt
     let mut base: Vec<String>;
     let mut rest = path;
     match first.as_str() {
-        "crate" => {
+        // `cache_node::` is how the binary (`main.rs`) names the library.
+        "crate" | "cache_node" => {
             base = Vec::new();
             rest = &path[1..];
         }
@@ -349,151 +348,162 @@ fn module_of(root: &Path, file: &Path) -> ModPath {
     parts
 }
 
+/// The top-level module a file module belongs to; `crate` for the root.
+fn top(m: &ModPath) -> &str {
+    m.first().map_or("crate", String::as_str)
+}
+
+/// Each top-level module's rank, lowest first, and why it sits there.
+/// Every edge between two modules goes from a higher rank to a strictly
+/// lower one; modules of one rank do not use each other.
+const RANKS: &[(u32, &[&str], &str)] = &[
+    (
+        0,
+        &[
+            "background",
+            "clock",
+            "cluster",
+            "evict",
+            "frame",
+            "glob",
+            "hll",
+            "ident",
+            "memory",
+            "parse",
+            "slowlog",
+            "types",
+        ],
+        "leaves: values, encodings, pure rules, the bulk thread; they name nothing else here",
+    ),
+    (
+        1,
+        &["config", "db"],
+        "config names evict's policies; the keyspace holds types' values, applies evict, reads clock and memory",
+    ),
+    (
+        2,
+        &["client", "tls", "replication", "migration"],
+        "a connection's state (db's wake signals, frame, parse); tls loads config's files; \
+         replication and migration, whose tasks get the keyspace and topology cells (Handles), not the state",
+    ),
+    (3, &["pubsub"], "subscriptions deliver to clients' handles"),
+    (
+        4,
+        &["state"],
+        "the node's state holds the keyspace, topology, clients, pub/sub, replication's and migrations' cells",
+    ),
+    (
+        5,
+        &["cmd"],
+        "the command table and its handlers, on the state",
+    ),
+    (
+        6,
+        &["server", "http"],
+        "the connection loop runs commands; HTTP reads the state",
+    ),
+    (
+        7,
+        &["node"],
+        "a running node starts the loops and replication's tick on one state",
+    ),
+    (
+        8,
+        &["crate"],
+        "lib.rs: module declarations and the re-export of Node, no items of its own",
+    ),
+    (
+        9,
+        &["main"],
+        "the binary: flags, allocator, a Node until a signal",
+    ),
+];
+
+/// Edges between top-level modules, each with one file and one path that
+/// made it.
+type Graph = BTreeMap<String, BTreeMap<String, (String, String)>>;
+
 fn display(m: &ModPath) -> String {
     if m.is_empty() {
-        "crate".to_string()
+        "lib".to_string()
     } else {
-        m.join("::")
+        m.join("/")
     }
 }
 
-/// Edges of the file graph, each with one path that made it.
-type Graph = BTreeMap<ModPath, BTreeMap<ModPath, String>>;
-
-fn graph(root: &Path) -> Graph {
+/// The module graph of the files under `root`, and every top-level module
+/// found (with or without edges).
+fn graph(root: &Path) -> (Graph, BTreeSet<String>) {
     let mut files = Vec::new();
     rust_files(root, &mut files);
-    // main.rs is the binary, a crate of its own.
-    files.retain(|f| {
-        f.strip_prefix(root)
-            .is_ok_and(|r| r != Path::new("main.rs"))
-    });
     let modules: BTreeSet<ModPath> = files.iter().map(|f| module_of(root, f)).collect();
+    let tops = modules.iter().map(|m| top(m).to_string()).collect();
     let mut g = Graph::new();
     for file in &files {
         let from = module_of(root, file);
         let src = std::fs::read_to_string(file).expect("read source");
-        let edges = g.entry(from.clone()).or_default();
+        let edges = g.entry(top(&from).to_string()).or_default();
         for path in paths_in(&src, &from, &modules) {
             let to = owner(&path, &modules);
-            // Itself, or an ancestor (see the top of this file).
-            if from.starts_with(&to) {
+            if top(&to) == top(&from) {
                 continue;
             }
-            edges.entry(to).or_insert_with(|| path.join("::"));
+            edges
+                .entry(top(&to).to_string())
+                .or_insert_with(|| (display(&from), path.join("::")));
         }
     }
-    g
-}
-
-/// One cycle of the graph, if there is any, as the files along it.
-fn find_cycle(g: &Graph) -> Option<Vec<ModPath>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Open,
-        Done,
-    }
-    fn visit(
-        n: &ModPath,
-        g: &Graph,
-        marks: &mut BTreeMap<ModPath, Mark>,
-        stack: &mut Vec<ModPath>,
-    ) -> Option<Vec<ModPath>> {
-        match marks.get(n) {
-            Some(Mark::Done) => return None,
-            Some(Mark::Open) => {
-                let at = stack.iter().position(|m| m == n).expect("on the stack");
-                let mut cycle = stack[at..].to_vec();
-                cycle.push(n.clone());
-                return Some(cycle);
-            }
-            None => {}
-        }
-        marks.insert(n.clone(), Mark::Open);
-        stack.push(n.clone());
-        for next in g.get(n).into_iter().flat_map(|e| e.keys()) {
-            if let Some(c) = visit(next, g, marks, stack) {
-                return Some(c);
-            }
-        }
-        stack.pop();
-        marks.insert(n.clone(), Mark::Done);
-        None
-    }
-    let mut marks = BTreeMap::new();
-    g.keys()
-        .find_map(|n| visit(n, g, &mut marks, &mut Vec::new()))
-}
-
-/// The graph's strongly connected components of more than one file: every
-/// file on some cycle, grouped by the files it cycles with.
-fn tangles(g: &Graph) -> Vec<Vec<ModPath>> {
-    let reach = |from: &ModPath| {
-        let mut seen = BTreeSet::new();
-        let mut todo = vec![from.clone()];
-        while let Some(n) = todo.pop() {
-            for next in g.get(&n).into_iter().flat_map(|e| e.keys()) {
-                if seen.insert(next.clone()) {
-                    todo.push(next.clone());
-                }
-            }
-        }
-        seen
-    };
-    let reaches: BTreeMap<&ModPath, BTreeSet<ModPath>> = g.keys().map(|n| (n, reach(n))).collect();
-    let mut done = BTreeSet::new();
-    let mut out = Vec::new();
-    for n in g.keys() {
-        if done.contains(n) || !reaches[n].contains(n) {
-            continue;
-        }
-        let scc: Vec<ModPath> = reaches[n]
-            .iter()
-            .filter(|m| reaches.get(m).is_some_and(|r| r.contains(n)))
-            .cloned()
-            .collect();
-        done.extend(scc.iter().cloned());
-        out.push(scc);
-    }
-    out
-}
-
-fn describe(g: &Graph, cycle: &[ModPath]) -> String {
-    cycle
-        .windows(2)
-        .map(|w| {
-            format!(
-                "  {} -> {}   (names {})\n",
-                display(&w[0]),
-                display(&w[1]),
-                g[&w[0]][&w[1]]
-            )
-        })
-        .collect()
+    (g, tops)
 }
 
 #[test]
-fn source_files_have_no_import_cycle() {
+fn modules_depend_only_on_lower_ranks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let g = graph(&root);
+    let (g, tops) = graph(&root);
+    let rank: BTreeMap<&str, u32> = RANKS
+        .iter()
+        .flat_map(|(r, ms, _)| ms.iter().map(move |m| (*m, *r)))
+        .collect();
+    let unranked: Vec<&String> = tops
+        .iter()
+        .filter(|m| !rank.contains_key(m.as_str()))
+        .collect();
+    let stale: Vec<&&str> = rank.keys().filter(|m| !tops.contains(**m)).collect();
     assert!(
-        g.len() > 30,
-        "expected the node's source files, found {}",
-        g.len()
+        unranked.is_empty() && stale.is_empty(),
+        "modules missing from RANKS: {unranked:?}; in RANKS but not in src/: {stale:?}"
     );
-    if let Some(cycle) = find_cycle(&g) {
-        let all: String = tangles(&g)
-            .iter()
-            .map(|scc| {
-                let names: Vec<String> = scc.iter().map(display).collect();
-                format!("  {}\n", names.join(", "))
-            })
-            .collect();
-        panic!(
-            "cache-node/src has an import cycle through {} files:\n{}\
-             every file on a cycle, by the files it cycles with:\n{all}",
-            cycle.len() - 1,
-            describe(&g, &cycle)
+    let mut wrong = String::new();
+    for (from, edges) in &g {
+        for (to, (file, path)) in edges {
+            if rank[from.as_str()] <= rank[to.as_str()] {
+                wrong += &format!(
+                    "  {from} ({}) -> {to} ({})   ({file} names {path})\n",
+                    rank[from.as_str()],
+                    rank[to.as_str()]
+                );
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "edges that do not go from a higher rank to a strictly lower one:\n{wrong}"
+    );
+    // Known edges: the scan sees the code at all.
+    for (from, to) in [
+        ("main", "crate"),
+        ("crate", "node"),
+        ("node", "server"),
+        ("server", "cmd"),
+        ("cmd", "state"),
+        ("state", "db"),
+        ("db", "types"),
+        ("replication", "db"),
+        ("migration", "db"),
+    ] {
+        assert!(
+            g.get(from).is_some_and(|e| e.contains_key(to)),
+            "expected {from} -> {to} among the edges found: {g:#?}"
         );
     }
 }

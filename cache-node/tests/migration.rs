@@ -13,7 +13,7 @@ use std::time::Duration;
 use cache_node::Node;
 use common::{Conn, node};
 use redis::AsyncCommands as _;
-use tidecache_topology::protocol::Request;
+use tidecache_topology::protocol::{ImportState, Request};
 use tidecache_topology::{NodeAddr, Shard, SlotRange, SlotSet, Topology, key_slot, node_id_for};
 
 fn flags(name: &str) -> Vec<&str> {
@@ -465,12 +465,13 @@ async fn an_aborted_import_drops_what_it_received() {
         .query_async(&mut adm)
         .await
         .unwrap();
-    let state: String = Request::ImportStatus { id: "i1" }
+    let state: ImportState = Request::ImportStatus { id: "i1" }
         .cmd()
         .query_async(&mut adm)
         .await
+        .map(|s: String| s.parse().expect("an import state"))
         .unwrap();
-    assert_eq!(state, "aborted");
+    assert_eq!(state, ImportState::Aborted);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
     assert_eq!(size, 0, "the partial copy is gone");
     let e: redis::RedisResult<()> = Request::ImportCommit { id: "i1" }
@@ -484,7 +485,7 @@ async fn an_aborted_import_drops_what_it_received() {
     assert!(
         e.unwrap_err()
             .to_string()
-            .contains("already ended here: aborted")
+            .contains(&format!("already ended here: {}", ImportState::Aborted))
     );
     // Aborting an id this node never heard of forbids it: the operator
     // does that when it gives up on a source it cannot reach.
@@ -493,17 +494,18 @@ async fn an_aborted_import_drops_what_it_received() {
         .query_async(&mut adm)
         .await
         .unwrap();
-    let state: String = Request::ImportStatus { id: "late" }
+    let state: ImportState = Request::ImportStatus { id: "late" }
         .cmd()
         .query_async(&mut adm)
         .await
+        .map(|s: String| s.parse().expect("an import state"))
         .unwrap();
-    assert_eq!(state, "aborted");
+    assert_eq!(state, ImportState::Aborted);
     let e: redis::RedisResult<()> = begin("late", 3).query_async(&mut adm).await;
     assert!(
         e.unwrap_err()
             .to_string()
-            .contains("already ended here: aborted")
+            .contains(&format!("already ended here: {}", ImportState::Aborted))
     );
 
     // FLUSHALL on the target ends an import it emptied: the source's next
@@ -660,12 +662,13 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
     // The target dropped what it got; the source still serves every key,
     // and writes, in the slots.
     let mut adm_b = admin(&b).await;
-    let state: String = Request::ImportStatus { id: "c1" }
+    let state: ImportState = Request::ImportStatus { id: "c1" }
         .cmd()
         .query_async(&mut adm_b)
         .await
+        .map(|s: String| s.parse().expect("an import state"))
         .unwrap();
-    assert_eq!(state, "aborted");
+    assert_eq!(state, ImportState::Aborted);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm_b).await.unwrap();
     assert_eq!(size, 0);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap();

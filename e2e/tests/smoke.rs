@@ -242,8 +242,20 @@ async fn invalid_specs_are_refused_with_a_clear_message() -> anyhow::Result<()> 
             "spec.replicasPerShard: Invalid value: 6: spec.replicasPerShard in body should be less than or equal to 5",
         ),
         (
-            "mode: Serverless",
-            "mode Serverless is not available yet; use Provisioned",
+            "mode: Serverless, serverless: {limits: {dataStorage: {minimum: 2Gi, maximum: 1Gi}}}",
+            "spec.serverless.limits.dataStorage: Invalid value: \"object\": minimum must not exceed maximum",
+        ),
+        (
+            "mode: Serverless, serverless: {limits: {dataStorage: {maximum: 100Mi}}}",
+            "serverless.limits.dataStorage.maximum is below one node's data",
+        ),
+        (
+            "mode: Serverless, serverless: {limits: {compute: {maximum: \"1\"}}}",
+            "serverless.limits.compute.maximum is below one shard's CPU",
+        ),
+        (
+            "mode: Serverless, serverless: {targetMemoryPercent: 99}",
+            "spec.serverless.targetMemoryPercent: Invalid value: 99",
         ),
         ("mode: Bogus", "spec.mode: Unsupported value: \"Bogus\""),
     ];

@@ -21,7 +21,17 @@ use serde::{Deserialize, Serialize};
     doc = "A Redis-compatible cache cluster managed by Tidecache.",
     scale = r#"{"specReplicasPath":".spec.shards","statusReplicasPath":".status.currentShards","labelSelectorPath":".status.selector"}"#,
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
-    printcolumn(name = "Shards", type_ = "integer", json_path = ".spec.shards"),
+    printcolumn(
+        name = "Shards",
+        type_ = "integer",
+        json_path = ".status.currentShards"
+    ),
+    printcolumn(
+        name = "Memory",
+        type_ = "string",
+        json_path = ".status.serverless.usage.memory",
+        description = "data used against the storage limit (Serverless)"
+    ),
     printcolumn(
         name = "Replicas",
         type_ = "integer",
@@ -42,31 +52,44 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(SERVERLESS_STORAGE_RULE).message("serverless.limits.dataStorage.maximum is below one node's data (node.maxMemory, else 75% of the node's memory limit, 768Mi by default)").reason(kube::core::Reason::FieldValueInvalid))]
+#[x_kube(validation = kube::core::Rule::new(SERVERLESS_COMPUTE_RULE).message("serverless.limits.compute.maximum is below one shard's CPU ((1 + replicasPerShard) times the node's CPU limit, 1 by default)").reason(kube::core::Reason::FieldValueInvalid))]
 pub struct CacheClusterSpec {
-    /// How the cluster is sized. `Provisioned`: a fixed number of shards and a
-    /// fixed node size. `Serverless` (limits instead of sizes, autoscaling) is
-    /// reserved for a later release and refused for now.
+    /// How the cluster is sized. `Provisioned`: a fixed number of shards
+    /// (`shards`) and a fixed node size. `Serverless`: limits instead of
+    /// sizes (`serverless`); the operator chooses the shard count within
+    /// them from the nodes' memory and CPU, and records it in
+    /// `status.serverless` (never in the spec, so GitOps tools applying the
+    /// same manifest never fight it).
     #[serde(default)]
-    #[x_kube(validation = kube::core::Rule::new("self == 'Provisioned'").message("mode Serverless is not available yet; use Provisioned").reason(kube::core::Reason::FieldValueInvalid))]
     pub mode: Mode,
 
-    /// Number of shards in Provisioned mode (1–500). Each shard is a primary
-    /// and `replicasPerShard` replicas serving a share of the 16384 hash slots.
-    /// A change on a running cluster moves slots live, by atomic slot
-    /// migration: new shards receive a balanced share, removed shards are
-    /// drained over all remaining ones before their pods are deleted.
+    /// Number of shards in Provisioned mode (1–500); ignored in Serverless
+    /// mode. Each shard is a primary and `replicasPerShard` replicas serving
+    /// a share of the 16384 hash slots. A change on a running cluster moves
+    /// slots live, by atomic slot migration: new shards receive a balanced
+    /// share, removed shards are drained over all remaining ones before
+    /// their pods are deleted. The scale subresource sets it, so a
+    /// HorizontalPodAutoscaler or KEDA can drive a Provisioned cluster.
     #[serde(default = "default_shards")]
     #[schemars(range(min = 1, max = 500))]
     pub shards: i32,
 
-    /// Replicas per shard (0–5). Each follows its primary (full sync, then
-    /// the write stream) and serves reads to clients that send `READONLY`;
-    /// the most up-to-date one is promoted when the primary is lost, and a
-    /// rolling change switches the primary over to one before restarting
-    /// it. With 0, a restarted node comes back empty.
-    #[serde(default)]
+    /// Replicas per shard (0–5); defaults to 0 in Provisioned mode and to 1
+    /// in Serverless mode (which, like ElastiCache Serverless, always
+    /// replicates). Each follows its primary (full sync, then the write
+    /// stream) and serves reads to clients that send `READONLY`; the most
+    /// up-to-date one is promoted when the primary is lost, and a rolling
+    /// change switches the primary over to one before restarting it. With
+    /// 0, a restarted node comes back empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 5))]
-    pub replicas_per_shard: i32,
+    pub replicas_per_shard: Option<i32>,
+
+    /// Serverless mode's limits and targets (ElastiCache's
+    /// `CacheUsageLimits`). Defaults apply when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSpec>,
 
     /// The cache-node image. Defaults to the image matching the operator's
     /// version. A change rolls the pods one at a time, replicas first.
@@ -86,9 +109,155 @@ pub struct CacheClusterSpec {
     pub auth: Option<AuthSpec>,
 }
 
+/// CEL: in Serverless mode, the data storage maximum holds at least one
+/// node's data.
+const SERVERLESS_STORAGE_RULE: &str = "self.mode != 'Serverless' || !has(self.serverless) || !has(self.serverless.limits) || !has(self.serverless.limits.dataStorage) || !has(self.serverless.limits.dataStorage.maximum) || quantity(string(self.serverless.limits.dataStorage.maximum)).asApproximateFloat() >= (has(self.node) && has(self.node.maxMemory) ? quantity(string(self.node.maxMemory)).asApproximateFloat() : (has(self.node) && has(self.node.resources) && has(self.node.resources.limits) && 'memory' in self.node.resources.limits ? 0.75 * quantity(string(self.node.resources.limits['memory'])).asApproximateFloat() : 805306368.0))";
+
+/// CEL: in Serverless mode, the compute maximum pays for at least one shard.
+const SERVERLESS_COMPUTE_RULE: &str = "self.mode != 'Serverless' || !has(self.serverless) || !has(self.serverless.limits) || !has(self.serverless.limits.compute) || !has(self.serverless.limits.compute.maximum) || quantity(string(self.serverless.limits.compute.maximum)).asApproximateFloat() >= (1.0 + double(has(self.replicasPerShard) ? self.replicasPerShard : 1)) * (has(self.node) && has(self.node.resources) && has(self.node.resources.limits) && 'cpu' in self.node.resources.limits ? quantity(string(self.node.resources.limits['cpu'])).asApproximateFloat() : 1.0)";
+
 fn default_shards() -> i32 {
     1
 }
+
+impl CacheClusterSpec {
+    /// Replicas per shard, with the mode's default.
+    pub fn replicas(&self) -> i32 {
+        self.replicas_per_shard.unwrap_or(match self.mode {
+            Mode::Provisioned => 0,
+            Mode::Serverless => 1,
+        })
+    }
+
+    /// Each cache node's resources: the spec's, else in Serverless mode the
+    /// default unit of scale (1 CPU, 1 GiB, of which 768 MiB data).
+    pub fn node_resources(&self) -> Option<ResourceRequirements> {
+        if self.node.resources.is_some() || self.mode != Mode::Serverless {
+            return self.node.resources.clone();
+        }
+        let size = std::collections::BTreeMap::from([
+            (
+                "cpu".to_owned(),
+                Quantity(DEFAULT_SERVERLESS_NODE_CPU.into()),
+            ),
+            (
+                "memory".to_owned(),
+                Quantity(DEFAULT_SERVERLESS_NODE_MEMORY.into()),
+            ),
+        ]);
+        Some(ResourceRequirements {
+            limits: Some(size.clone()),
+            requests: Some(size),
+            ..ResourceRequirements::default()
+        })
+    }
+
+    /// Serverless settings, with defaults for what is absent.
+    pub fn serverless(&self) -> ServerlessSpec {
+        self.serverless.clone().unwrap_or_default()
+    }
+}
+
+/// A Serverless node's CPU when `node.resources` is absent.
+pub const DEFAULT_SERVERLESS_NODE_CPU: &str = "1";
+/// A Serverless node's memory when `node.resources` is absent.
+pub const DEFAULT_SERVERLESS_NODE_MEMORY: &str = "1Gi";
+
+/// Serverless mode: limits, not sizes. The unit of scale is a shard of
+/// `node.resources` (a primary and its replicas); the operator keeps the
+/// shard count where the nodes' memory and CPU meet the targets, within the
+/// limits.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerlessSpec {
+    /// The bounds the cluster scales within.
+    #[serde(default)]
+    pub limits: UsageLimits,
+
+    /// Memory utilisation (data against each primary's `maxMemory`, in
+    /// percent, 10–95) the operator aims at: above it for
+    /// `scaleOutWindowSeconds` it adds shards, well below it for
+    /// `scaleInWindowSeconds` it removes one. Default 70.
+    #[serde(default = "default_target")]
+    #[schemars(range(min = 10, max = 95))]
+    pub target_memory_percent: i32,
+
+    /// CPU utilisation (each primary's CPU time against its CPU limit, in
+    /// percent, 10–95) the operator aims at. Default 70.
+    #[serde(default = "default_target")]
+    #[schemars(range(min = 10, max = 95))]
+    pub target_cpu_percent: i32,
+
+    /// How long the load must stay above a target before shards are added
+    /// (1–600 s). Default 5: a spike shorter than this adds nothing.
+    #[serde(default = "default_scale_out_window")]
+    #[schemars(range(min = 1, max = 600))]
+    pub scale_out_window_seconds: i32,
+
+    /// How long the load must stay well below the targets before a shard is
+    /// removed, one at a time (10–86400 s). Default 300.
+    #[serde(default = "default_scale_in_window")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub scale_in_window_seconds: i32,
+}
+
+fn default_target() -> i32 {
+    70
+}
+
+fn default_scale_out_window() -> i32 {
+    5
+}
+
+fn default_scale_in_window() -> i32 {
+    300
+}
+
+impl Default for ServerlessSpec {
+    fn default() -> Self {
+        ServerlessSpec {
+            limits: UsageLimits::default(),
+            target_memory_percent: default_target(),
+            target_cpu_percent: default_target(),
+            scale_out_window_seconds: default_scale_out_window(),
+            scale_in_window_seconds: default_scale_in_window(),
+        }
+    }
+}
+
+/// The cluster's usage limits, as ElastiCache's `CacheUsageLimits`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageLimits {
+    /// Data the cluster stores (bytes, e.g. `1Gi`–`64Gi`), counted once
+    /// (not per replica). The minimum keeps enough shards for it even when
+    /// idle; at the maximum, nodes evict (keys with a TTL first under the
+    /// default `volatile-first` policy). Default maximum 64Gi.
+    #[serde(default)]
+    pub data_storage: QuantityRange,
+
+    /// CPU of all the cluster's cache-node pods (cores, e.g. `"2"`–`"16"`):
+    /// a shard costs `(1 + replicasPerShard)` times a node's CPU. At the
+    /// maximum, nodes keep serving, slower. Default maximum 16.
+    #[serde(default)]
+    pub compute: QuantityRange,
+}
+
+/// A minimum and a maximum.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.minimum) || !has(self.maximum) || quantity(string(self.minimum)).compareTo(quantity(string(self.maximum))) <= 0").message("minimum must not exceed maximum").reason(kube::core::Reason::FieldValueInvalid))]
+pub struct QuantityRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<Quantity>,
+}
+
+/// The default data storage maximum.
+pub const DEFAULT_DATA_STORAGE_MAXIMUM: &str = "64Gi";
+/// The default compute maximum (cores).
+pub const DEFAULT_COMPUTE_MAXIMUM: &str = "16";
 
 /// How a cluster is sized.
 #[derive(
@@ -248,6 +417,59 @@ pub struct CacheClusterStatus {
     /// keep the last rebalance).
     #[serde(default)]
     pub rebalance: Option<RebalanceStatus>,
+
+    /// Serverless mode: the shard count the autoscaler chose, the usage it
+    /// chose it on and its recent decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessStatus>,
+}
+
+/// What the autoscaler decided and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerlessStatus {
+    /// The shard count the autoscaler chose (the cluster moves slots to get
+    /// there): the spec's `shards` plays no part in Serverless mode.
+    pub shards: i32,
+    /// The shard counts the limits allow.
+    pub min_shards: i32,
+    pub max_shards: i32,
+    /// Usage at the newest sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The newest decisions that changed something (at most 10), oldest
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<ScaleDecision>,
+}
+
+/// The cluster's usage, summed over its primaries.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Data used against the data the shards can hold, e.g. `312Mi/1536Mi (20%)`.
+    pub memory: String,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// CPU used against the primaries' CPU, e.g. `450m/2000m (22%)`.
+    pub cpu: String,
+    pub cpu_millicores: u64,
+    pub cpu_limit_millicores: u64,
+    /// Commands per second.
+    pub ops_per_second: u64,
+}
+
+/// One autoscaling decision.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDecision {
+    pub time: Time,
+    /// `ScaleOut`, `ScaleIn` or `Rebalance`.
+    pub action: String,
+    pub from: i32,
+    pub to: i32,
+    /// Why, with the inputs: e.g. `memory 78% (target 70%), CPU 20% (target 70%) for 5 s: 4 shards needed`.
+    pub reason: String,
 }
 
 /// A rebalance in progress.

@@ -20,6 +20,32 @@ struct ErrorLabels {
     error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    namespace: String,
+    cluster: String,
+    action: String,
+}
+
+/// A Serverless cluster's usage against its limits and its shard count.
+#[derive(Default)]
+struct Serverless {
+    memory: Family<ClusterLabels, Gauge>,
+    memory_limit: Family<ClusterLabels, Gauge>,
+    cpu: Family<ClusterLabels, Gauge>,
+    cpu_limit: Family<ClusterLabels, Gauge>,
+    ops: Family<ClusterLabels, Gauge>,
+    shards: Family<ClusterLabels, Gauge>,
+    max_shards: Family<ClusterLabels, Gauge>,
+    decisions: Family<DecisionLabels, Counter>,
+}
+
 /// Reconcile counters and durations.
 pub struct Metrics {
     registry: Registry,
@@ -28,6 +54,7 @@ pub struct Metrics {
     duration: Histogram,
     pushes: Counter,
     failovers: Counter,
+    serverless: Serverless,
     /// 1 while this replica leads and its controller runs.
     pub leader: Gauge,
 }
@@ -67,6 +94,51 @@ impl Default for Metrics {
             "Replicas promoted because their primary was lost",
             failovers.clone(),
         );
+        let serverless = Serverless::default();
+        for (name, help, family) in [
+            (
+                "cluster_memory_bytes",
+                "Serverless: data used, summed over primaries",
+                &serverless.memory,
+            ),
+            (
+                "cluster_memory_limit_bytes",
+                "Serverless: data the current shards hold",
+                &serverless.memory_limit,
+            ),
+            (
+                "cluster_cpu_millicores",
+                "Serverless: CPU used by the primaries",
+                &serverless.cpu,
+            ),
+            (
+                "cluster_cpu_limit_millicores",
+                "Serverless: CPU the primaries may use",
+                &serverless.cpu_limit,
+            ),
+            (
+                "cluster_ops_per_second",
+                "Serverless: commands per second",
+                &serverless.ops,
+            ),
+            (
+                "cluster_shards",
+                "Serverless: the shard count the autoscaler chose",
+                &serverless.shards,
+            ),
+            (
+                "cluster_max_shards",
+                "Serverless: the most shards the limits allow",
+                &serverless.max_shards,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "scale_decisions",
+            "Serverless: autoscaling decisions that changed something, by action",
+            serverless.decisions.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -74,8 +146,17 @@ impl Default for Metrics {
             duration,
             pushes,
             failovers,
+            serverless,
             leader,
         }
+    }
+}
+
+fn cluster_labels(cc: &crate::crd::CacheCluster) -> ClusterLabels {
+    use kube::ResourceExt as _;
+    ClusterLabels {
+        namespace: cc.namespace().unwrap_or_default(),
+        cluster: cc.name_any(),
     }
 }
 
@@ -114,6 +195,42 @@ impl Metrics {
 
     pub fn failover(&self) {
         self.failovers.inc();
+    }
+
+    /// A Serverless cluster's usage at its newest sample.
+    pub fn usage(
+        &self,
+        cc: &crate::crd::CacheCluster,
+        sample: &crate::controller::autoscale::Sample,
+        limits: &crate::controller::autoscale::Limits,
+        shards: usize,
+    ) {
+        let labels = cluster_labels(cc);
+        let s = &self.serverless;
+        let set = |f: &Family<ClusterLabels, Gauge>, v: u64| {
+            f.get_or_create(&labels)
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&s.memory, sample.memory);
+        set(&s.memory_limit, limits.shard_bytes * sample.shards as u64);
+        set(&s.cpu, sample.millicores);
+        set(&s.cpu_limit, limits.shard_millicores * sample.shards as u64);
+        set(&s.ops, sample.ops);
+        set(&s.shards, shards as u64);
+        set(&s.max_shards, limits.max_shards as u64);
+    }
+
+    /// An autoscaling decision that changed something.
+    pub fn scale_decision(&self, cc: &crate::crd::CacheCluster, action: &str) {
+        let ClusterLabels { namespace, cluster } = cluster_labels(cc);
+        self.serverless
+            .decisions
+            .get_or_create(&DecisionLabels {
+                namespace,
+                cluster,
+                action: action.to_owned(),
+            })
+            .inc();
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {

@@ -17,7 +17,9 @@ fn the_schema_carries_the_validation_rules() {
     let yaml = tidecache_operator::crds_yaml().unwrap();
     for needle in [
         "x-kubernetes-validations",
-        "mode Serverless is not available yet; use Provisioned",
+        "minimum must not exceed maximum",
+        "serverless.limits.dataStorage.maximum is below one node's data",
+        "serverless.limits.compute.maximum is below one shard's CPU",
         "maximum: 5",
         "minimum: 1",
         "scale:",

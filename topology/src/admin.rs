@@ -73,13 +73,7 @@ pub struct Replication {
 
 impl Replication {
     pub fn parse(info: &str) -> Self {
-        let field = |name: &str| {
-            info.lines()
-                .filter_map(|l| l.trim_end().split_once(':'))
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_owned())
-                .unwrap_or_default()
-        };
+        let field = |name: &str| info_field(info, name).unwrap_or_default().to_owned();
         let primary = field(info::ROLE) == info::PRIMARY;
         Replication {
             primary,
@@ -98,6 +92,51 @@ impl Replication {
             && !self.replid.is_empty()
             && !self.replid.bytes().all(|b| b == b'0')
     }
+}
+
+/// What a node uses, from INFO memory, stats and cpu: the autoscaler's
+/// signals. Counters are totals since the node started; the operator
+/// takes their rates between two readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub used_memory: u64,
+    pub maxmemory: u64,
+    pub commands: u64,
+    pub evicted_keys: u64,
+    pub oom_rejected: u64,
+    /// CPU seconds, kernel and user together.
+    pub cpu_seconds: f64,
+    /// The CPU it may use (0: unknown).
+    pub cpu_limit_millicores: u64,
+}
+
+impl Usage {
+    pub fn parse(text: &str) -> Self {
+        let field = |name: &str| info_field(text, name);
+        let number = |name: &str| field(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let seconds = |name: &str| {
+            field(name)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Usage {
+            used_memory: number(info::USED_MEMORY),
+            maxmemory: number(info::MAXMEMORY),
+            commands: number(info::TOTAL_COMMANDS_PROCESSED),
+            evicted_keys: number(info::EVICTED_KEYS),
+            oom_rejected: number(info::TIDECACHE_OOM_REJECTED),
+            cpu_seconds: seconds(info::USED_CPU_SYS) + seconds(info::USED_CPU_USER),
+            cpu_limit_millicores: number(info::TIDECACHE_CPU_LIMIT_MILLICORES),
+        }
+    }
+}
+
+/// The value of field `name` in INFO text.
+fn info_field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.lines()
+        .filter_map(|l| l.trim_end().split_once(':'))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// An authenticated admin connection to one node.
@@ -251,6 +290,20 @@ impl AdminClient {
         Ok(Replication::parse(&text))
     }
 
+    /// Its replication and its usage, from one INFO call.
+    pub async fn replication_and_usage(&mut self) -> Result<(Replication, Usage), AdminError> {
+        let text: String = self
+            .call(
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .arg("memory")
+                    .arg("stats")
+                    .arg("cpu"),
+            )
+            .await?;
+        Ok((Replication::parse(&text), Usage::parse(&text)))
+    }
+
     /// `TIDECACHE LEASE RENEW <epoch> <clock>`: keeps a primary's write
     /// lease up to `clock`, the node's lease clock read before (from
     /// [`Replication::lease_clock_ms`]), so a renewal held up in the network
@@ -361,5 +414,21 @@ mod tests {
              master_replid:abc\r\nmaster_repl_offset:7\r\n",
         );
         assert!(replica.is_synced_replica() && replica.link_up);
+    }
+
+    #[test]
+    fn usage_is_read_from_info() {
+        let u = Usage::parse(
+            "# Memory\r\nused_memory:1048576\r\nmaxmemory:4194304\r\n\r\n# Stats\r\n\
+             total_commands_processed:900\r\nevicted_keys:3\r\ntidecache_oom_rejected:2\r\n\r\n\
+             # CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.750000\r\n\
+             tidecache_cpu_limit_millicores:500\r\n",
+        );
+        assert_eq!((u.used_memory, u.maxmemory), (1 << 20, 4 << 20));
+        assert_eq!((u.commands, u.evicted_keys, u.oom_rejected), (900, 3, 2));
+        assert_eq!(u.cpu_seconds, 2.0);
+        assert_eq!(u.cpu_limit_millicores, 500);
+        // A node without the cpu section reports no CPU.
+        assert_eq!(Usage::parse("used_memory:5\r\n").cpu_seconds, 0.0);
     }
 }

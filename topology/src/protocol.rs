@@ -208,6 +208,24 @@ pub mod info {
     /// `1` on a primary made one before its first sync completed: it
     /// serves nothing.
     pub const TIDECACHE_INCOMPLETE_KEYSPACE: &str = "tidecache_incomplete_keyspace";
+
+    // What the autoscaler reads (INFO memory, stats and cpu).
+    /// Bytes the node's allocator holds (Redis's `used_memory`).
+    pub const USED_MEMORY: &str = "used_memory";
+    /// The node's `maxmemory` (0: no limit).
+    pub const MAXMEMORY: &str = "maxmemory";
+    /// Commands run since the node started.
+    pub const TOTAL_COMMANDS_PROCESSED: &str = "total_commands_processed";
+    /// Keys evicted for memory since the node started.
+    pub const EVICTED_KEYS: &str = "evicted_keys";
+    /// Writes refused with `OOM` since the node started.
+    pub const TIDECACHE_OOM_REJECTED: &str = "tidecache_oom_rejected";
+    /// CPU seconds the node spent in the kernel and in user space.
+    pub const USED_CPU_SYS: &str = "used_cpu_sys";
+    pub const USED_CPU_USER: &str = "used_cpu_user";
+    /// The CPU the node may use, in millicores (0: unknown), from its
+    /// pod's CPU limit.
+    pub const TIDECACHE_CPU_LIMIT_MILLICORES: &str = "tidecache_cpu_limit_millicores";
 }
 
 /// A family of requests (the second word), for the errors that name it.
@@ -344,7 +362,8 @@ pub enum Request<'a, P: ?Sized = [u8]> {
         epoch: u64,
         ranges: Vec<SlotRange>,
     },
-    /// A batch of the change stream (the node's `migration::wire` format).
+    /// A batch of the change stream (the format of the node's `db::wire`,
+    /// `cache-node/src/db/wire.rs`).
     ImportApply {
         id: &'a str,
         batch: &'a P,

@@ -5,7 +5,7 @@
 //! way `server::run_batch` drives it.
 //!
 //! Command names come from the command table (`cmd::COMMANDS`, with their
-//! subcommands) and arguments mostly from small dictionaries (a few keys,
+//! subcommands at every depth) and arguments mostly from small dictionaries (a few keys,
 //! boundary integers, option keywords, floats, range and glob syntax,
 //! topology documents), so sessions get past argument parsing and build
 //! real values for later commands to work on.
@@ -155,13 +155,13 @@ fn fixtures() -> &'static Fixtures {
             "adm",
         ]))
         .expect("cluster flags");
-        let mut commands = Vec::new();
-        for spec in COMMANDS {
-            commands.push((vec![spec.name], spec.arity));
-            for sub in spec.subcommands {
-                commands.push((vec![spec.name, sub.short_name()], sub.arity));
-            }
-        }
+        // Every row at every depth, as its words: `tidecache|import|begin`
+        // is sent as `tidecache import begin`.
+        let commands = COMMANDS
+            .iter()
+            .flat_map(|spec| spec.rows())
+            .map(|spec| (spec.name.split('|').collect::<Vec<_>>(), spec.arity))
+            .collect();
         let me = state::cluster_state(&cluster).me().clone();
         Fixtures {
             standalone,

@@ -5,36 +5,26 @@
 
 use bytes::Bytes;
 use tidecache_topology::Topology;
-use tidecache_topology::protocol::{ParseError, Request};
+use tidecache_topology::protocol::Request;
 use tracing::info;
 
-use super::Ctx;
+use super::{Ctx, admin_request, misrouted};
 use crate::frame::Reply;
 
-/// The request a handler was routed, its arguments borrowed (payloads stay
-/// the connection's buffers).
-pub(super) fn request(args: &[Bytes]) -> Result<Request<'_, Bytes>, Reply> {
-    Request::parse(args).map_err(|e| Reply::error(e.to_string()))
-}
-
-/// What a handler answers arguments that its row routed to it but that
-/// parse as another request: the table and the protocol disagree.
-pub(super) fn misrouted(request: &Request<'_, Bytes>) -> Reply {
-    Reply::error(ParseError::Syntax(request.group()).to_string())
-}
-
-/// A nested container's own handler: the word after it names none of its
-/// actions, so the request's syntax error.
+/// A nested container's own handler (`TOPOLOGY`, `MIGRATE`, `IMPORT`):
+/// the word after it names none of its actions, so the request's syntax
+/// error. (`REPL` and `LEASE` make their checks first: see
+/// [`super::repl::syntax`].)
 pub fn syntax(_: &mut Ctx, args: &[Bytes]) -> Reply {
-    match Request::parse(args) {
-        Err(e) => Reply::error(e.to_string()),
+    match admin_request(args) {
+        Err(e) => e,
         Ok(request) => misrouted(&request),
     }
 }
 
 /// `TIDECACHE TOPOLOGY SET <json>`
 pub fn topology_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    let document = match request(args) {
+    let document = match admin_request(args) {
         Ok(Request::TopologySet { document }) => document,
         Ok(other) => return misrouted(&other),
         Err(e) => return e,
@@ -57,7 +47,7 @@ pub fn topology_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             }
             drop(cluster);
             if changed {
-                crate::replication::on_topology(shared, cx.db);
+                crate::replication::on_topology(&shared.replication_handles(), cx.db);
             }
             Reply::OK
         }
@@ -66,7 +56,12 @@ pub fn topology_set(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 }
 
 /// `TIDECACHE TOPOLOGY GET`
-pub fn topology_get(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+pub fn topology_get(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match admin_request(args) {
+        Ok(Request::TopologyGet) => {}
+        Ok(other) => return misrouted(&other),
+        Err(e) => return e,
+    }
     let cluster = cx.shared.cluster.read().expect("cluster lock");
     cluster
         .topology()
@@ -74,6 +69,11 @@ pub fn topology_get(cx: &mut Ctx, _: &[Bytes]) -> Reply {
 }
 
 /// `TIDECACHE TOPOLOGY EPOCH`
-pub fn topology_epoch(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+pub fn topology_epoch(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    match admin_request(args) {
+        Ok(Request::TopologyEpoch) => {}
+        Ok(other) => return misrouted(&other),
+        Err(e) => return e,
+    }
     Reply::Integer(cx.shared.cluster.read().expect("cluster lock").epoch() as i64)
 }

@@ -154,6 +154,58 @@ pub fn mpop<W>(
     Ok((keys, end, count.unwrap_or(1)))
 }
 
+/// A SCAN-family cursor: an unsigned decimal integer.
+pub fn scan_cursor(arg: &[u8]) -> Result<u64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Reply::error("ERR invalid cursor"))
+}
+
+/// `[MATCH pattern] [COUNT count]`, plus `[TYPE type]` for SCAN itself.
+pub struct ScanOptions {
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+    /// SCAN's `TYPE`, lowercase.
+    pub type_: Option<String>,
+}
+
+impl ScanOptions {
+    pub fn parse(args: &[Bytes], allow_type: bool) -> Result<Self, Reply> {
+        let mut opts = ScanOptions {
+            pattern: None,
+            count: 10,
+            type_: None,
+        };
+        for pair in args.chunks(2) {
+            let [name, value] = pair else {
+                return Err(Reply::error(SYNTAX));
+            };
+            if eq(name, "MATCH") {
+                // `*` matches everything: skip the matcher, as Redis does.
+                opts.pattern = (&value[..] != b"*").then(|| value.clone());
+            } else if eq(name, "COUNT") {
+                match parse_i64(value) {
+                    Some(n) if n >= 1 => opts.count = usize::try_from(n).unwrap_or(usize::MAX),
+                    Some(_) => return Err(Reply::error(SYNTAX)),
+                    None => return Err(Reply::error(NOT_INTEGER)),
+                }
+            } else if eq(name, "TYPE") && allow_type {
+                opts.type_ = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+            } else {
+                return Err(Reply::error(SYNTAX));
+            }
+        }
+        Ok(opts)
+    }
+
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.pattern
+            .as_ref()
+            .is_none_or(|p| crate::glob::matches(p, name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::Ctx;
-use super::keys::{INTSET_ENTRIES, LISTPACK_ENTRIES, LISTPACK_VALUE};
+use super::encoding::{INTSET_ENTRIES, LISTPACK_ENTRIES, LISTPACK_VALUE};
 use crate::cluster::Mode;
 use crate::db::Db;
 use crate::evict::{MAX_SAMPLES, Policy, Settings};

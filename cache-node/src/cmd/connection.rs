@@ -107,7 +107,10 @@ pub fn hello(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     };
     Reply::Map(vec![
         (Reply::text("server"), Reply::text("redis")),
-        (Reply::text("version"), Reply::text(crate::REDIS_VERSION)),
+        (
+            Reply::text("version"),
+            Reply::text(crate::ident::REDIS_VERSION),
+        ),
         (
             Reply::text("proto"),
             Reply::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),

@@ -295,7 +295,7 @@ pub fn hrandfield(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields and values.
 pub fn hscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    super::keys::scan_collection(
+    super::scan::scan_collection(
         cx,
         args,
         |h: &Hash| (h.iter(), h.len()),

@@ -6,8 +6,7 @@ use tidecache_topology::protocol::{Request, status as field};
 use tidecache_topology::{SlotRange, SlotSet, key_slot};
 use tracing::info;
 
-use super::Ctx;
-use super::admin::{misrouted, request};
+use super::{Ctx, admin_request, misrouted};
 use crate::client::Wait;
 use crate::db::Db;
 use crate::db::wire::{self, Change, decode_all};
@@ -34,7 +33,7 @@ fn check_epoch(cluster: &crate::cluster::ClusterState, epoch: u64) -> Result<(),
 
 /// `TIDECACHE MIGRATE START <id> <host> <port> <epoch> <range>...`
 pub fn start(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match request(args) {
+    match admin_request(args) {
         Ok(Request::MigrateStart {
             id,
             host,
@@ -83,8 +82,9 @@ fn start_outgoing(
         .start_outgoing(id.to_owned(), host.to_owned(), port, epoch, slots)
         .map_err(|e: StartError| Reply::error(e.to_string()))?;
     info!(id = m.id, target = %format!("{}:{}", m.host, m.port), epoch, slots = ?m.slots, "migration started");
-    let shared = cx.shared.arc();
-    cx.shared.background.spawn(source::run(shared, m));
+    cx.shared
+        .background
+        .spawn(source::run(cx.shared.migration_handles(), m));
     Ok(Reply::OK)
 }
 
@@ -126,7 +126,7 @@ fn progress_reply(m: &Outgoing, p: &Progress) -> Reply {
 
 /// `TIDECACHE MIGRATE STATUS [<id>]`
 pub fn status(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match request(args) {
+    match admin_request(args) {
         Ok(Request::MigrateStatus { id }) => outgoing_status(cx, id).unwrap_or_else(|e| e),
         Ok(other) => misrouted(&other),
         Err(e) => e,
@@ -153,7 +153,7 @@ fn outgoing_status(cx: &mut Ctx, id: Option<&str>) -> Result<Reply, Reply> {
 
 /// `TIDECACHE MIGRATE CANCEL <id>`
 pub fn cancel(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match request(args) {
+    match admin_request(args) {
         Ok(Request::MigrateCancel { id }) => cancel_outgoing(cx, id).unwrap_or_else(|e| e),
         Ok(other) => misrouted(&other),
         Err(e) => e,
@@ -198,7 +198,7 @@ fn importing(
     run: impl FnOnce(&mut Ctx, Request<'_, Bytes>) -> Result<Reply, Reply>,
 ) -> Reply {
     may_import(cx.shared)
-        .and_then(|()| request(args))
+        .and_then(|()| admin_request(args))
         .and_then(|r| run(cx, r))
         .unwrap_or_else(|e| e)
 }
@@ -229,7 +229,7 @@ pub fn import_commit(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// `TIDECACHE IMPORT ABORT <id>`
 pub fn import_abort(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match request(args) {
+    match admin_request(args) {
         Ok(Request::ImportAbort { id }) => abort(cx, id).unwrap_or_else(|e| e),
         Ok(other) => misrouted(&other),
         Err(e) => e,
@@ -238,7 +238,7 @@ pub fn import_abort(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// `TIDECACHE IMPORT STATUS <id>`
 pub fn import_status(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    match request(args) {
+    match admin_request(args) {
         Ok(Request::ImportStatus { id }) => {
             let migrations = cx.shared.migrations.lock().expect("migrations lock");
             Reply::text(migrations.import_state(id).as_str())

@@ -14,6 +14,7 @@ mod blocking;
 mod cluster;
 mod config;
 mod connection;
+mod encoding;
 mod hashes;
 mod hll;
 mod keys;
@@ -22,6 +23,7 @@ mod migrate;
 mod multi;
 mod pubsub;
 mod repl;
+mod scan;
 mod server;
 mod sets;
 mod slowlog;
@@ -37,6 +39,7 @@ use crate::db::Db;
 use crate::frame::Reply;
 use crate::state::{Calls, Shared};
 pub use table::{COMMANDS, KeySpec, Spec, lookup};
+use tidecache_topology::protocol::{ParseError, Request};
 
 /// What a handler works with: the node's shared state, the calling client
 /// and the keyspace, locked once by the caller for a whole batch of
@@ -54,11 +57,23 @@ impl Spec {
         std::ptr::from_ref(self) as usize
     }
 
+    /// Whether the row's arity takes `argc` arguments (the name included).
+    pub fn takes(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity > 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
     /// The ACL categories `COMMAND INFO` reports: the row's own, with
     /// `@fast` or `@slow` put in from the `FAST` flag where Redis lists it
     /// (its categories come in a fixed order, speed before these). A row
     /// may name its speed itself where it differs from its flags; a
-    /// container reports none.
+    /// top-level container reports none (Redis's `CLIENT`, `CONFIG`), while
+    /// a subcommand that is itself a container (`tidecache|import`) is a
+    /// command of its own and reports its speed like any other.
     pub fn acl_categories(&self) -> Vec<&'static str> {
         const AFTER_SPEED: [&str; 5] = [
             "@blocking",
@@ -69,7 +84,8 @@ impl Spec {
         ];
         let mut cats = self.acl.to_vec();
         let stated = cats.iter().any(|c| matches!(*c, "@fast" | "@slow"));
-        if !self.subcommands.is_empty() || stated {
+        let top_container = !self.subcommands.is_empty() && !self.name.contains('|');
+        if top_container || stated {
             return cats;
         }
         let speed = if self.flags & flags::FAST != 0 {
@@ -217,8 +233,7 @@ pub fn dispatch(cx: &mut Ctx, args: &[Bytes]) -> (Reply, &'static str) {
         Err(e) => return (flag_transaction(cx, e), ""),
     };
     let name = spec.acl_name();
-    let argc = args.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || (spec.arity < 0 && argc < -spec.arity) {
+    if !spec.takes(args.len()) && !admin_action_takes(spec, args) {
         return (flag_transaction(cx, wrong_arity(name)), name);
     }
     if cx.client.user.is_none() && spec.flags & flags::NO_AUTH == 0 {
@@ -263,6 +278,34 @@ pub(crate) fn lookup_request(args: &[Bytes]) -> Result<&'static Spec, Reply> {
                 .unwrap_or(sub))
         }
     }
+}
+
+/// Whether an admin action (`tidecache|import|apply`) goes to its handler
+/// although its row's count does not take the request. Its row states the
+/// exact count for `COMMAND`, but the admin protocol answers a wrong one
+/// itself: past its group's own count (`tidecache|import`'s, checked here
+/// as Redis checks it), the handler's [`admin_request`] replies with the
+/// group's `ERR syntax error: expected …`, after the checks the group makes
+/// first (a replica refuses `REPL` before any syntax), as the node always
+/// has.
+fn admin_action_takes(spec: &Spec, args: &[Bytes]) -> bool {
+    spec.name.matches('|').count() == 2
+        && lookup(COMMANDS, &args[0])
+            .and_then(|top| lookup(top.subcommands, &args[1]))
+            .is_some_and(|group| group.takes(args.len()))
+}
+
+/// The admin request an action's handler was routed, its arguments
+/// borrowed (payloads stay the connection's buffers); its error is the
+/// protocol's reply.
+pub(crate) fn admin_request(args: &[Bytes]) -> Result<Request<'_, Bytes>, Reply> {
+    Request::parse(args).map_err(|e| Reply::error(e.to_string()))
+}
+
+/// What an action's handler answers arguments that parse as another
+/// request: the table and the protocol disagree.
+pub(crate) fn misrouted(request: &Request<'_, Bytes>) -> Reply {
+    Reply::error(ParseError::Syntax(request.group()).to_string())
 }
 
 /// A command refused while queueing makes `EXEC` refuse the whole
@@ -416,9 +459,6 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     reply
 }
 
-/// What replication forbids here: writes on a replica, anything but
-/// `LOADING`-flagged commands while a full sync replaces the keyspace,
-/// writes on a primary outside its write lease. Admin requests pass.
 /// The memory check of a command about to run (from [`execute`]):
 /// records whether its key lookups count as accesses (`CLIENT NO-TOUCH`),
 /// and for a command that may grow memory (`denyoom`) over `maxmemory`,
@@ -442,6 +482,9 @@ fn admit(cx: &mut Ctx, spec: &Spec) -> Result<(), Reply> {
     }
 }
 
+/// What replication forbids here: writes on a replica, anything but
+/// `LOADING`-flagged commands while a full sync replaces the keyspace,
+/// writes on a primary outside its write lease. Admin requests pass.
 fn replication_gate(cx: &Ctx, spec: &Spec, writes: bool) -> Result<(), Reply> {
     let shared = cx.shared;
     if cx.client.user == Some(User::Admin) {
@@ -539,16 +582,13 @@ mod tests {
     #[test]
     fn speed_categories_follow_the_fast_flag() {
         let mut stated = Vec::new();
-        for spec in COMMANDS
-            .iter()
-            .flat_map(|s| std::iter::once(s).chain(s.subcommands))
-        {
+        for spec in COMMANDS.iter().flat_map(Spec::rows) {
             let cats = spec.acl_categories();
             let speeds: Vec<_> = cats
                 .iter()
                 .filter(|c| matches!(**c, "@fast" | "@slow"))
                 .collect();
-            if !spec.subcommands.is_empty() {
+            if !spec.subcommands.is_empty() && !spec.name.contains('|') {
                 assert!(speeds.is_empty(), "{}", spec.name);
                 continue;
             }
@@ -572,6 +612,26 @@ mod tests {
                 "client|help",
             ]
         );
+    }
+
+    /// The admin groups that are containers themselves list the speed they
+    /// listed as plain rows, and so does every action under them.
+    #[test]
+    fn nested_containers_report_their_speed() {
+        let tidecache = lookup(COMMANDS, b"tidecache").unwrap();
+        assert!(!tidecache.acl_categories().contains(&"@slow"));
+        for group in ["topology", "migrate", "import", "repl", "lease"] {
+            let row = lookup(tidecache.subcommands, group.as_bytes()).unwrap();
+            assert!(!row.subcommands.is_empty(), "{group}");
+            for spec in row.rows() {
+                assert_eq!(
+                    spec.acl_categories(),
+                    ["@admin", "@slow", "@dangerous"],
+                    "{}",
+                    spec.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -11,9 +11,8 @@ use std::sync::RwLockWriteGuard;
 
 use tidecache_topology::protocol::{PSYNC_CONTINUE, PSYNC_FULLRESYNC, Request, info as field};
 
-use super::Ctx;
-use super::admin::{misrouted, request};
 use super::util::{eq, int_arg};
+use super::{Ctx, admin_request, misrouted};
 use crate::client::{PendingWait, Wait};
 use crate::cluster::ClusterState;
 use crate::frame::Reply;
@@ -60,13 +59,17 @@ fn replicating(
         Ok(())
     };
     source()
-        .and_then(|()| request(args))
+        .and_then(|()| admin_request(args))
         .and_then(|r| run(cx, r))
         .unwrap_or_else(|e| e)
 }
 
-// A replica asking is contact, as of the reply it had last (see
-// `Stream::replied_at`): the primary's write lease holds that long.
+/// `TIDECACHE REPL`'s own handler: the word after it names none of its
+/// actions. A replica, or a node no document names primary, refuses
+/// before any syntax, as for the actions themselves.
+pub fn syntax(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    replicating(cx, args, |_, r| Err(misrouted(&r)))
+}
 
 /// `TIDECACHE REPL PSYNC <id> <host> <port> <replid> <offset>`
 pub fn psync(cx: &mut Ctx, args: &[Bytes]) -> Reply {
@@ -82,6 +85,8 @@ pub fn psync(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             return Err(misrouted(&r));
         };
         let mut repl = cx.shared.repl.lock().expect("replication lock");
+        // A replica asking is contact, as of the reply it had last (see
+        // `Stream::replied_at`): the primary's write lease holds that long.
         renew_from(cx.shared, &repl, replica);
         let reply = match repl
             .stream
@@ -164,15 +169,12 @@ fn leasing(
     args: &[Bytes],
     run: impl FnOnce(&mut Ctx, Request<'_, Bytes>, RwLockWriteGuard<'_, ClusterState>) -> Reply,
 ) -> Reply {
-    let request = match request(args) {
-        Ok(r) => r,
+    // The epoch is read, and checked against the node's, before the rest
+    // of the request: an order from an older view is STALE however it is
+    // worded (the table's arity leaves it at `args[3]`).
+    let epoch = match int_arg(&args[3]).and_then(|n| u64::try_from(n).map_err(|_| not_integer())) {
+        Ok(epoch) => epoch,
         Err(e) => return e,
-    };
-    let epoch = match request {
-        Request::LeaseRenew { epoch, .. }
-        | Request::LeaseWaive { epoch }
-        | Request::LeaseFence { epoch } => epoch,
-        other => return misrouted(&other),
     };
     let shared = cx.shared;
     let cluster = shared.cluster.write().expect("cluster lock");
@@ -184,7 +186,20 @@ fn leasing(
             if primary { "a primary" } else { "no primary" }
         ));
     }
-    run(cx, request, cluster)
+    match admin_request(args) {
+        Ok(request) => run(cx, request, cluster),
+        Err(e) => e,
+    }
+}
+
+fn not_integer() -> Reply {
+    Reply::error(super::util::NOT_INTEGER)
+}
+
+/// `TIDECACHE LEASE`'s own handler: the word after it names none of its
+/// actions. The epoch is checked first, as for the actions themselves.
+pub fn lease_syntax(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    leasing(cx, args, |_, r, _| misrouted(&r))
 }
 
 /// `TIDECACHE LEASE RENEW <epoch> [<clock>]`
@@ -193,11 +208,10 @@ pub fn lease_renew(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         // Up to the clock reading the operator had before sending this
         // (INFO's `tidecache_lease_clock_ms`), never past now: a renewal
         // held up in the network renews nothing past that reading.
-        let now = cx.shared.now_ms();
-        let clock = match r {
-            Request::LeaseRenew { clock, .. } => clock,
-            _ => None,
+        let Request::LeaseRenew { clock, .. } = r else {
+            return misrouted(&r);
         };
+        let now = cx.shared.now_ms();
         cx.shared.lease.renew(clock.map_or(now, |c| c.min(now)));
         Reply::OK
     })
@@ -205,7 +219,10 @@ pub fn lease_renew(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// `TIDECACHE LEASE WAIVE <epoch>`
 pub fn lease_waive(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    leasing(cx, args, |cx, _, _| {
+    leasing(cx, args, |cx, r, _| {
+        let Request::LeaseWaive { .. } = r else {
+            return misrouted(&r);
+        };
         cx.shared
             .lease
             .writes_from_ms
@@ -217,9 +234,8 @@ pub fn lease_waive(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 /// `TIDECACHE LEASE FENCE <epoch>`
 pub fn lease_fence(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     leasing(cx, args, |cx, r, mut cluster| {
-        let epoch = match r {
-            Request::LeaseFence { epoch } => epoch,
-            _ => cluster.epoch(),
+        let Request::LeaseFence { epoch } = r else {
+            return misrouted(&r);
         };
         let slots = tidecache_topology::SlotSet::from_ranges(&cluster.owned_slots());
         cluster.freeze_for(epoch + 1, &slots, FENCE_HOLD);
@@ -416,7 +432,7 @@ pub fn replicaof(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         return Reply::error("ERR REPLICAOF not allowed in cluster mode.");
     }
     if eq(&args[1], "NO") && eq(&args[2], "ONE") {
-        replication::follow(cx.shared, cx.db, None);
+        replication::follow(&cx.shared.replication_handles(), cx.db, None);
         return Reply::OK;
     }
     let port = match port_arg(&args[2]) {
@@ -440,7 +456,7 @@ pub fn replicaof(cx: &mut Ctx, args: &[Bytes]) -> Reply {
     if already {
         return Reply::Simple("OK Already connected to specified master");
     }
-    replication::follow(cx.shared, cx.db, Some((host, port)));
+    replication::follow(&cx.shared.replication_handles(), cx.db, Some((host, port)));
     Reply::OK
 }
 

@@ -29,18 +29,24 @@ pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         "keyspace",
         "cluster",
         "migration",
+        "commandstats",
     ];
+    // Sections only `all` or their own name ask for, as in Redis.
+    const NOT_DEFAULT: &[&str] = &["commandstats"];
     let wanted: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = all || wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::new();
     for section in SECTIONS {
-        if all || wanted.iter().any(|w| w == section) {
+        let listed = if NOT_DEFAULT.contains(section) {
+            all
+        } else {
+            default
+        };
+        if listed || wanted.iter().any(|w| w == section) {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
@@ -68,7 +74,7 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
     match section {
         "server" => {
             w("# Server", &"");
-            w("redis_version", &crate::REDIS_VERSION);
+            w("redis_version", &crate::ident::REDIS_VERSION);
             w("tidecache_version", &env!("CARGO_PKG_VERSION"));
             w(
                 "redis_mode",
@@ -181,6 +187,16 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
             w("tidecache_topology_epoch", &cluster.epoch());
         }
         "migration" => super::migrate::info(shared, out),
+        "commandstats" => {
+            // One line per row called: an admin action under its full name
+            // (`cmdstat_tidecache|topology|set`), as Redis names a
+            // subcommand's (`cmdstat_client|id`); the metric
+            // `tidecache_command_calls{command}` uses the same names.
+            w("# Commandstats", &"");
+            for (name, calls) in shared.call_counts() {
+                w(&format!("cmdstat_{name}"), &format_args!("calls={calls}"));
+            }
+        }
         _ => {}
     }
 }

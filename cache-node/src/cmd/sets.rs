@@ -315,7 +315,7 @@ pub fn sintercard(cx: &mut Ctx, args: &[Bytes]) -> Reply {
 
 /// `SSCAN key cursor [MATCH pattern] [COUNT count]`.
 pub fn sscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    super::keys::scan_collection(
+    super::scan::scan_collection(
         cx,
         args,
         |s: &Set| (s.iter().map(|m| (m, ())), s.len()),

@@ -528,12 +528,12 @@ pub static COMMANDS: &[Spec] = &[
             spec("tidecache|import|abort", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Drops what an import received; an unknown one may never begin.", migrate::import_abort),
             spec("tidecache|import|status", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Returns how an import stands: importing, committed, aborted or unknown.", migrate::import_status),
         ]),
-        nested(spec("tidecache|repl", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "The stream a replica pulls from its primary (PSYNC, SNAPSHOT, FETCH).", admin::syntax), &[
+        nested(spec("tidecache|repl", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "The stream a replica pulls from its primary (PSYNC, SNAPSHOT, FETCH).", repl::syntax), &[
             spec("tidecache|repl|psync", 8, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Continues a replica from its offset, or starts a full sync.", repl::psync),
             spec("tidecache|repl|snapshot", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Returns the next part of a full sync's snapshot.", repl::snapshot),
             spec("tidecache|repl|fetch", 6, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Returns the stream from an offset, waiting a while for something to send.", repl::fetch),
         ]),
-        nested(spec("tidecache|lease", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "The operator's hold on a primary's writes (RENEW epoch [clock], WAIVE or FENCE epoch).", admin::syntax), &[
+        nested(spec("tidecache|lease", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "The operator's hold on a primary's writes (RENEW epoch [clock], WAIVE or FENCE epoch).", repl::lease_syntax), &[
             spec("tidecache|lease|renew", -4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Keeps the primary's write lease, up to a clock reading when given.", repl::lease_renew),
             spec("tidecache|lease|waive", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Lets a just-promoted primary write without waiting for its old primary's lease.", repl::lease_waive),
             spec("tidecache|lease|fence", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Holds the primary's writes for a switchover; returns the stream's end.", repl::lease_fence),

@@ -1052,7 +1052,7 @@ pub(super) fn zmpop_at(cx: &mut Ctx, args: &[Bytes], at: usize) -> Reply {
 /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: members and scores
 /// (scores as strings, in RESP3 too).
 pub fn zscan(cx: &mut Ctx, args: &[Bytes]) -> Reply {
-    super::keys::scan_collection(
+    super::scan::scan_collection(
         cx,
         args,
         |z: &SortedSet| (z.iter(), z.len()),

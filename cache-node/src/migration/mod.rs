@@ -36,11 +36,16 @@
 pub mod source;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tidecache_topology::SlotSet;
+use tokio::sync::Notify;
+
+use crate::background::Background;
+use crate::cluster::ClusterState;
+use crate::db::Db;
 
 /// Where an outgoing migration is, and how an import ended, as
 /// `MIGRATE STATUS` and `IMPORT STATUS` report them: the admin protocol's
@@ -48,6 +53,22 @@ use tidecache_topology::SlotSet;
 pub use tidecache_topology::protocol::{
     ImportState, MAX_ID_LEN, MigrationState as State, valid_id,
 };
+
+/// What a migration's task uses of the node's state: the same cells the
+/// state holds (`state::Shared::migration_handles`), and nothing else of it.
+#[derive(Clone)]
+pub struct Handles {
+    pub db: Arc<Mutex<Db>>,
+    pub cluster: Arc<RwLock<ClusterState>>,
+    /// Every migration, to tell whether a slot came back meanwhile.
+    pub migrations: Arc<Mutex<Migrations>>,
+    /// Notified when a migration's handoff lets frozen writes go.
+    pub unfrozen: Arc<Notify>,
+    /// Where the task runs, and its way back to the connections' runtime.
+    pub background: Arc<Background>,
+    /// `--admin-password`: how the source reaches the target.
+    pub admin_password: Option<String>,
+}
 
 /// What `MIGRATE STATUS` and INFO show of an outgoing migration.
 #[derive(Debug, Clone)]

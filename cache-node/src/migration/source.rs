@@ -9,9 +9,8 @@ use tidecache_topology::admin::{AdminClient, AdminError};
 use tidecache_topology::protocol::Request;
 use tracing::{info, warn};
 
-use super::{ImportState, Outgoing, State};
+use super::{Handles, ImportState, Outgoing, State};
 use crate::db::{Db, FollowId, Sink, Step, ValueRef, wire};
-use crate::state::Shared;
 
 /// Keys a capture step copies before the keyspace lock is released: a
 /// request that arrives during a step waits for it to end, some tens of
@@ -91,7 +90,8 @@ impl Outbox {
 /// to the target (its I/O task lives where it was opened) and the handoff,
 /// while writes to the slots are paused: at nice 19 on a busy machine, a
 /// handoff of a fraction of a millisecond took 7 ms.
-pub async fn run(shared: Arc<Shared>, m: Arc<Outgoing>) {
+pub async fn run(shared: Handles, m: Arc<Outgoing>) {
+    let shared = Arc::new(shared);
     let outcome = migrate(&shared, &m).await;
     let state = match &outcome {
         Ok(()) => State::Done,
@@ -132,9 +132,8 @@ enum Failure {
     Unresolved(u64),
 }
 
-async fn migrate(shared: &Arc<Shared>, m: &Arc<Outgoing>) -> Result<(), Failure> {
+async fn migrate(shared: &Arc<Handles>, m: &Arc<Outgoing>) -> Result<(), Failure> {
     let password = shared
-        .config
         .admin_password
         .clone()
         .ok_or_else(|| Failure::Local("no --admin-password to reach the target with".into()))?;
@@ -190,7 +189,7 @@ async fn migrate(shared: &Arc<Shared>, m: &Arc<Outgoing>) -> Result<(), Failure>
 /// Runs `work` under the keyspace lock on the connections' runtime (see
 /// [`crate::background`]: the bulk thread never holds the lock).
 async fn locked<T: Send + 'static>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Handles>,
     work: impl FnOnce(&mut Db) -> T + Send + 'static,
 ) -> T {
     let shared2 = shared.clone();
@@ -203,7 +202,7 @@ async fn locked<T: Send + 'static>(
 /// Streams the capture and the changes after it until the capture is done
 /// and a round of changes is small.
 async fn stream(
-    shared: &Arc<Shared>,
+    shared: &Arc<Handles>,
     m: &Outgoing,
     target: &mut AdminClient,
     batch: &Arc<Mutex<Batch>>,
@@ -297,7 +296,7 @@ async fn send(
 /// success the slots are the target's here too and the frozen writes go
 /// on to their `MOVED`.
 async fn hand_off(
-    shared: &Shared,
+    shared: &Handles,
     m: &Outgoing,
     target: &mut AdminClient,
     follow: FollowId,
@@ -396,7 +395,7 @@ async fn hand_off(
     }
 }
 
-fn thaw(shared: &Shared, epoch: u64) {
+fn thaw(shared: &Handles, epoch: u64) {
     let _db = shared.db.lock().expect("db lock");
     shared.cluster.write().expect("cluster lock").thaw(epoch);
     shared.unfrozen.notify_waiters();
@@ -418,8 +417,8 @@ async fn commit(
 /// After a commit whose reply was lost: whether the target committed,
 /// asking on fresh connections for a bounded time. An import still open is
 /// aborted first, so its answer stays true.
-async fn resolve(shared: &Shared, m: &Outgoing) -> Result<bool, Failure> {
-    let password = shared.config.admin_password.clone().unwrap_or_default();
+async fn resolve(shared: &Handles, m: &Outgoing) -> Result<bool, Failure> {
+    let password = shared.admin_password.clone().unwrap_or_default();
     let until = Instant::now() + RESOLVE_FOR;
     while Instant::now() < until {
         if let Ok(mut t) = AdminClient::connect(&m.host, m.port, &password, LINK_TIMEOUT).await {
@@ -456,7 +455,7 @@ async fn abort_checked(target: &mut AdminClient, id: &str) -> bool {
 /// a large copy never starves this node's clients of the keyspace lock or
 /// of the CPU (measured: an unpaced drop of 250K keys made requests wait up
 /// to 20 ms right after the handoff).
-async fn drop_copy(shared: &Arc<Shared>, m: &Outgoing) {
+async fn drop_copy(shared: &Arc<Handles>, m: &Outgoing) {
     let slots: Arc<[u16]> = m.slots.iter().collect();
     let mut next = 0;
     while next < slots.len() {
@@ -483,7 +482,7 @@ async fn drop_copy(shared: &Arc<Shared>, m: &Outgoing) {
 
 /// Drops the keys of `slot`, unless it came back meanwhile (moved here
 /// again, or being imported): then it keeps them.
-fn drop_slot_copy(shared: &Shared, slot: u16) {
+fn drop_slot_copy(shared: &Handles, slot: u16) {
     let mut db = shared.db.lock().expect("db lock");
     let served = shared.cluster.read().expect("cluster lock").serves(slot);
     let importing = shared

@@ -46,17 +46,46 @@ pub mod primary;
 pub mod replica;
 pub mod role;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::cluster::ClusterState;
 use crate::db::Db;
 use crate::db::wire::Change;
-use crate::state::Shared;
 
 pub use role::{Fenced, Lease, Replication, Role, RoleCell};
+
+/// What replication uses of the node's state: the same cells the state
+/// holds (`state::Shared::replication_handles`), and nothing else of it.
+#[derive(Clone)]
+pub struct Handles {
+    pub db: Arc<Mutex<Db>>,
+    pub cluster: Arc<RwLock<ClusterState>>,
+    /// The write stream to replicas, or the link to a primary. Locked
+    /// after the keyspace, never before.
+    pub repl: Arc<Mutex<Replication>>,
+    pub role: Arc<RoleCell>,
+    pub lease: Arc<Lease>,
+    /// Whether the node runs in cluster mode (fixed at start).
+    pub cluster_mode: bool,
+    /// `--admin-password`: how a replica reaches its primary.
+    pub admin_password: Option<String>,
+    /// `--write-lease-ms`.
+    pub write_lease_ms: u64,
+    /// When the node started: the write lease's clock.
+    pub started: Instant,
+}
+
+impl Handles {
+    /// Milliseconds since the node started (the write lease's clock:
+    /// monotonic, unlike the keyspace's wall clock).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
 
 /// How long a `FETCH` waits on the primary for something to send: the
 /// replica's idle poll interval.
@@ -75,7 +104,7 @@ pub fn apply(db: &mut Db, changes: Vec<Change>) {
 /// following (`None`: it is, or becomes, a primary). Following a new
 /// primary keeps the keyspace and its history for a partial resync;
 /// a node that stops being a primary ends its own stream.
-pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
+pub fn follow(shared: &Handles, db: &mut Db, primary: Option<(String, u16)>) {
     let mut repl = shared.repl.lock().expect("replication lock");
     let same = match (&repl.link, &primary) {
         (Some(l), Some((host, port))) => l.host == *host && l.port == *port,
@@ -101,7 +130,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             }
             repl.next_generation += 1;
             let generation = repl.next_generation;
-            let task = tokio::spawn(replica::run(shared.arc(), host.clone(), port, generation));
+            let task = tokio::spawn(replica::run(shared.clone(), host.clone(), port, generation));
             repl.link = Some(replica::Link {
                 host,
                 port,
@@ -113,7 +142,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
                 generation,
                 task,
             });
-            shared.set_role(if repl.applied.is_some() {
+            shared.role.set(if repl.applied.is_some() {
                 Role::Replica
             } else {
                 Role::Loading
@@ -129,7 +158,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             warn!(
                 "told to serve as primary in the middle of a full sync: the keyspace is incomplete; serving nothing until a topology makes this node a replica"
             );
-            shared.set_role(Role::Loading);
+            shared.role.set(Role::Loading);
         }
         None => {
             if repl.partial {
@@ -144,14 +173,14 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
             info!("serving as primary");
             repl.applied = None;
             repl.stream.restart(db);
-            shared.set_role(Role::Primary);
+            shared.role.set(Role::Primary);
             if was_replica {
                 // The old primary may still take writes until its lease
                 // runs out: this node's first write waits for that.
                 // The margin covers a renewal still in flight to the old
                 // primary when this node was promoted (a replica's fetch,
                 // bounded by its link timeout, is the longest).
-                let wait = shared.config.write_lease_ms + PROMOTION_MARGIN_MS;
+                let wait = shared.write_lease_ms + PROMOTION_MARGIN_MS;
                 let now = shared.now_ms();
                 shared
                     .lease
@@ -166,7 +195,7 @@ pub fn follow(shared: &Shared, db: &mut Db, primary: Option<(String, u16)>) {
 /// follows its shard's primary, a primary (or a node the document does not
 /// place) follows nobody; a primary whose shard has replicas holds a write
 /// lease, renewed now by the operator's install.
-pub fn on_topology(shared: &Shared, db: &mut Db) {
+pub fn on_topology(shared: &Handles, db: &mut Db) {
     use tidecache_topology::document::Role as Place;
     let (primary, lease) = {
         let cluster = shared.cluster.read().expect("cluster lock");
@@ -176,9 +205,7 @@ pub fn on_topology(shared: &Shared, db: &mut Db) {
             .and_then(|t| t.locate(&me).map(|(i, role)| (&t.shards[i], role)));
         match shard {
             Some((s, Place::Replica)) => (Some((s.primary.host.clone(), s.primary.port)), 0),
-            Some((s, Place::Primary)) if !s.replicas.is_empty() => {
-                (None, shared.config.write_lease_ms)
-            }
+            Some((s, Place::Primary)) if !s.replicas.is_empty() => (None, shared.write_lease_ms),
             _ => (None, 0),
         }
     };
@@ -189,20 +216,20 @@ pub fn on_topology(shared: &Shared, db: &mut Db) {
 
 /// Periodic upkeep of the primary's stream (abandoned full syncs, replicas
 /// long gone); ends the link to a primary when the node shuts down.
-pub async fn tick_loop(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn tick_loop(shared: Handles, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     /// Ends the link when this task ends, by shutdown or by being dropped
     /// with the node: the link's task holds the node alive otherwise.
-    struct EndLink(Arc<Shared>);
+    struct EndLink(Arc<Mutex<Replication>>);
     impl Drop for EndLink {
         fn drop(&mut self) {
-            if let Ok(mut repl) = self.0.repl.lock()
+            if let Ok(mut repl) = self.0.lock()
                 && let Some(link) = repl.link.take()
             {
                 link.task.abort();
             }
         }
     }
-    let _end = EndLink(shared.clone());
+    let _end = EndLink(shared.repl.clone());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

@@ -164,7 +164,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(backlog_size: usize) -> Self {
         Self {
-            replid: crate::random_hex(40),
+            replid: crate::ident::random_hex(40),
             generation: 0,
             offset: 0,
             backlog: VecDeque::new(),
@@ -275,7 +275,7 @@ impl Stream {
     }
 
     fn new_history(&mut self) {
-        self.replid = crate::random_hex(40);
+        self.replid = crate::ident::random_hex(40);
         self.generation += 1;
     }
 

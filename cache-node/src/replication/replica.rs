@@ -1,7 +1,6 @@
 //! The replica's side: one task per link to a primary, which keeps the
 //! keyspace equal to the primary's until the link is replaced or dropped.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,8 +9,7 @@ use tidecache_topology::admin::{AdminClient, AdminError};
 use tidecache_topology::protocol::{PSYNC_CONTINUE, PSYNC_FULLRESYNC, Request};
 use tracing::{info, warn};
 
-use super::{Role, apply};
-use crate::state::Shared;
+use super::{Handles, Role, apply};
 
 /// Held in the node's state (see [`super::role`]).
 pub use super::role::{Link, LinkState};
@@ -36,7 +34,7 @@ enum Failure {
 
 /// Follows the primary at `host:port` until aborted: reconnects after a
 /// break and resumes from the backlog, or syncs in full when it cannot.
-pub async fn run(shared: Arc<Shared>, host: String, port: u16, generation: u64) {
+pub async fn run(shared: Handles, host: String, port: u16, generation: u64) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match session(&shared, &host, port, generation).await {
@@ -56,7 +54,7 @@ pub async fn run(shared: Arc<Shared>, host: String, port: u16, generation: u64) 
 }
 
 /// Changes this link's state, unless a newer link replaced it.
-fn update(shared: &Shared, generation: u64, f: impl FnOnce(&mut Link)) -> bool {
+fn update(shared: &Handles, generation: u64, f: impl FnOnce(&mut Link)) -> bool {
     let mut repl = shared.repl.lock().expect("replication lock");
     match repl.link.as_mut() {
         Some(l) if l.generation == generation => {
@@ -91,17 +89,8 @@ fn bytes(v: RValue) -> Option<Bytes> {
 }
 
 /// One connection's life: handshake, full sync if needed, then the stream.
-async fn session(
-    shared: &Arc<Shared>,
-    host: &str,
-    port: u16,
-    generation: u64,
-) -> Result<(), Failure> {
-    let password = shared
-        .config
-        .admin_password
-        .clone()
-        .ok_or(Failure::NoPassword)?;
+async fn session(shared: &Handles, host: &str, port: u16, generation: u64) -> Result<(), Failure> {
+    let password = shared.admin_password.clone().ok_or(Failure::NoPassword)?;
     let mut primary = AdminClient::connect(host, port, &password, LINK_TIMEOUT).await?;
     let me = shared.cluster.read().expect("cluster lock").me().clone();
     let (held_replid, held_offset) = shared
@@ -179,7 +168,7 @@ async fn session(
 /// Applies a part of the stream (or of a snapshot) under the keyspace
 /// lock and, with `at`, records the offset the keyspace is now at.
 fn apply_part(
-    shared: &Shared,
+    shared: &Handles,
     generation: u64,
     part: Bytes,
     at: Option<(&str, u64)>,
@@ -196,7 +185,7 @@ fn apply_part(
         repl.applied = Some((replid.to_owned(), offset));
         repl.partial = false;
         // Whole again (the end of a full sync): reads are served.
-        shared.set_role(Role::Replica);
+        shared.role.set(Role::Replica);
     }
     Ok(())
 }
@@ -204,7 +193,7 @@ fn apply_part(
 /// Replaces the keyspace by the primary's snapshot, then records the
 /// stream offset it is at.
 async fn full_sync(
-    shared: &Shared,
+    shared: &Handles,
     primary: &mut AdminClient,
     generation: u64,
     replid: &str,
@@ -224,7 +213,7 @@ async fn full_sync(
         if let Some(l) = repl.link.as_mut() {
             l.state = LinkState::Sync;
         }
-        shared.set_role(Role::Loading);
+        shared.role.set(Role::Loading);
         db.flush();
     }
     let mut copied = 0u64;

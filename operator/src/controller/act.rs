@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::Error;
 use super::context::Context;
-use super::decide::Note;
+use super::decide::{self, Note, Push};
 use super::desired::{self, MANAGER};
 use super::observe::{self, list_of};
 use super::resharding::Endpoint;
@@ -285,8 +285,7 @@ pub async fn fence_and_catch_up(
     let until = Instant::now() + SWITCHOVER_CATCH_UP;
     while Instant::now() < until {
         if let Ok(r) = replica.replication().await
-            && r.replid == replid
-            && r.offset >= end
+            && decide::caught_up(&r, &replid, end)
         {
             return true;
         }
@@ -334,13 +333,11 @@ pub async fn push_topology(
             let mut admin =
                 AdminClient::connect(&node.host, node.port, password, ctx.admin_timeout).await?;
             let epoch = admin.epoch().await?;
-            if epoch == doc.epoch {
-                return Ok(Some(false));
+            match decide::push(epoch, doc.epoch, guarded.contains(&pod)) {
+                Push::Has => Ok(Some(false)),
+                Push::Withhold => Ok(None),
+                Push::Install => admin.install_topology(doc).await.map(|()| Some(true)),
             }
-            if epoch == 0 && guarded.contains(&pod) {
-                return Ok(None);
-            }
-            admin.install_topology(doc).await.map(|()| Some(true))
         }
         .await;
         (pod, result)
@@ -387,15 +384,10 @@ pub async fn migrate_start(
         .await
 }
 
-/// `TIDECACHE IMPORT ABORT` on a move's target: it drops what it received
-/// and refuses that import's commit for good.
-pub async fn abort_import(
-    ctx: &Context,
-    password: &str,
-    target: &Endpoint,
-    id: &str,
-) -> Result<(), AdminError> {
-    let mut admin = observe::connect(ctx, password, target).await?;
+/// `TIDECACHE IMPORT ABORT` on a move's target (over `admin`, its
+/// connection): it drops what it received and refuses that import's commit
+/// for good.
+pub async fn abort_import(admin: &mut AdminClient, id: &str) -> Result<(), AdminError> {
     admin.import_abort(id).await
 }
 
@@ -414,13 +406,9 @@ pub async fn prune_shards(
     keep: usize,
 ) -> Result<(), Error> {
     let name = cc.name_any();
-    let prefix = format!("{name}-");
     for s in list_of::<StatefulSet>(ctx, ns, &name).await? {
         let shard = s.name_any();
-        let index = shard
-            .strip_prefix(&prefix)
-            .and_then(|i| i.parse::<usize>().ok());
-        if index.is_some_and(|i| i >= keep) {
+        if decide::is_pruned(&name, &shard, keep) {
             delete_if_present::<StatefulSet>(ctx, ns, &shard).await?;
             delete_if_present::<Service>(ctx, ns, &shard).await?;
             delete_if_present::<PodDisruptionBudget>(ctx, ns, &shard).await?;

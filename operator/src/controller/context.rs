@@ -10,6 +10,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tidecache_topology::admin::AdminClient;
 
+use super::autoscale::{Reading, Sample};
 use super::desired::{Defaults, MANAGER};
 use crate::metrics::Metrics;
 
@@ -26,8 +27,8 @@ pub struct Context {
 }
 
 /// Kept between passes, in memory only (a restarted operator relearns it
-/// within seconds).
-#[derive(Default)]
+/// within seconds; a Serverless cluster's window refills within its
+/// length, and no decision is made before it is full).
 pub struct Memory {
     /// Since when each node (`namespace/pod`) has failed to answer.
     pub(super) unreachable: Mutex<BTreeMap<String, Instant>>,
@@ -35,9 +36,37 @@ pub struct Memory {
     /// (`namespace/name`): a cached object older than that is stale, and a
     /// pass on it could renew the lease of a primary just replaced.
     pub(super) epochs: Mutex<BTreeMap<String, u64>>,
+    /// Each Serverless cluster's samples (`namespace/name`).
+    pub(super) windows: Mutex<BTreeMap<String, Window>>,
+    /// The origin of the samples' clock.
+    started: Instant,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            unreachable: Mutex::default(),
+            epochs: Mutex::default(),
+            windows: Mutex::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A Serverless cluster's recent samples, oldest first, and its primaries'
+/// last readings (for rates).
+#[derive(Debug, Default)]
+pub struct Window {
+    pub samples: std::collections::VecDeque<Sample>,
+    pub readings: BTreeMap<String, Reading>,
 }
 
 impl Memory {
+    /// Milliseconds on the samples' clock.
+    pub fn clock_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// The last epoch written to cluster `key`'s status, if any.
     pub fn written_epoch(&self, key: &str) -> Option<u64> {
         self.epochs.lock().expect("epochs lock").get(key).copied()

@@ -34,8 +34,10 @@ use super::failover::{self, Seen};
 use super::rolling::{self, Step};
 use super::status::{Observed, readiness, set_condition};
 use super::topology::{PodView, plan};
-use super::{epoch, resharding};
-use crate::crd::{CacheCluster, CacheClusterStatus, Endpoints, MoveState, NodeStatus, ShardStatus};
+use super::{autoscale, epoch, resharding};
+use crate::crd::{
+    CacheCluster, CacheClusterStatus, Endpoints, Mode, MoveState, NodeStatus, ShardStatus,
+};
 
 /// How long a primary may fail to answer before it is replaced.
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
@@ -101,13 +103,82 @@ pub struct Shape {
 
 impl Shape {
     pub fn of(cc: &CacheCluster, status: &CacheClusterStatus) -> Self {
-        let wanted = cc.spec.shards as usize;
+        let wanted = match cc.spec.mode {
+            Mode::Provisioned => cc.spec.shards as usize,
+            // The autoscaler's choice, recorded in status; validation has
+            // made sure the limits can be read.
+            Mode::Serverless => autoscale::Limits::of(&cc.spec).map_or(1, |l| {
+                autoscale::chosen(
+                    &l,
+                    status.serverless.as_ref().map(|s| s.shards),
+                    owning(status),
+                )
+            }),
+        };
         Shape {
             wanted,
             shards: wanted.max(status.shards.len()),
-            replicas: cc.spec.replicas_per_shard as usize,
+            replicas: cc.spec.replicas() as usize,
         }
     }
+}
+
+/// Shards of `status` that own slots.
+pub fn owning(status: &CacheClusterStatus) -> usize {
+    status.shards.iter().filter(|s| !s.slots.is_empty()).count()
+}
+
+/// Whether a Serverless cluster is in the middle of a change: moves
+/// planned or running, shards that do not own slots yet, a shard count
+/// not yet the one chosen, or not every slot served.
+pub fn changing(status: &CacheClusterStatus, chosen: usize) -> bool {
+    status.rebalance.is_some()
+        || status.shards.len() != chosen
+        || owning(status) != chosen
+        || status.phase.as_deref() != Some("Ready")
+}
+
+/// The conditions a Serverless decision sets: `AtStorageLimit` (nodes
+/// evict, keys with a TTL first) and `AtComputeLimit` (nodes keep
+/// serving, slower).
+pub fn limit_conditions(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    at: autoscale::AtLimit,
+    generation: Option<i64>,
+) {
+    let (storage, compute) = (at.storage, at.compute);
+    set_condition(
+        conditions,
+        "AtStorageLimit",
+        storage,
+        if storage {
+            "DataStorageMaximum"
+        } else {
+            "BelowLimit"
+        },
+        if storage {
+            "the data needs more than serverless.limits.dataStorage.maximum: nodes evict, keys with a TTL first".into()
+        } else {
+            "the data fits within serverless.limits.dataStorage.maximum".into()
+        },
+        generation,
+    );
+    set_condition(
+        conditions,
+        "AtComputeLimit",
+        compute,
+        if compute {
+            "ComputeMaximum"
+        } else {
+            "BelowLimit"
+        },
+        if compute {
+            "the load needs more CPU than serverless.limits.compute.maximum: nodes keep serving, slower".into()
+        } else {
+            "the load fits within serverless.limits.compute.maximum".into()
+        },
+        generation,
+    );
 }
 
 /// A lost primary replaced by a replica.
@@ -375,6 +446,83 @@ pub fn serving(status: &CacheClusterStatus, obs: &Observation, acked: &[String])
             })
         })
         .count()
+}
+
+/// Whether the cached object is older than the status this operator last
+/// wrote (`written`): a pass on it could renew the lease of a primary just
+/// replaced, so it waits for the cache to catch up.
+pub fn stale_cache(written: Option<u64>, recorded: u64) -> bool {
+    written.is_some_and(|e| e > recorded)
+}
+
+/// How long to wait for a stale cache ([`stale_cache`]).
+pub const STALE_CACHE_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether every shard serves the document: a rebalance plans or starts
+/// moves only then.
+pub fn all_serving(document: Option<&Topology>, serving: usize, shape: Shape) -> bool {
+    document.is_some() && serving == shape.shards
+}
+
+/// The shards whose objects may be deleted: numbers from the returned one
+/// up. None while a rebalance runs (a leaving shard still owns slots until
+/// its moves are done); else whatever the spec and the status both leave.
+pub fn prune_from(status: &CacheClusterStatus, wanted: usize) -> Option<usize> {
+    status
+        .rebalance
+        .is_none()
+        .then(|| wanted.max(status.shards.len()))
+}
+
+/// Whether StatefulSet `name` of cluster `cluster` is shard `keep` or
+/// above (`<cluster>-<index>`): one to delete.
+pub fn is_pruned(cluster: &str, name: &str, keep: usize) -> bool {
+    name.strip_prefix(cluster)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|i| i.parse::<usize>().ok())
+        .is_some_and(|i| i >= keep)
+}
+
+/// The pod a rolling change replaces this pass: only when the layout kept
+/// its epoch (a pass that changed the document replaces nothing, so that
+/// at most one thing changes at a time).
+pub fn replacement<'a>(layout: &'a Layout, prev: &CacheClusterStatus) -> Option<&'a str> {
+    layout
+        .replace
+        .as_deref()
+        .filter(|_| layout.status.epoch == prev.epoch)
+}
+
+/// What a push does with one node that answered its epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// It runs the document already.
+    Has,
+    /// It restarted empty (no topology at all) and a replica holds its
+    /// shard's data: it is not handed the shard (see [`Layout::guarded`]).
+    Withhold,
+    Install,
+}
+
+/// Rule 3 for one node: `epoch` is what it runs, `doc_epoch` the document's.
+pub fn push(epoch: u64, doc_epoch: u64, guarded: bool) -> Push {
+    if epoch == doc_epoch {
+        Push::Has
+    } else if epoch == 0 && guarded {
+        Push::Withhold
+    } else {
+        Push::Install
+    }
+}
+
+/// Whether a switchover's replica has every write the fenced primary took:
+/// same history, at or past the fence's offset.
+pub fn caught_up(
+    replication: &tidecache_topology::admin::Replication,
+    replid: &str,
+    end: u64,
+) -> bool {
+    replication.replid == replid && replication.offset >= end
 }
 
 /// What the end of a pass writes and when it looks again.

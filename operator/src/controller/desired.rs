@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource as _, ResourceExt as _};
 
-use crate::crd::{CacheCluster, default_password_key};
+use crate::crd::{CacheCluster, CacheClusterSpec, default_password_key};
 
 /// Port clients use.
 pub const CLIENT_PORT: u16 = 6379;
@@ -166,8 +166,9 @@ pub fn shard_pdb(cc: &CacheCluster, i: usize) -> PodDisruptionBudget {
     }
 }
 
-/// Converts a Kubernetes memory quantity (`512Mi`, `1G`, `1.5Gi`, `1e9`) to bytes.
-pub fn quantity_bytes(q: &str) -> Option<u64> {
+/// The value of a Kubernetes quantity (`512Mi`, `1G`, `1.5Gi`, `1e9`,
+/// `500m`), `None` when it is not one or is negative.
+pub fn quantity_value(q: &str) -> Option<f64> {
     let q = q.trim();
     let split = q
         .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
@@ -189,23 +190,55 @@ pub fn quantity_bytes(q: &str) -> Option<u64> {
         _ => return None,
     };
     let n: f64 = num.parse().ok()?;
-    (n.is_finite() && n >= 0.0).then(|| (n * mul).floor() as u64)
+    let v = n * mul;
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+/// Converts a Kubernetes memory quantity to bytes.
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    quantity_value(q).map(|v| v.floor() as u64)
+}
+
+/// Converts a Kubernetes CPU quantity (`2`, `500m`, `1.5`) to millicores.
+pub fn quantity_millicores(q: &str) -> Option<u64> {
+    quantity_value(q).map(|v| (v * 1000.0).round() as u64)
 }
 
 /// The node's `maxmemory`: the spec's, else 75% of the memory limit (the
 /// rest is headroom for connections, buffers and fragmentation), else none.
 pub fn max_memory_bytes(cc: &CacheCluster) -> u64 {
-    if let Some(q) = &cc.spec.node.max_memory {
+    node_data_bytes(&cc.spec)
+}
+
+/// [`max_memory_bytes`] of a spec.
+pub fn node_data_bytes(spec: &CacheClusterSpec) -> u64 {
+    if let Some(q) = &spec.node.max_memory {
         return quantity_bytes(&q.0).unwrap_or(0);
     }
-    cc.spec
-        .node
-        .resources
-        .as_ref()
-        .and_then(|r| r.limits.as_ref())
-        .and_then(|l| l.get("memory"))
-        .and_then(|q| quantity_bytes(&q.0))
+    node_limit(spec, "memory")
+        .and_then(|q| quantity_bytes(&q))
         .map_or(0, |limit| limit / 4 * 3)
+}
+
+/// A node's CPU allowance in millicores: its CPU limit, else its request,
+/// else 0 (unknown).
+pub fn node_millicores(spec: &CacheClusterSpec) -> u64 {
+    node_limit(spec, "cpu")
+        .or_else(|| {
+            spec.node_resources()?
+                .requests?
+                .get("cpu")
+                .map(|q| q.0.clone())
+        })
+        .and_then(|q| quantity_millicores(&q))
+        .unwrap_or(0)
+}
+
+fn node_limit(spec: &CacheClusterSpec, resource: &str) -> Option<String> {
+    spec.node_resources()?
+        .limits?
+        .get(resource)
+        .map(|q| q.0.clone())
 }
 
 /// Where the client password comes from: (Secret name, key).
@@ -266,6 +299,25 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The node's environment: its address and name from the downward API,
+/// and its CPU allowance when the spec gives one (what the node reports as
+/// `tidecache_cpu_limit_millicores`, the autoscaler's measure of CPU).
+fn node_env(cc: &CacheCluster) -> Vec<EnvVar> {
+    let mut env = vec![
+        field_env("POD_IP", "status.podIP"),
+        field_env("POD_NAME", "metadata.name"),
+    ];
+    let millicores = node_millicores(&cc.spec);
+    if millicores > 0 {
+        env.push(EnvVar {
+            name: "TIDECACHE_CPU_LIMIT_MILLICORES".into(),
+            value: Some(millicores.to_string()),
+            ..EnvVar::default()
+        });
+    }
+    env
+}
+
 /// Shard `i`'s StatefulSet: a primary and `replicasPerShard` replicas.
 pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> StatefulSet {
     let name = shard_name(&cc.name_any(), i);
@@ -309,10 +361,7 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
         ),
         image_pull_policy: cc.spec.image_pull_policy.map(|p| p.as_str().to_owned()),
         args: Some(args),
-        env: Some(vec![
-            field_env("POD_IP", "status.podIP"),
-            field_env("POD_NAME", "metadata.name"),
-        ]),
+        env: Some(node_env(cc)),
         ports: Some(vec![
             ContainerPort {
                 name: Some("redis".into()),
@@ -327,7 +376,7 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
         ]),
         readiness_probe: Some(http_probe("/readyz", 2, 1)),
         liveness_probe: Some(http_probe("/livez", 10, 3)),
-        resources: cc.spec.node.resources.clone(),
+        resources: cc.spec.node_resources(),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "auth".into(),
@@ -367,7 +416,7 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
     StatefulSet {
         metadata: meta(cc, name.clone(), sts_labels),
         spec: Some(StatefulSetSpec {
-            replicas: Some(1 + cc.spec.replicas_per_shard),
+            replicas: Some(1 + cc.spec.replicas()),
             service_name: Some(name),
             pod_management_policy: Some("Parallel".into()),
             // The operator replaces pods itself, replicas first and a

@@ -18,10 +18,10 @@
 
 use std::time::Duration;
 
-use tidecache_topology::admin::Replication;
+use tidecache_topology::admin::{Replication, Usage};
 
 /// What the operator saw of one node this pass.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Seen {
     /// The pod exists and is not being deleted.
     pub pod_alive: bool,
@@ -31,6 +31,8 @@ pub struct Seen {
     pub unreachable_for: Duration,
     /// Its replication state, when it answered.
     pub replication: Option<Replication>,
+    /// What it uses (memory, CPU, commands), when it answered.
+    pub usage: Option<Usage>,
 }
 
 impl Seen {
@@ -193,6 +195,7 @@ mod tests {
                 syncing: false,
                 lease_clock_ms: None,
             }),
+            usage: None,
         }
     }
 
@@ -216,6 +219,7 @@ mod tests {
             epoch: None,
             unreachable_for: for_,
             replication: None,
+            usage: None,
         }
     }
 

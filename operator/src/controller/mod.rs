@@ -11,6 +11,7 @@
 //! planner), [`status`] (phase and conditions).
 
 pub mod act;
+pub mod autoscale;
 pub mod context;
 pub mod decide;
 pub mod desired;

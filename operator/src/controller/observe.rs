@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt as _};
 use serde::de::DeserializeOwned;
-use tidecache_topology::admin::AdminError;
+use tidecache_topology::admin::{AdminClient, AdminError};
 use tidecache_topology::protocol::{ImportState, MigrationStatus};
 use tracing::debug;
 
@@ -34,7 +34,12 @@ pub async fn observe(
     status: &CacheClusterStatus,
 ) -> Result<Observation, Error> {
     let pods = pods(ctx, ns, cluster).await?;
-    let revisions = shard_revisions(ctx, ns, cluster).await?;
+    // Only a rolling change reads them; a failed list must not hold up a
+    // failover or a move (without them every pod counts as current).
+    let revisions = shard_revisions(ctx, ns, cluster)
+        .await
+        .inspect_err(|e| debug!(%cluster, error = %e, "could not list the StatefulSets' revisions"))
+        .unwrap_or_default();
     let seen = survey(ctx, ns, password, status, &pods).await;
     Ok(Observation {
         pods,
@@ -124,7 +129,7 @@ async fn survey(
         let answer = async {
             let mut admin = ctx.admin(password, &node.address).await.ok_or(None)?;
             let epoch = admin.epoch().await.map_err(Some)?;
-            let replication = admin.replication().await.map_err(Some)?;
+            let (replication, usage) = admin.replication_and_usage().await.map_err(Some)?;
             if primary
                 && epoch == status.epoch
                 && epoch > 0
@@ -132,7 +137,7 @@ async fn survey(
             {
                 debug!(pod = %node.pod, error = %e, "lease not renewed");
             }
-            Ok::<_, Option<AdminError>>((epoch, replication))
+            Ok::<_, Option<AdminError>>((epoch, replication, usage))
         }
         .await;
         (node.pod.clone(), alive, answer)
@@ -147,13 +152,14 @@ async fn survey(
     for (pod, alive, answer) in answers {
         let key = format!("{ns}/{pod}");
         let view = match answer {
-            Ok((epoch, replication)) => {
+            Ok((epoch, replication, usage)) => {
                 unreachable.remove(&key);
                 Seen {
                     pod_alive: alive,
                     epoch: Some(epoch),
                     unreachable_for: Duration::ZERO,
                     replication: Some(replication),
+                    usage: Some(usage),
                 }
             }
             Err(_) => {
@@ -163,6 +169,7 @@ async fn survey(
                     epoch: None,
                     unreachable_for: now.duration_since(since),
                     replication: None,
+                    usage: None,
                 }
             }
         };
@@ -206,15 +213,10 @@ pub async fn migration_on_source(
     admin.migrate_status(id).await
 }
 
-/// Import `id` as its target reports it; `None` when it cannot be asked.
-pub async fn import_on_target(
-    ctx: &Context,
-    password: &str,
-    target: &Endpoint,
-    id: &str,
-) -> Option<ImportState> {
-    let mut admin = connect(ctx, password, target).await.ok()?;
-    admin.import_status(id).await.ok()
+/// Import `id` as its target reports it over `admin` (its connection, if
+/// one could be made); `None` when it cannot be asked.
+pub async fn import_on_target(admin: Option<&mut AdminClient>, id: &str) -> Option<ImportState> {
+    admin?.import_status(id).await.ok()
 }
 
 /// An admin connection to a migration's source or target.
@@ -222,6 +224,6 @@ pub async fn connect(
     ctx: &Context,
     password: &str,
     (host, port): &Endpoint,
-) -> Result<tidecache_topology::admin::AdminClient, AdminError> {
-    tidecache_topology::admin::AdminClient::connect(host, *port, password, ctx.admin_timeout).await
+) -> Result<AdminClient, AdminError> {
+    AdminClient::connect(host, *port, password, ctx.admin_timeout).await
 }

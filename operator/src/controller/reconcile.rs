@@ -16,6 +16,7 @@
 //! Every step is idempotent, so a pass interrupted anywhere (an operator
 //! restart) is simply run again.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ use super::decide::{self, Layout, Note, Observation, Shape};
 use super::desired::labels;
 use super::resharding::{self, Conclusion, Finished, Next, Source};
 use super::validate::validate;
-use super::{Error, observe};
-use crate::crd::{CacheCluster, CacheClusterStatus};
+use super::{Error, autoscale, observe};
+use crate::crd::{CacheCluster, CacheClusterStatus, Mode, ServerlessStatus};
 
 /// Runs the controller until the stream ends (shutdown).
 pub async fn run(ctx: Arc<Context>) {
@@ -89,13 +90,12 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     }
     let name = cc.name_any();
     let prev = cc.status.clone().unwrap_or_default();
-    if ctx
-        .memory
-        .written_epoch(&format!("{ns}/{name}"))
-        .is_some_and(|e| e > prev.epoch)
-    {
+    if decide::stale_cache(
+        ctx.memory.written_epoch(&format!("{ns}/{name}")),
+        prev.epoch,
+    ) {
         debug!(cluster = %name, "cached status older than the last write; waiting for it");
-        return Ok(Action::requeue(Duration::from_millis(200)));
+        return Ok(Action::requeue(decide::STALE_CACHE_WAIT));
     }
     let mut writer = StatusWriter::new(&ctx, &cc);
 
@@ -155,17 +155,15 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &mut writer,
         &layout,
         shape.wanted,
-        document.is_some() && serving == shape.shards,
+        decide::all_serving(document, serving, shape),
         &obs,
     )
     .await?;
 
-    if status.rebalance.is_none() {
-        act::prune_shards(&ctx, &cc, &ns, shape.wanted.max(status.shards.len())).await?;
+    if let Some(keep) = decide::prune_from(&status, shape.wanted) {
+        act::prune_shards(&ctx, &cc, &ns, keep).await?;
     }
-    if let Some(pod) = &layout.replace
-        && status.epoch == prev.epoch
-    {
+    if let Some(pod) = decide::replacement(&layout, &prev) {
         info!(cluster = %name, %pod, "replacing a pod for a rolling change");
         act::replace_pod(&ctx, &ns, pod).await?;
         act::publish(
@@ -180,7 +178,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         .await;
     }
 
-    let outcome = decide::conclude(
+    let mut outcome = decide::conclude(
         &cc,
         shape,
         &prev,
@@ -189,9 +187,98 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         serving,
         rebalance_after,
     );
+    if let Some(scaled) = autoscale(&ctx, &cc, &prev, &obs, shape) {
+        decide::limit_conditions(
+            &mut outcome.status.conditions,
+            scaled.at_limit,
+            cc.metadata.generation,
+        );
+        outcome.status.serverless = Some(scaled.status);
+        outcome.notes.extend(scaled.notes);
+        outcome.requeue = outcome.requeue.min(autoscale::SAMPLE_EVERY);
+    }
     act::publish_all(&ctx, &cc, outcome.notes).await;
     writer.save(&outcome.status).await?;
     Ok(Action::requeue(outcome.requeue))
+}
+
+/// What an autoscaling pass leaves for the status.
+struct Scaled {
+    status: ServerlessStatus,
+    notes: Vec<Note>,
+    at_limit: autoscale::AtLimit,
+}
+
+/// Serverless mode: samples the primaries (what the survey read), adds the
+/// sample to the cluster's window and decides the shard count, which the
+/// next pass applies. `None` in Provisioned mode.
+fn autoscale(
+    ctx: &Context,
+    cc: &CacheCluster,
+    prev: &CacheClusterStatus,
+    obs: &Observation,
+    shape: Shape,
+) -> Option<Scaled> {
+    if cc.spec.mode != Mode::Serverless {
+        return None;
+    }
+    let limits = autoscale::Limits::of(&cc.spec).ok()?;
+    let chosen = shape.wanted;
+    let now_ms = ctx.memory.clock_ms();
+    let readings: BTreeMap<String, autoscale::Reading> = prev
+        .shards
+        .iter()
+        .filter(|s| !s.slots.is_empty())
+        .filter_map(|s| {
+            let pod = &s.primary.as_ref()?.pod;
+            let usage = obs.seen.get(pod)?.usage?;
+            Some((
+                pod.clone(),
+                autoscale::Reading {
+                    at_ms: now_ms,
+                    usage,
+                },
+            ))
+        })
+        .collect();
+    let key = format!("{}/{}", cc.namespace().unwrap_or_default(), cc.name_any());
+    let mut windows = ctx.memory.windows.lock().expect("windows lock");
+    let window = windows.entry(key).or_default();
+    let sample = autoscale::sample(
+        &limits,
+        decide::owning(prev),
+        now_ms,
+        &window.readings,
+        &readings,
+    );
+    window.readings = readings;
+    window.samples.push_back(sample);
+    autoscale::trim(&mut window.samples, &limits, now_ms);
+    let samples: Vec<autoscale::Sample> = window.samples.iter().copied().collect();
+    drop(windows);
+    let d = autoscale::decide(
+        &limits,
+        chosen,
+        decide::changing(prev, chosen),
+        &samples,
+        now_ms,
+    );
+    if d.action != autoscale::Action::Hold {
+        info!(cluster = %cc.name_any(), action = %d.action, from = d.from, to = d.to, reason = %d.reason, "autoscaling");
+        ctx.metrics.scale_decision(cc, &d.action.to_string());
+    }
+    ctx.metrics.usage(cc, &sample, &limits, d.to);
+    let (status, notes) = autoscale::record(
+        prev.serverless.as_ref(),
+        &limits,
+        &d,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+    );
+    Some(Scaled {
+        status,
+        notes,
+        at_limit: d.at_limit,
+    })
 }
 
 /// Pushes the layout's document: first to every node but the held
@@ -353,26 +440,26 @@ async fn rebalance(
             let mv = status.rebalance.as_ref().expect("a rebalance").moves[index].clone();
             let id = resharding::migration_id(&name, mv.epoch);
             let on_source = observe::migration_on_source(ctx, password, &source, &id).await;
-            let mut on_target = observe::import_on_target(ctx, password, &target, &id).await;
+            // One connection to the target for its status, an abort and
+            // the status after it.
+            let mut target_admin = observe::connect(ctx, password, &target).await.ok();
+            let mut on_target = observe::import_on_target(target_admin.as_mut(), &id).await;
             let source_lost = resharding::source_lost(status, &mv.from, &obs.seen);
             if let Some(state) = on_target
+                && let Some(admin) = target_admin.as_mut()
                 && resharding::abort_for_lost_source(on_source.is_err(), source_lost, state)
             {
-                match act::abort_import(ctx, password, &target, &id).await {
+                match act::abort_import(admin, &id).await {
                     Ok(()) => {
                         warn!(cluster = %name, %id, from = %mv.from, "the move's source is lost: its import was aborted");
-                        on_target = observe::import_on_target(ctx, password, &target, &id).await;
+                        on_target = observe::import_on_target(Some(admin), &id).await;
                     }
                     Err(e) => {
                         warn!(cluster = %name, %id, error = %e, "could not abort the import of a lost source")
                     }
                 }
             }
-            let source_view = match &on_source {
-                Err(_) => Source::Unreachable,
-                Ok(None) => Source::Unknown,
-                Ok(Some(s)) => Source::Known(s),
-            };
+            let source_view = Source::of(&on_source);
             let verdict = resharding::judge(source_view, on_target);
             let mut next = status.clone();
             match resharding::conclude(&mut next, index, verdict, on_target, Timestamp::now()) {
@@ -390,8 +477,11 @@ async fn rebalance(
                     abort_target,
                     backoff,
                 } => {
+                    // `abort_target` means the target answered `importing`
+                    // over this connection.
                     if abort_target
-                        && let Err(e) = act::abort_import(ctx, password, &target, &id).await
+                        && let Some(admin) = target_admin.as_mut()
+                        && let Err(e) = act::abort_import(admin, &id).await
                     {
                         warn!(cluster = %name, %id, error = %e, "could not abort the import; retrying later");
                         return Ok(Some(resharding::LATER));

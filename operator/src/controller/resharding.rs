@@ -185,6 +185,18 @@ pub enum Source<'a> {
     Known(&'a MigrationStatus),
 }
 
+impl<'a> Source<'a> {
+    /// What a `MIGRATE STATUS` asked of the source came to: an error is an
+    /// unreachable source (whatever the error: it may still be migrating).
+    pub fn of<E>(answer: &'a Result<Option<MigrationStatus>, E>) -> Self {
+        match answer {
+            Err(_) => Source::Unreachable,
+            Ok(None) => Source::Unknown,
+            Ok(Some(s)) => Source::Known(s),
+        }
+    }
+}
+
 /// Judges a copying move from what its source says (see [`Source`]) and
 /// the target's `IMPORT STATUS` (`None`: not reachable). A move is retried
 /// only when it cannot have committed: the source ended it without ever

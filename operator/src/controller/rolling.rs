@@ -143,6 +143,7 @@ mod tests {
                 syncing: false,
                 lease_clock_ms: None,
             }),
+            usage: None,
         }
     }
 

@@ -6,22 +6,20 @@ use crate::crd::{CacheClusterSpec, Mode};
 
 /// Checks `spec` alone. A failure means the spec cannot be run at all.
 pub fn validate(spec: &CacheClusterSpec) -> Result<(), Error> {
-    if spec.mode != Mode::Provisioned {
-        return Err(Error::InvalidSpec(
-            "mode Serverless is not available yet; use Provisioned".into(),
-        ));
-    }
     if !(1..=500).contains(&spec.shards) {
         return Err(Error::InvalidSpec(format!(
             "shards must be between 1 and 500, got {}",
             spec.shards
         )));
     }
-    if !(0..=5).contains(&spec.replicas_per_shard) {
+    if !(0..=5).contains(&spec.replicas()) {
         return Err(Error::InvalidSpec(format!(
             "replicasPerShard must be between 0 and 5, got {}",
-            spec.replicas_per_shard
+            spec.replicas()
         )));
+    }
+    if spec.mode == Mode::Serverless {
+        super::autoscale::Limits::of(spec).map_err(Error::InvalidSpec)?;
     }
     if let Some(max) = &spec.node.max_memory {
         super::desired::quantity_bytes(&max.0).ok_or_else(|| {
@@ -46,8 +44,29 @@ mod tests {
     fn defaults_are_valid() {
         let s = spec("{}");
         assert_eq!(s.shards, 1);
-        assert_eq!(s.replicas_per_shard, 0);
+        assert_eq!(s.replicas(), 0);
         assert!(validate(&s).is_ok());
+    }
+
+    #[test]
+    fn serverless_alone_is_valid_with_sane_defaults() {
+        let s = spec("mode: Serverless");
+        assert_eq!(s.replicas(), 1, "Serverless replicates by default");
+        assert!(validate(&s).is_ok());
+        let l = super::super::autoscale::Limits::of(&s).unwrap();
+        assert_eq!(
+            (l.min_shards, l.max_shards),
+            (1, 8),
+            "16 cores of 2-core shards"
+        );
+        assert_eq!(l.shard_bytes, 768 << 20);
+        assert_eq!(l.shard_millicores, 1000);
+        assert_eq!((l.target_memory, l.target_cpu), (0.7, 0.7));
+        let l = super::super::autoscale::Limits::of(&spec(
+            "{mode: Serverless, replicasPerShard: 0, serverless: {limits: {dataStorage: {minimum: 2Gi, maximum: 4Gi}}}}",
+        ))
+        .unwrap();
+        assert_eq!((l.min_shards, l.max_shards), (3, 5));
     }
 
     #[test]
@@ -59,8 +78,20 @@ mod tests {
                 "replicasPerShard must be between 0 and 5, got 6",
             ),
             (
-                "mode: Serverless",
-                "mode Serverless is not available yet; use Provisioned",
+                "{mode: Serverless, serverless: {limits: {dataStorage: {maximum: 100Mi}}}}",
+                "the maximums do not hold one shard: a shard stores 805306368 bytes and costs 2000 millicores",
+            ),
+            (
+                "{mode: Serverless, serverless: {limits: {dataStorage: {minimum: 10Gi}, compute: {maximum: \"4\"}}}}",
+                "the minimums need 14 shards but the maximums allow 2",
+            ),
+            (
+                "{mode: Serverless, node: {resources: {limits: {cpu: \"1\"}}}}",
+                "Serverless mode needs a node size: node.resources.limits.memory or node.maxMemory",
+            ),
+            (
+                "{mode: Serverless, serverless: {limits: {compute: {maximum: lots}}}}",
+                "serverless.limits.compute.maximum \"lots\" is not a quantity",
             ),
             (
                 "node: {maxMemory: lots}",

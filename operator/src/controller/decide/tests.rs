@@ -63,6 +63,7 @@ fn primary_seen(offset: u64) -> Seen {
             offset,
             ..Replication::default()
         }),
+        usage: None,
     }
 }
 
@@ -85,6 +86,7 @@ fn lost() -> Seen {
         epoch: None,
         unreachable_for: FAILOVER_AFTER * 2,
         replication: None,
+        usage: None,
     }
 }
 
@@ -430,4 +432,125 @@ fn shards_the_spec_drops_run_until_drained() {
     let cc = cluster(1, 1);
     let s = Shape::of(&cc, &settled());
     assert_eq!((s.wanted, s.shards, s.replicas), (1, 2, 1));
+}
+
+#[test]
+fn a_cached_object_older_than_the_last_write_waits() {
+    assert!(!stale_cache(None, 5));
+    assert!(!stale_cache(Some(5), 5));
+    assert!(!stale_cache(Some(4), 5));
+    assert!(stale_cache(Some(6), 5));
+}
+
+#[test]
+fn a_rebalance_waits_until_every_shard_serves() {
+    let status = settled();
+    let doc = super::super::topology::document(status.epoch, &status.shards).unwrap();
+    assert!(all_serving(Some(&doc), 2, shape()));
+    assert!(!all_serving(Some(&doc), 1, shape()));
+    assert!(!all_serving(None, 2, shape()));
+}
+
+#[test]
+fn drained_shards_are_pruned_only_when_no_rebalance_runs() {
+    let mut status = settled();
+    assert_eq!(prune_from(&status, 2), Some(2));
+    assert_eq!(prune_from(&status, 1), Some(2), "still in the status");
+    copying(&mut status);
+    assert_eq!(prune_from(&status, 1), None);
+    assert!(is_pruned("c", "c-2", 2));
+    assert!(is_pruned("c", "c-10", 2));
+    assert!(!is_pruned("c", "c-1", 2));
+    assert!(!is_pruned("c", "cc-3", 2), "another cluster's");
+    assert!(!is_pruned("c", "c-x", 2));
+}
+
+#[test]
+fn a_pod_is_replaced_only_by_a_pass_that_kept_the_epoch() {
+    let prev = settled();
+    let mut obs = healthy();
+    obs.revisions.insert("c-1".into(), "rev2".into());
+    let c = changes(&prev, &obs);
+    let l = layout("c", shape(), &prev, &obs, &c, None);
+    assert_eq!(replacement(&l, &prev), Some("c-1-1"));
+    let mut newer = l.clone();
+    newer.status.epoch += 1;
+    assert_eq!(replacement(&newer, &prev), None);
+}
+
+#[test]
+fn a_push_installs_only_where_needed_and_never_on_a_guarded_empty_primary() {
+    assert_eq!(push(5, 5, true), Push::Has);
+    assert_eq!(push(4, 5, false), Push::Install);
+    assert_eq!(push(4, 5, true), Push::Install, "it kept its data");
+    assert_eq!(push(0, 5, true), Push::Withhold);
+    assert_eq!(push(0, 5, false), Push::Install);
+}
+
+#[test]
+fn a_switchover_replica_is_caught_up_at_the_fence_in_the_same_history() {
+    let r = |replid: &str, offset| Replication {
+        replid: replid.into(),
+        offset,
+        ..Replication::default()
+    };
+    assert!(caught_up(&r("h", 10), "h", 10));
+    assert!(caught_up(&r("h", 11), "h", 10));
+    assert!(!caught_up(&r("h", 9), "h", 10));
+    assert!(!caught_up(&r("g", 99), "h", 10));
+}
+
+#[test]
+fn serverless_shape_follows_the_autoscalers_choice_not_the_spec() {
+    let yaml = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\n\
+                metadata: {name: c, namespace: ns}\n\
+                spec: {mode: Serverless, shards: 7, serverless: {limits: {dataStorage: {minimum: 1Gi}}}}\n";
+    let cc: CacheCluster = serde_yaml::from_str(yaml).unwrap();
+    let mut status = settled();
+    // Nothing chosen yet: the shards that own slots, within the limits
+    // (1Gi of 768Mi shards needs 2).
+    assert_eq!(Shape::of(&cc, &status).wanted, 2);
+    status.serverless = Some(crate::crd::ServerlessStatus {
+        shards: 4,
+        ..Default::default()
+    });
+    let shape = Shape::of(&cc, &status);
+    assert_eq!((shape.wanted, shape.shards, shape.replicas), (4, 4, 1));
+}
+
+#[test]
+fn a_serverless_cluster_is_changing_until_it_serves_the_chosen_shards() {
+    let status = settled();
+    assert!(!changing(&status, 2));
+    assert!(changing(&status, 3), "a shard to add");
+    let mut moving = status.clone();
+    copying(&mut moving);
+    assert!(changing(&moving, 2));
+    let mut pending = status.clone();
+    pending.phase = Some("Degraded".into());
+    assert!(changing(&pending, 2));
+    let mut empty = status.clone();
+    empty.shards[1].slots.clear();
+    assert!(changing(&empty, 2), "a new shard without slots yet");
+}
+
+#[test]
+fn limits_reached_are_conditions() {
+    let mut conditions = vec![];
+    limit_conditions(
+        &mut conditions,
+        autoscale::AtLimit {
+            storage: true,
+            compute: false,
+        },
+        Some(1),
+    );
+    let get = |t: &str| conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+    assert_eq!(get("AtStorageLimit").status, "True");
+    assert!(
+        get("AtStorageLimit")
+            .message
+            .contains("keys with a TTL first")
+    );
+    assert_eq!(get("AtComputeLimit").status, "False");
 }
