@@ -184,6 +184,13 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_WRITE_LEASE_MS", default_value_t = 3000)]
     pub write_lease_ms: u64,
 
+    /// The CPU the node may use, in millicores (its pod's CPU limit; the
+    /// operator sets it). Reported in `INFO cpu` as
+    /// `tidecache_cpu_limit_millicores`, where the autoscaler reads it. 0:
+    /// unknown.
+    #[arg(long, env = "TIDECACHE_CPU_LIMIT_MILLICORES", default_value_t = 0)]
+    pub cpu_limit_millicores: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "TIDECACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -196,6 +196,20 @@ impl Collector for NodeCollector {
         )?;
         counter(
             &mut enc,
+            "tidecache_oom_rejected",
+            "Writes refused with OOM: at maxmemory with nothing to evict.",
+            s.stats.oom_rejected.load(Ordering::Relaxed),
+        )?;
+        let cpu = crate::cpu::used();
+        let seconds = ConstCounter::new((cpu.system + cpu.user).as_secs_f64());
+        seconds.encode(enc.encode_descriptor(
+            "tidecache_cpu_seconds",
+            "CPU seconds the node process used (kernel and user).",
+            None,
+            seconds.metric_type(),
+        )?)?;
+        counter(
+            &mut enc,
             "tidecache_protocol_errors",
             "Connections closed for protocol errors.",
             s.stats.protocol_errors.load(Ordering::Relaxed),

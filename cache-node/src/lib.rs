@@ -62,6 +62,7 @@ pub mod clock;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
+pub mod cpu;
 pub mod db;
 pub mod evict;
 pub mod frame;

@@ -62,6 +62,8 @@ pub struct Stats {
     /// TLS handshakes that failed or timed out (a plain-text client on the
     /// TLS port, an unknown client certificate).
     pub tls_handshake_failures: AtomicU64,
+    /// Writes refused with `OOM` (at `maxmemory` with nothing to evict).
+    pub oom_rejected: AtomicU64,
 }
 
 /// State shared by every connection.

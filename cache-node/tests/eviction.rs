@@ -228,6 +228,8 @@ async fn noeviction_refuses_writes_but_serves_reads_and_deletes() {
     assert_eq!(c.call(&["SET", "new", "x"]).await, R::Err(OOM.into()));
     assert_eq!(c.call(&["RPUSH", "list", "x"]).await, R::Err(OOM.into()));
     assert_eq!(c.call(&["INCR", "counter"]).await, R::Err(OOM.into()));
+    // Each refusal is counted (the autoscaler's and the metrics' signal).
+    assert!(c.info_n("stats", "tidecache_oom_rejected").await >= 4);
     assert!(c.exists("k1").await);
     let mut del = vec!["DEL".to_string()];
     del.extend(names("k", 0..200));
@@ -654,6 +656,12 @@ async fn info_reports_memory_like_redis() {
         .unwrap();
     assert!(ratio > 0.0);
     assert_eq!(c.info_n("stats", "evicted_keys").await, 0);
+    assert_eq!(c.info_n("stats", "tidecache_oom_rejected").await, 0);
+    // CPU as Redis reports it, and the allowance (unknown here).
+    let cpu: f64 = c.info("cpu", "used_cpu_user").await.parse().unwrap();
+    let sys: f64 = c.info("cpu", "used_cpu_sys").await.parse().unwrap();
+    assert!(cpu + sys > 0.0, "{cpu} {sys}");
+    assert_eq!(c.info_n("cpu", "tidecache_cpu_limit_millicores").await, 0);
     // Deleting gives the memory back, emptied slot tables included.
     let mut del = vec!["DEL".to_string()];
     del.extend(names("k", 0..1000));

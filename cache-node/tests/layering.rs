@@ -363,6 +363,7 @@ const RANKS: &[(u32, &[&str], &str)] = &[
             "background",
             "clock",
             "cluster",
+            "cpu",
             "evict",
             "frame",
             "glob",

@@ -18,13 +18,23 @@ pub struct Checked {
 
 /// Writes unique keys (`chk:{i}`) and increments 16 counters (`ctr:{n}`),
 /// as fast as one connection goes, until `stop`.
-pub async fn run(
+pub async fn run(conn: redis::cluster_async::ClusterConnection, stop: Arc<AtomicBool>) -> Checked {
+    run_every(conn, stop, std::time::Duration::ZERO).await
+}
+
+/// [`run`], pausing `pause` after each write and increment: a writer whose
+/// own load stays small (where the test measures the cluster's CPU).
+pub async fn run_every(
     mut conn: redis::cluster_async::ClusterConnection,
     stop: Arc<AtomicBool>,
+    pause: std::time::Duration,
 ) -> Checked {
     let mut seen = Checked::default();
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         i += 1;
         let key = format!("chk:{i}");
         match conn.set::<_, _, ()>(&key, i).await {

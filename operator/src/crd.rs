@@ -441,6 +441,10 @@ pub struct ServerlessStatus {
     /// first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<ScaleDecision>,
+    /// A `Rebalance` decision waits for its plan of moves (cleared when the
+    /// moves are planned).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebalance_requested: bool,
 }
 
 /// The cluster's usage, summed over its primaries.

@@ -99,6 +99,8 @@ impl Replication {
 /// takes their rates between two readings.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
+    /// The memory `maxmemory` limits: the allocator's count less the
+    /// replication buffers (`used_memory - mem_not_counted_for_evict`).
     pub used_memory: u64,
     pub maxmemory: u64,
     pub commands: u64,
@@ -113,14 +115,15 @@ pub struct Usage {
 impl Usage {
     pub fn parse(text: &str) -> Self {
         let field = |name: &str| info_field(text, name);
-        let number = |name: &str| field(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let number = |name: &str| -> u64 { field(name).and_then(|v| v.parse().ok()).unwrap_or(0) };
         let seconds = |name: &str| {
             field(name)
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
         Usage {
-            used_memory: number(info::USED_MEMORY),
+            used_memory: number(info::USED_MEMORY)
+                .saturating_sub(number(info::MEM_NOT_COUNTED_FOR_EVICT)),
             maxmemory: number(info::MAXMEMORY),
             commands: number(info::TOTAL_COMMANDS_PROCESSED),
             evicted_keys: number(info::EVICTED_KEYS),
@@ -419,7 +422,8 @@ mod tests {
     #[test]
     fn usage_is_read_from_info() {
         let u = Usage::parse(
-            "# Memory\r\nused_memory:1048576\r\nmaxmemory:4194304\r\n\r\n# Stats\r\n\
+            "# Memory\r\nused_memory:1148576\r\nmem_not_counted_for_evict:100000\r\n\
+             maxmemory:4194304\r\n\r\n# Stats\r\n\
              total_commands_processed:900\r\nevicted_keys:3\r\ntidecache_oom_rejected:2\r\n\r\n\
              # CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:0.750000\r\n\
              tidecache_cpu_limit_millicores:500\r\n",

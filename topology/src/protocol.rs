@@ -212,6 +212,9 @@ pub mod info {
     // What the autoscaler reads (INFO memory, stats and cpu).
     /// Bytes the node's allocator holds (Redis's `used_memory`).
     pub const USED_MEMORY: &str = "used_memory";
+    /// Of [`USED_MEMORY`], what `maxmemory` does not count (the
+    /// replication stream's buffers, as in Redis).
+    pub const MEM_NOT_COUNTED_FOR_EVICT: &str = "mem_not_counted_for_evict";
     /// The node's `maxmemory` (0: no limit).
     pub const MAXMEMORY: &str = "maxmemory";
     /// Commands run since the node started.

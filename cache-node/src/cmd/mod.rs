@@ -478,7 +478,13 @@ fn admit(cx: &mut Ctx, spec: &Spec) -> Result<(), Reply> {
     // A client that set NO-EVICT asked not to be what triggers eviction.
     match crate::db::make_room(cx.db, max, !cx.client.no_evict) {
         crate::db::Room::Fits | crate::db::Room::Evicting => Ok(()),
-        crate::db::Room::Full => Err(Reply::error(crate::db::OOM)),
+        crate::db::Room::Full => {
+            cx.shared
+                .stats
+                .oom_rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(Reply::error(crate::db::OOM))
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::cluster::Mode;
 use crate::db::Db;
 use crate::frame::Reply;
 use crate::state::Shared;
+use tidecache_topology::protocol::info;
 
 /// CONFIG GET and SET read one table of parameters.
 pub use super::config::{config_get, config_set};
@@ -26,6 +27,7 @@ pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         "memory",
         "stats",
         "replication",
+        "cpu",
         "keyspace",
         "cluster",
         "migration",
@@ -121,6 +123,8 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
             w("used_memory_dataset", &m.dataset);
             w("allocator_allocated", &m.allocator.allocated);
             w("allocator_resident", &m.allocator.resident);
+            // What maxmemory leaves out: the replication stream's buffers.
+            w(info::MEM_NOT_COUNTED_FOR_EVICT, &db.not_counted_for_evict());
             w("maxmemory", &shared.maxmemory());
             w("maxmemory_human", &human(shared.maxmemory()));
             w("maxmemory_policy", &policy);
@@ -146,6 +150,10 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
             );
             w("expired_keys", &stats.expired);
             w("evicted_keys", &stats.evicted);
+            w(
+                info::TIDECACHE_OOM_REJECTED,
+                &shared.stats.oom_rejected.load(Ordering::Relaxed),
+            );
             w("keyspace_hits", &stats.hits);
             w("keyspace_misses", &stats.misses);
             {
@@ -185,6 +193,24 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
                 &i32::from(cluster.mode() == Mode::Cluster),
             );
             w("tidecache_topology_epoch", &cluster.epoch());
+        }
+        "cpu" => {
+            let used = crate::cpu::used();
+            w("# CPU", &"");
+            w(
+                info::USED_CPU_SYS,
+                &format!("{:.6}", used.system.as_secs_f64()),
+            );
+            w(
+                info::USED_CPU_USER,
+                &format!("{:.6}", used.user.as_secs_f64()),
+            );
+            w("used_cpu_sys_children", &"0.000000");
+            w("used_cpu_user_children", &"0.000000");
+            w(
+                info::TIDECACHE_CPU_LIMIT_MILLICORES,
+                &cfg.cpu_limit_millicores,
+            );
         }
         "migration" => super::migrate::info(shared, out),
         "commandstats" => {

@@ -270,6 +270,8 @@ pub struct Db {
     /// The best eviction candidates seen so far.
     pool: Pool,
     meter: Meter,
+    /// Bytes the replication stream holds (see [`Db::used_memory`]).
+    replication_buffers: u64,
     /// Whether lookups record an access (off for a `CLIENT NO-TOUCH` client).
     touching: bool,
     /// Who hears of every change in some slots (migrations).
@@ -291,6 +293,7 @@ impl Db {
             eviction: Settings::default(),
             pool: Pool::default(),
             meter: Meter::default(),
+            replication_buffers: 0,
             touching: true,
             followers: Followers::default(),
         }
@@ -332,12 +335,38 @@ impl Db {
         self.used_bytes
     }
 
-    /// `used_memory`: the allocator's count when the node runs on jemalloc,
-    /// the keyspace's accounting otherwise (see [`crate::memory`]).
+    /// The memory `maxmemory` limits: the allocator's count when the node
+    /// runs on jemalloc, less the replication buffers (as Redis leaves them
+    /// out: a replica falling behind must not make the primary evict its
+    /// data), or the keyspace's accounting otherwise (see [`crate::memory`]).
     pub fn used_memory(&mut self) -> u64 {
         let now = self.now_ms();
-        self.meter
-            .used(self.used_bytes as u64, now, memory::allocator_stats)
+        let used = self
+            .meter
+            .used(self.used_bytes as u64, now, memory::allocator_stats);
+        used.saturating_sub(self.not_counted_for_evict())
+    }
+
+    /// Bytes the replication stream holds (its backlog and the full syncs'
+    /// buffers): set by the stream whenever it works on the keyspace.
+    pub fn set_replication_buffers(&mut self, bytes: u64) {
+        self.replication_buffers = bytes;
+    }
+
+    /// Bytes the replication stream holds, as it last said.
+    pub fn replication_buffers(&self) -> u64 {
+        self.replication_buffers
+    }
+
+    /// What [`Db::used_memory`] leaves out of the allocator's count
+    /// (`mem_not_counted_for_evict`); nothing when the count is the
+    /// keyspace's own, which never included the buffers.
+    pub fn not_counted_for_evict(&self) -> u64 {
+        if self.meter.allocator().is_some() {
+            self.replication_buffers
+        } else {
+            0
+        }
     }
 
     /// Every memory figure INFO reports, from a fresh allocator reading.

@@ -247,6 +247,13 @@ impl Stream {
         self.backlog_bytes = 0;
         self.new_history();
         self.acked.raise();
+        self.account(db);
+    }
+
+    /// Tells the keyspace how much the stream holds, which `maxmemory`
+    /// does not count (see `Db::used_memory`).
+    fn account(&self, db: &mut Db) {
+        db.set_replication_buffers((self.backlog_bytes + self.sync_buffer_bytes()) as u64);
     }
 
     /// Moves the keys changed since the last pump into the stream, as
@@ -272,6 +279,7 @@ impl Stream {
             }
         }
         self.append(chunk);
+        self.account(db);
     }
 
     fn new_history(&mut self) {
@@ -572,6 +580,7 @@ impl Stream {
             // rather than piling up while no replica fetches.
             self.pump(db);
         }
+        self.account(db);
     }
 }
 
@@ -643,6 +652,21 @@ mod tests {
 
     /// Full sync, then the stream: the replica ends up equal, whatever
     /// was written during the copy.
+    #[test]
+    fn the_stream_tells_the_keyspace_what_it_holds() {
+        let mut db = new_db();
+        let mut stream = Stream::new(1 << 20);
+        let _ = full_sync(&mut stream, &mut db);
+        for i in 0..100 {
+            set(&mut db, &format!("k{i}"), "a value of some length");
+        }
+        stream.pump(&mut db);
+        assert!(stream.backlog_bytes() > 0);
+        assert_eq!(db.replication_buffers(), stream.backlog_bytes() as u64);
+        stream.restart(&mut db);
+        assert_eq!(db.replication_buffers(), 0);
+    }
+
     #[test]
     fn snapshot_then_stream_is_the_keyspace() {
         let mut primary = new_db();

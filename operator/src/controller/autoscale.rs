@@ -51,6 +51,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tidecache_topology::admin::Usage as NodeUsage;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::SignedDuration;
 
 use super::decide::Note;
 use super::desired;
@@ -304,7 +305,11 @@ pub fn decide(
     };
     // What the newest sample says of the limits, for the status.
     let at_limit = latest.map_or_else(AtLimit::default, |s| AtLimit {
-        storage: shards >= limits.max_shards && limits.memory_need(&s, 1.0) > limits.max_shards,
+        // Nodes evict to stay within maxmemory, so the data never shows
+        // more than the shards hold: at the maximum, wanting more shards
+        // than allowed is the sign.
+        storage: shards >= limits.max_shards
+            && limits.memory_need(&s, limits.target_memory) > limits.max_shards,
         compute: shards >= limits.max_shards
             && limits.cpu_need(&s, limits.target_cpu) > limits.max_shards,
     });
@@ -474,6 +479,11 @@ pub fn trim(samples: &mut std::collections::VecDeque<Sample>, limits: &Limits, n
     }
 }
 
+/// How long after a `Rebalance` another one may be decided: a plan whose
+/// moves are all within a slot of balance moves nothing, and the shard
+/// stays as hot.
+pub const REBALANCE_COOLDOWN: Duration = Duration::from_secs(60);
+
 /// How many decisions `status.serverless.decisions` keeps.
 pub const DECISIONS_KEPT: usize = 10;
 
@@ -488,7 +498,19 @@ pub fn record(
 ) -> (ServerlessStatus, Vec<Note>) {
     let mut notes = Vec::new();
     let mut decisions = prev.map(|p| p.decisions.clone()).unwrap_or_default();
-    if d.action != Action::Hold {
+    let mut rebalance_requested = prev.is_some_and(|p| p.rebalance_requested);
+    // A rebalance planned moments ago (its moves may have been none): the
+    // same hot shard asks again only after the cooldown.
+    let repeated = d.action == Action::Rebalance
+        && decisions.last().is_some_and(|last| {
+            last.action == Action::Rebalance.to_string()
+                && now.0.duration_since(last.time.0)
+                    < SignedDuration::try_from(REBALANCE_COOLDOWN).unwrap_or_default()
+        });
+    if d.action == Action::Rebalance && !repeated {
+        rebalance_requested = true;
+    }
+    if d.action != Action::Hold && !repeated {
         decisions.push(ScaleDecision {
             time: now,
             action: d.action.to_string(),
@@ -519,6 +541,7 @@ pub fn record(
         max_shards: limits.max_shards as i32,
         usage,
         decisions,
+        rebalance_requested,
     };
     (status, notes)
 }

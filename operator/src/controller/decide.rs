@@ -145,8 +145,28 @@ pub fn limit_conditions(
     conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     at: autoscale::AtLimit,
     generation: Option<i64>,
-) {
+) -> Vec<Note> {
     let (storage, compute) = (at.storage, at.compute);
+    let was = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    let mut notes = Vec::new();
+    if storage && !was("AtStorageLimit") {
+        notes.push(Note::warning(
+            "AtStorageLimit",
+            "Autoscale",
+            "the data needs more shards than serverless.limits.dataStorage.maximum allows: nodes evict, keys with a TTL first".into(),
+        ));
+    }
+    if compute && !was("AtComputeLimit") {
+        notes.push(Note::warning(
+            "AtComputeLimit",
+            "Autoscale",
+            "the load needs more shards than serverless.limits.compute.maximum allows: nodes keep serving, slower".into(),
+        ));
+    }
     set_condition(
         conditions,
         "AtStorageLimit",
@@ -179,6 +199,7 @@ pub fn limit_conditions(
         },
         generation,
     );
+    notes
 }
 
 /// A lost primary replaced by a replica.
@@ -436,8 +457,17 @@ pub fn waive_lease(old: &NodeStatus, new: &NodeStatus, acked: &[String]) -> bool
 }
 
 /// Shards whose primary acknowledged the document and is Ready.
-pub fn serving(status: &CacheClusterStatus, obs: &Observation, acked: &[String]) -> usize {
-    status
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Serving {
+    /// Of every shard (a move needs its target serving too).
+    pub all: usize,
+    /// Of the shards that own slots: what clients see. A shard just added
+    /// owns nothing yet, and its start does not make the cluster Degraded.
+    pub with_slots: usize,
+}
+
+pub fn serving(status: &CacheClusterStatus, obs: &Observation, acked: &[String]) -> Serving {
+    let up: Vec<&ShardStatus> = status
         .shards
         .iter()
         .filter(|s| {
@@ -445,7 +475,11 @@ pub fn serving(status: &CacheClusterStatus, obs: &Observation, acked: &[String])
                 acked.contains(&p.pod) && obs.pods.get(&p.pod).is_some_and(|v| v.ready)
             })
         })
-        .count()
+        .collect();
+    Serving {
+        all: up.len(),
+        with_slots: up.iter().filter(|s| !s.slots.is_empty()).count(),
+    }
 }
 
 /// Whether the cached object is older than the status this operator last
@@ -460,8 +494,8 @@ pub const STALE_CACHE_WAIT: Duration = Duration::from_millis(200);
 
 /// Whether every shard serves the document: a rebalance plans or starts
 /// moves only then.
-pub fn all_serving(document: Option<&Topology>, serving: usize, shape: Shape) -> bool {
-    document.is_some() && serving == shape.shards
+pub fn all_serving(document: Option<&Topology>, serving: Serving, shape: Shape) -> bool {
+    document.is_some() && serving.all == shape.shards
 }
 
 /// The shards whose objects may be deleted: numbers from the returned one
@@ -542,7 +576,7 @@ pub fn conclude(
     prev: &CacheClusterStatus,
     mut status: CacheClusterStatus,
     document: Option<&Topology>,
-    serving: usize,
+    serving: Serving,
     rebalance_after: Option<Duration>,
 ) -> Outcome {
     let generation = cc.metadata.generation;
@@ -551,8 +585,8 @@ pub fn conclude(
     let observed = Observed {
         has_document: document.is_some(),
         assigned_slots: document.map_or(0, Topology::assigned_slots),
-        serving_shards: serving,
-        shards: shape.shards,
+        serving_shards: serving.with_slots,
+        shards: owning(&status),
         was_ready: matches!(prev.phase.as_deref(), Some("Ready" | "Degraded")),
     };
     let (phase, ready, reason, message) = readiness(&observed);

@@ -376,6 +376,10 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
         ]),
         readiness_probe: Some(http_probe("/readyz", 2, 1)),
         liveness_probe: Some(http_probe("/livez", 10, 3)),
+        // The liveness probe waits for the process to answer at all (up to
+        // a minute: a replica's first full sync keeps the node busy), so a
+        // starting pod reports no failures.
+        startup_probe: Some(http_probe("/livez", 1, 60)),
         resources: cc.spec.node_resources(),
         volume_mounts: Some(vec![
             VolumeMount {

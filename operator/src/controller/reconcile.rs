@@ -187,12 +187,14 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         serving,
         rebalance_after,
     );
-    if let Some(scaled) = autoscale(&ctx, &cc, &prev, &obs, shape) {
-        decide::limit_conditions(
+    let recorded = outcome.status.serverless.clone();
+    if let Some(scaled) = autoscale(&ctx, &cc, &prev, recorded.as_ref(), &obs, shape) {
+        let limits = decide::limit_conditions(
             &mut outcome.status.conditions,
             scaled.at_limit,
             cc.metadata.generation,
         );
+        outcome.notes.extend(limits);
         outcome.status.serverless = Some(scaled.status);
         outcome.notes.extend(scaled.notes);
         outcome.requeue = outcome.requeue.min(autoscale::SAMPLE_EVERY);
@@ -211,11 +213,13 @@ struct Scaled {
 
 /// Serverless mode: samples the primaries (what the survey read), adds the
 /// sample to the cluster's window and decides the shard count, which the
-/// next pass applies. `None` in Provisioned mode.
+/// next pass applies; `recorded` is `status.serverless` as this pass left
+/// it. `None` in Provisioned mode.
 fn autoscale(
     ctx: &Context,
     cc: &CacheCluster,
     prev: &CacheClusterStatus,
+    recorded: Option<&ServerlessStatus>,
     obs: &Observation,
     shape: Shape,
 ) -> Option<Scaled> {
@@ -269,7 +273,7 @@ fn autoscale(
     }
     ctx.metrics.usage(cc, &sample, &limits, d.to);
     let (status, notes) = autoscale::record(
-        prev.serverless.as_ref(),
+        recorded,
         &limits,
         &d,
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
@@ -355,11 +359,16 @@ async fn rebalance(
     obs: &Observation,
 ) -> Result<Option<Duration>, Error> {
     let name = cc.name_any();
+    let replan = status
+        .serverless
+        .as_ref()
+        .is_some_and(|s| s.rebalance_requested);
     match resharding::next(
         status,
         &layout.addresses,
         wanted,
         all_serving,
+        replan,
         Timestamp::now(),
     ) {
         Next::Settled => Ok(None),
@@ -371,6 +380,9 @@ async fn rebalance(
             match resharding::start(&status.shards, wanted, &loads) {
                 Ok(r) => {
                     let message = resharding::planned(status, r);
+                    if let Some(sv) = status.serverless.as_mut() {
+                        sv.rebalance_requested = false;
+                    }
                     info!(cluster = %name, %message, "rebalance planned");
                     writer.save(status).await?;
                     act::publish(

@@ -299,16 +299,19 @@ pub enum Next {
 
 /// Decides the rebalance's next step. `addresses` are the shards with their
 /// primaries' current addresses (a restarted pod has a new one);
-/// `all_serving`: every shard's primary serves the current document.
+/// `all_serving`: every shard's primary serves the current document;
+/// `replan`: the autoscaler asks for a plan at the same shard count (a hot
+/// shard).
 pub fn next(
     status: &CacheClusterStatus,
     addresses: &[ShardStatus],
     wanted: usize,
     all_serving: bool,
+    replan: bool,
     now: Timestamp,
 ) -> Next {
     let Some(r) = &status.rebalance else {
-        if settled(&status.shards, wanted) {
+        if settled(&status.shards, wanted) && !replan {
             return Next::Settled;
         }
         return if all_serving {
@@ -727,11 +730,11 @@ mod tests {
         let mut status = status_of(s3.clone(), 4);
         let now = at(0);
         assert_eq!(
-            next(&status, &s3, 3, false, now),
+            next(&status, &s3, 3, false, false, now),
             Next::Wait(LATER),
             "not all serving"
         );
-        assert_eq!(next(&status, &s3, 3, true, now), Next::Plan);
+        assert_eq!(next(&status, &s3, 3, true, false, now), Next::Plan);
         let r = start(&status.shards, 3, &uniform(1)).unwrap();
         let moves = r.moves.len();
         let message = planned(&mut status, r);
@@ -742,7 +745,7 @@ mod tests {
                 index,
                 source,
                 target,
-            } = next(&status, &s3, 3, true, now)
+            } = next(&status, &s3, 3, true, false, now)
             else {
                 panic!("a pending move starts");
             };
@@ -758,7 +761,7 @@ mod tests {
             assert!(holds_topology(status.rebalance.as_ref()));
             // While it copies, even a non-serving cluster checks on it.
             assert!(
-                matches!(next(&status, &s3, 3, false, now), Next::Check { index: i, .. } if i == index)
+                matches!(next(&status, &s3, 3, false, false, now), Next::Check { index: i, .. } if i == index)
             );
             let c = conclude(
                 &mut status,
@@ -771,12 +774,17 @@ mod tests {
             assert_eq!(status.epoch, begun.epoch, "the handoff's epoch is adopted");
         }
         assert!(epochs.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(next(&status, &s3, 3, true, now), Next::Finish);
+        assert_eq!(next(&status, &s3, 3, true, false, now), Next::Finish);
         assert_eq!(finish(&mut status, 3), Finished::Removed(vec![]));
         assert_eq!(status.rebalance, None);
         assert_eq!(
-            next(&status, &status.shards.clone(), 3, true, now),
+            next(&status, &status.shards.clone(), 3, true, false, now),
             Next::Settled
+        );
+        // A hot shard: the autoscaler asks for a plan at the same count.
+        assert_eq!(
+            next(&status, &status.shards.clone(), 3, true, true, now),
+            Next::Plan
         );
     }
 
@@ -786,7 +794,7 @@ mod tests {
         let addresses = status.shards.clone();
         let r = start(&status.shards, 2, &uniform(1)).unwrap();
         planned(&mut status, r);
-        while let Next::Start { index, .. } = next(&status, &addresses, 2, true, at(0)) {
+        while let Next::Start { index, .. } = next(&status, &addresses, 2, true, false, at(0)) {
             begin(&mut status, "c", index);
             conclude(&mut status, index, Verdict::Done, None, at(0));
         }
@@ -813,7 +821,7 @@ mod tests {
         let mut status = status_of(s3.clone(), 4);
         let r = start(&status.shards, 3, &uniform(1)).unwrap();
         planned(&mut status, r);
-        let Next::Start { index, .. } = next(&status, &s3, 3, true, at(0)) else {
+        let Next::Start { index, .. } = next(&status, &s3, 3, true, false, at(0)) else {
             panic!()
         };
         let first = begin(&mut status, "c", index);
@@ -841,11 +849,11 @@ mod tests {
         assert_eq!(mv.last_error.as_deref(), Some("migration failed"));
         // It waits out the backoff, then starts under a newer epoch.
         assert_eq!(
-            next(&status, &s3, 3, true, at(1)),
+            next(&status, &s3, 3, true, false, at(1)),
             Next::Wait(Duration::from_secs(2))
         );
         assert!(matches!(
-            next(&status, &s3, 3, true, at(3)),
+            next(&status, &s3, 3, true, false, at(3)),
             Next::Start { .. }
         ));
         let second = begin(&mut status, "c", index);
@@ -892,7 +900,7 @@ mod tests {
         for s in &mut s3 {
             s.primary.as_mut().unwrap().address.clear();
         }
-        assert_eq!(next(&status, &s3, 3, true, at(0)), Next::Wait(LATER));
+        assert_eq!(next(&status, &s3, 3, true, false, at(0)), Next::Wait(LATER));
     }
 
     #[test]

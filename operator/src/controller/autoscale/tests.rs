@@ -490,3 +490,30 @@ fn decisions_are_recorded_with_their_reason_and_the_newest_ten_kept() {
     }
     assert_eq!(many.decisions.len(), DECISIONS_KEPT);
 }
+
+#[test]
+fn a_rebalance_is_requested_once_per_cooldown() {
+    let l = limits(1, 10);
+    let d = Decision {
+        action: Action::Rebalance,
+        from: 3,
+        to: 3,
+        reason: "hot".into(),
+        latest: None,
+        at_limit: AtLimit::default(),
+    };
+    let at = |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap());
+    let (s, notes) = record(None, &l, &d, at(0));
+    assert!(s.rebalance_requested);
+    assert_eq!(notes[0].reason, "Rebalance");
+    // Planned: the reconcile clears the request.
+    let planned = ServerlessStatus {
+        rebalance_requested: false,
+        ..s
+    };
+    let (again, notes) = record(Some(&planned), &l, &d, at(30));
+    assert!(!again.rebalance_requested && notes.is_empty());
+    assert_eq!(again.decisions.len(), 1);
+    let (later, notes) = record(Some(&again), &l, &d, at(61));
+    assert!(later.rebalance_requested && notes.len() == 1);
+}

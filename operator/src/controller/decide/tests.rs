@@ -334,10 +334,29 @@ fn a_switchover_waives_the_lease_only_when_both_hold_the_document() {
 fn serving_counts_ready_primaries_that_hold_the_document() {
     let status = settled();
     let mut obs = healthy();
-    assert_eq!(serving(&status, &obs, &["c-0-0".into(), "c-1-0".into()]), 2);
-    assert_eq!(serving(&status, &obs, &["c-0-0".into(), "c-1-1".into()]), 1);
+    let both = Serving {
+        all: 2,
+        with_slots: 2,
+    };
+    assert_eq!(
+        serving(&status, &obs, &["c-0-0".into(), "c-1-0".into()]),
+        both
+    );
+    assert_eq!(
+        serving(&status, &obs, &["c-0-0".into(), "c-1-1".into()]).all,
+        1
+    );
     obs.pods.get_mut("c-0-0").unwrap().ready = false;
-    assert_eq!(serving(&status, &obs, &["c-0-0".into(), "c-1-0".into()]), 1);
+    assert_eq!(
+        serving(&status, &obs, &["c-0-0".into(), "c-1-0".into()]).with_slots,
+        1
+    );
+    // A shard that owns no slots yet counts for moves, not for clients.
+    let mut adding = settled();
+    adding.shards[1].slots.clear();
+    let obs = healthy();
+    let s = serving(&adding, &obs, &["c-0-0".into()]);
+    assert_eq!((s.all, s.with_slots), (1, 1));
 }
 
 #[test]
@@ -346,7 +365,11 @@ fn the_status_reports_phase_conditions_and_when_to_look_again() {
     let mut prev = settled();
     prev.phase = Some("Pending".into());
     let doc = super::super::topology::document(prev.epoch, &prev.shards).unwrap();
-    let out = conclude(&cc, shape(), &prev, prev.clone(), Some(&doc), 2, None);
+    let two = Serving {
+        all: 2,
+        with_slots: 2,
+    };
+    let out = conclude(&cc, shape(), &prev, prev.clone(), Some(&doc), two, None);
     assert_eq!(out.status.phase.as_deref(), Some("Ready"));
     assert_eq!(out.notes[0].reason, "ClusterReady");
     assert_eq!(out.status.observed_generation, Some(3));
@@ -373,7 +396,7 @@ fn the_status_reports_phase_conditions_and_when_to_look_again() {
         &out.status,
         out.status.clone(),
         Some(&doc),
-        2,
+        two,
         None,
     );
     assert!(again.notes.is_empty());
@@ -386,7 +409,10 @@ fn the_status_reports_phase_conditions_and_when_to_look_again() {
         &out.status,
         moving,
         Some(&doc),
-        1,
+        Serving {
+            all: 1,
+            with_slots: 1,
+        },
         Some(Duration::from_millis(300)),
     );
     assert_eq!(degraded.status.phase.as_deref(), Some("Degraded"));
@@ -404,11 +430,35 @@ fn the_status_reports_phase_conditions_and_when_to_look_again() {
         replicas: 0,
         ..shape()
     };
-    let idle = conclude(&cc, lone, &prev, prev.clone(), Some(&doc), 2, None);
+    let idle = conclude(&cc, lone, &prev, prev.clone(), Some(&doc), two, None);
     assert_eq!(idle.requeue, IDLE_READY);
-    let waiting = conclude(&cc, lone, &prev, prev.clone(), None, 0, None);
+    let waiting = conclude(
+        &cc,
+        lone,
+        &prev,
+        prev.clone(),
+        None,
+        Serving::default(),
+        None,
+    );
     assert_eq!(waiting.requeue, IDLE_NOT_READY);
     assert_eq!(waiting.status.phase.as_deref(), Some("Pending"));
+    // A shard added without slots yet, not serving: still Ready.
+    let mut adding = out.status.clone();
+    adding.shards.push(ShardStatus {
+        name: "c-2".into(),
+        slots: vec![],
+        primary: Some(node("c-2-0")),
+        replicas: vec![],
+    });
+    let three = Shape {
+        wanted: 3,
+        shards: 3,
+        ..shape()
+    };
+    let growing = conclude(&cc, three, &out.status, adding, Some(&doc), two, None);
+    assert_eq!(growing.status.phase.as_deref(), Some("Ready"));
+    assert_eq!(growing.status.current_shards, 3);
 }
 
 #[test]
@@ -446,9 +496,13 @@ fn a_cached_object_older_than_the_last_write_waits() {
 fn a_rebalance_waits_until_every_shard_serves() {
     let status = settled();
     let doc = super::super::topology::document(status.epoch, &status.shards).unwrap();
-    assert!(all_serving(Some(&doc), 2, shape()));
-    assert!(!all_serving(Some(&doc), 1, shape()));
-    assert!(!all_serving(None, 2, shape()));
+    let n = |all| Serving {
+        all,
+        with_slots: all,
+    };
+    assert!(all_serving(Some(&doc), n(2), shape()));
+    assert!(!all_serving(Some(&doc), n(1), shape()));
+    assert!(!all_serving(None, n(2), shape()));
 }
 
 #[test]
@@ -537,14 +591,15 @@ fn a_serverless_cluster_is_changing_until_it_serves_the_chosen_shards() {
 #[test]
 fn limits_reached_are_conditions() {
     let mut conditions = vec![];
-    limit_conditions(
-        &mut conditions,
-        autoscale::AtLimit {
-            storage: true,
-            compute: false,
-        },
-        Some(1),
-    );
+    let at = autoscale::AtLimit {
+        storage: true,
+        compute: false,
+    };
+    let notes = limit_conditions(&mut conditions, at, Some(1));
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].reason, "AtStorageLimit");
+    // Still at the limit: no second Event.
+    assert!(limit_conditions(&mut conditions.clone(), at, Some(1)).is_empty());
     let get = |t: &str| conditions.iter().find(|c| c.type_ == t).unwrap().clone();
     assert_eq!(get("AtStorageLimit").status, "True");
     assert!(
