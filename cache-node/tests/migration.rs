@@ -50,6 +50,16 @@ async fn conn(n: &Node, user: Option<&str>, password: &str) -> redis::aio::Multi
     common::redis_conn(n, user, Some(password)).await
 }
 
+/// How import `id` stands on the node behind `adm`.
+async fn import_state(adm: &mut redis::aio::MultiplexedConnection, id: &str) -> ImportState {
+    Request::ImportStatus { id }
+        .cmd()
+        .query_async(adm)
+        .await
+        .map(|s: String| s.parse().expect("an import state"))
+        .unwrap()
+}
+
 async fn admin(n: &Node) -> redis::aio::MultiplexedConnection {
     conn(n, Some("tidecache-admin"), "adm").await
 }
@@ -465,12 +475,7 @@ async fn an_aborted_import_drops_what_it_received() {
         .query_async(&mut adm)
         .await
         .unwrap();
-    let state: ImportState = Request::ImportStatus { id: "i1" }
-        .cmd()
-        .query_async(&mut adm)
-        .await
-        .map(|s: String| s.parse().expect("an import state"))
-        .unwrap();
+    let state = import_state(&mut adm, "i1").await;
     assert_eq!(state, ImportState::Aborted);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm).await.unwrap();
     assert_eq!(size, 0, "the partial copy is gone");
@@ -494,12 +499,7 @@ async fn an_aborted_import_drops_what_it_received() {
         .query_async(&mut adm)
         .await
         .unwrap();
-    let state: ImportState = Request::ImportStatus { id: "late" }
-        .cmd()
-        .query_async(&mut adm)
-        .await
-        .map(|s: String| s.parse().expect("an import state"))
-        .unwrap();
+    let state = import_state(&mut adm, "late").await;
     assert_eq!(state, ImportState::Aborted);
     let e: redis::RedisResult<()> = begin("late", 3).query_async(&mut adm).await;
     assert!(
@@ -662,12 +662,7 @@ async fn a_cancelled_migration_rolls_back_on_both_nodes() {
     // The target dropped what it got; the source still serves every key,
     // and writes, in the slots.
     let mut adm_b = admin(&b).await;
-    let state: ImportState = Request::ImportStatus { id: "c1" }
-        .cmd()
-        .query_async(&mut adm_b)
-        .await
-        .map(|s: String| s.parse().expect("an import state"))
-        .unwrap();
+    let state = import_state(&mut adm_b, "c1").await;
     assert_eq!(state, ImportState::Aborted);
     let size: i64 = redis::cmd("DBSIZE").query_async(&mut adm_b).await.unwrap();
     assert_eq!(size, 0);

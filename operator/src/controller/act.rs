@@ -13,13 +13,12 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _, ResourceExt as _};
-use serde::de::DeserializeOwned;
 use tidecache_topology::admin::{AdminClient, AdminError, LeaseOrder};
 use tidecache_topology::{SlotRange, Topology};
 use tracing::{debug, info, warn};
 
 use super::Error;
-use super::context::Context;
+use super::context::{Context, Namespaced};
 use super::decide::{self, Note, Push};
 use super::desired::{self, MANAGER};
 use super::observe::{self, list_of};
@@ -90,15 +89,12 @@ impl<'a> StatusWriter<'a> {
 }
 
 /// Server-side applies `obj`; whether it changed.
-async fn apply<K>(ctx: &Context, ns: &str, obj: &K) -> Result<bool, Error>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+async fn apply<K: Namespaced + serde::Serialize>(
+    ctx: &Context,
+    ns: &str,
+    obj: &K,
+) -> Result<bool, Error> {
+    let api: Api<K> = ctx.api(ns);
     let name = obj.meta().name.clone().expect("desired objects are named");
     let before = api
         .get_opt(&name)
@@ -428,14 +424,12 @@ pub async fn prune_shards(
     Ok(())
 }
 
-async fn delete_if_present<K>(ctx: &Context, ns: &str, name: &str) -> Result<(), Error>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+async fn delete_if_present<K: Namespaced>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let api: Api<K> = ctx.api(ns);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

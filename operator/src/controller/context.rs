@@ -83,6 +83,30 @@ impl Context {
     }
 }
 
+/// A namespaced Kubernetes object the operator reads or deletes by kind.
+pub trait Namespaced:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
+impl Context {
+    /// The API of kind `K` in namespace `ns`.
+    pub fn api<K: Namespaced>(&self, ns: &str) -> kube::Api<K> {
+        kube::Api::namespaced(self.client.clone(), ns)
+    }
+}
+
 /// The reporter events are published under.
 pub fn reporter(instance: Option<String>) -> Reporter {
     Reporter {

@@ -10,13 +10,12 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt as _};
-use serde::de::DeserializeOwned;
 use tidecache_topology::admin::{AdminClient, AdminError};
 use tidecache_topology::protocol::{ImportState, MigrationStatus};
 use tracing::debug;
 
 use super::Error;
-use super::context::Context;
+use super::context::{Context, Namespaced};
 use super::decide::Observation;
 use super::desired::labels;
 use super::failover::Seen;
@@ -70,14 +69,12 @@ async fn pods(ctx: &Context, ns: &str, cluster: &str) -> Result<BTreeMap<String,
 }
 
 /// The objects of kind `K` labelled as `cluster`'s.
-pub async fn list_of<K>(ctx: &Context, ns: &str, cluster: &str) -> Result<Vec<K>, Error>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+pub async fn list_of<K: Namespaced>(
+    ctx: &Context,
+    ns: &str,
+    cluster: &str,
+) -> Result<Vec<K>, Error> {
+    let api: Api<K> = ctx.api(ns);
     let selector = format!("{}={cluster}", labels::CLUSTER);
     Ok(api
         .list(&ListParams::default().labels(&selector))
