@@ -8,6 +8,9 @@ help: ## List the targets
 up: ## Run Tidecache here: embedded control plane, operator, a sample CacheCluster
 	e2e/scripts/up.sh
 
+load: ## Put load on `make up`'s Serverless cluster (redis-benchmark, bounded) to watch it scale
+	e2e/scripts/load.sh
+
 down: ## Stop what `make up` started
 	e2e/scripts/cluster.sh down
 
@@ -59,4 +62,4 @@ fuzz: ## Fuzz the request decoder, command dispatch and the keyspace, FUZZ_SECON
 	$(FUZZ_RUN_ASAN) keyspace corpus/keyspace seeds/keyspace -- -max_len=1024 -len_control=0 $(FUZZ_FLAGS)
 	grep -E '^(stat::|Done)' cache-node/fuzz/fuzz-0.log
 
-.PHONY: help up down test build unit lint chart e2e crds tools bench fuzz
+.PHONY: help up load down test build unit lint chart e2e crds tools bench fuzz

@@ -15,8 +15,8 @@ c up
 c kubectl apply --server-side -f crds/
 c kubectl wait --for=condition=Established --timeout=60s crd/cacheclusters.tidecache.io
 c exec helm upgrade --install tidecache charts/tidecache --namespace tidecache-system --create-namespace --wait --timeout 180s
-c kubectl apply --server-side -f examples/cachecluster.yaml
-c kubectl wait --for=jsonpath='{.status.phase}'=Ready --timeout=180s cachecluster/sessions
+c kubectl apply --server-side -f examples/cachecluster.yaml -f examples/serverless.yaml
+c kubectl wait --for=jsonpath='{.status.phase}'=Ready --timeout=180s cachecluster/sessions cachecluster/elastic
 c kubectl get cacheclusters,pods -o wide
 ip=$(c kubectl get pod sessions-0-0 -o jsonpath='{.status.podIP}')
 cat <<MSG
@@ -28,5 +28,11 @@ Connect with redis-cli (cluster mode follows MOVED redirects):
   e2e/scripts/cluster.sh exec sh -c 'redis-cli -c -h $ip -a "\$(kubectl get secret sessions-auth -o jsonpath={.data.password} | base64 -d)"'
 
 kubectl:  e2e/scripts/cluster.sh kubectl get cacheclusters
+
+'elastic' is a Serverless cluster (examples/serverless.yaml): put load on it
+with 'make load' and watch it scale with
+  e2e/scripts/cluster.sh kubectl get cc elastic -w
+  e2e/scripts/cluster.sh kubectl get events --field-selector involvedObject.name=elastic -w
+
 Stop it:  make down
 MSG
