@@ -586,6 +586,67 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
 
 /// A request built to be sent (its payloads plain bytes, so that
 /// `Request::TopologyGet.cmd()` needs no annotation).
+impl<'a> Request<'a, [u8]> {
+    /// One of every request (both forms of those with an optional part),
+    /// carrying `document` and `batch`: what the tests of both sides walk,
+    /// so that a new request is covered everywhere at once.
+    pub fn examples(document: &'a [u8], batch: &'a [u8]) -> Vec<Request<'a>> {
+        vec![
+            Request::TopologySet { document },
+            Request::TopologyGet,
+            Request::TopologyEpoch,
+            Request::MigrateStart {
+                id: "m-1",
+                host: "10.0.0.7",
+                port: 6379,
+                epoch: 12,
+                ranges: vec![slot_range("0-100"), slot_range("200")],
+            },
+            Request::MigrateStatus { id: Some("m-1") },
+            Request::MigrateStatus { id: None },
+            Request::MigrateCancel { id: "m-1" },
+            Request::ImportBegin {
+                id: "m-1",
+                epoch: 12,
+                ranges: vec![slot_range("16383")],
+            },
+            Request::ImportApply { id: "m-1", batch },
+            Request::ImportCommit { id: "m-1" },
+            Request::ImportAbort { id: "m-1" },
+            Request::ImportStatus { id: "m-1" },
+            Request::ReplPsync {
+                replica: "node-b",
+                host: "b.tidecache",
+                port: 7000,
+                replid: "?",
+                offset: 0,
+            },
+            Request::ReplSnapshot { sync: 3 },
+            Request::ReplFetch {
+                replica: "node-b",
+                replid: "abc",
+                offset: u64::from(u32::MAX) + 1,
+            },
+            Request::LeaseRenew {
+                epoch: 4,
+                clock: Some(1234),
+            },
+            Request::LeaseRenew {
+                epoch: 4,
+                clock: None,
+            },
+            Request::LeaseWaive { epoch: 4 },
+            Request::LeaseFence { epoch: 4 },
+            Request::SlotStats,
+        ]
+    }
+}
+
+/// A slot range from its text (the examples' ranges are valid).
+fn slot_range(s: &str) -> SlotRange {
+    s.parse().expect("a valid slot range")
+}
+
 impl Request<'_, [u8]> {
     /// The request as arguments.
     pub fn args(&self) -> Vec<Vec<u8>> {
@@ -753,68 +814,12 @@ fn strict_u64(arg: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn range(s: &str) -> SlotRange {
-        s.parse().unwrap()
-    }
-
-    /// One of every request (both forms of those with an optional part).
-    fn every_request<'a>(document: &'a [u8], batch: &'a [u8]) -> Vec<Request<'a>> {
-        vec![
-            Request::TopologySet { document },
-            Request::TopologyGet,
-            Request::TopologyEpoch,
-            Request::MigrateStart {
-                id: "m-1",
-                host: "10.0.0.7",
-                port: 6379,
-                epoch: 12,
-                ranges: vec![range("0-100"), range("200")],
-            },
-            Request::MigrateStatus { id: Some("m-1") },
-            Request::MigrateStatus { id: None },
-            Request::MigrateCancel { id: "m-1" },
-            Request::ImportBegin {
-                id: "m-1",
-                epoch: 12,
-                ranges: vec![range("16383")],
-            },
-            Request::ImportApply { id: "m-1", batch },
-            Request::ImportCommit { id: "m-1" },
-            Request::ImportAbort { id: "m-1" },
-            Request::ImportStatus { id: "m-1" },
-            Request::ReplPsync {
-                replica: "node-b",
-                host: "b.tidecache",
-                port: 7000,
-                replid: "?",
-                offset: 0,
-            },
-            Request::ReplSnapshot { sync: 3 },
-            Request::ReplFetch {
-                replica: "node-b",
-                replid: "abc",
-                offset: u64::from(u32::MAX) + 1,
-            },
-            Request::LeaseRenew {
-                epoch: 4,
-                clock: Some(1234),
-            },
-            Request::LeaseRenew {
-                epoch: 4,
-                clock: None,
-            },
-            Request::LeaseWaive { epoch: 4 },
-            Request::LeaseFence { epoch: 4 },
-            Request::SlotStats,
-        ]
-    }
-
     #[test]
     fn every_request_round_trips() {
         // Payloads that are not text, with every byte value.
         let document = br#"{"epoch":1}"#.to_vec();
         let batch: Vec<u8> = (0..=255).collect();
-        let requests = every_request(&document, &batch);
+        let requests = Request::examples(&document, &batch);
         let groups: std::collections::HashSet<_> = requests.iter().map(Request::group).collect();
         assert_eq!(groups.len(), Group::ALL.len());
         for request in &requests {

@@ -802,58 +802,7 @@ mod tests {
     #[test]
     fn every_admin_request_has_its_row() {
         use tidecache_topology::protocol::Request;
-        let range = |s: &str| s.parse().unwrap();
-        let requests: Vec<Request> = vec![
-            Request::TopologySet { document: b"{}" },
-            Request::TopologyGet,
-            Request::TopologyEpoch,
-            Request::MigrateStart {
-                id: "m",
-                host: "h",
-                port: 1,
-                epoch: 2,
-                ranges: vec![range("0-10"), range("20")],
-            },
-            Request::MigrateStatus { id: None },
-            Request::MigrateStatus { id: Some("m") },
-            Request::MigrateCancel { id: "m" },
-            Request::ImportBegin {
-                id: "m",
-                epoch: 2,
-                ranges: vec![range("0")],
-            },
-            Request::ImportApply {
-                id: "m",
-                batch: b"",
-            },
-            Request::ImportCommit { id: "m" },
-            Request::ImportAbort { id: "m" },
-            Request::ImportStatus { id: "m" },
-            Request::ReplPsync {
-                replica: "r",
-                host: "h",
-                port: 1,
-                replid: "?",
-                offset: 0,
-            },
-            Request::ReplSnapshot { sync: 1 },
-            Request::ReplFetch {
-                replica: "r",
-                replid: "x",
-                offset: 0,
-            },
-            Request::LeaseRenew {
-                epoch: 1,
-                clock: None,
-            },
-            Request::LeaseRenew {
-                epoch: 1,
-                clock: Some(5),
-            },
-            Request::LeaseWaive { epoch: 1 },
-            Request::LeaseFence { epoch: 1 },
-            Request::SlotStats,
-        ];
+        let requests = Request::examples(b"{}", b"");
         for request in requests {
             let args: Vec<Bytes> = request.args().into_iter().map(Bytes::from).collect();
             let spec = lookup_request(&args).unwrap();

@@ -133,8 +133,7 @@ pub fn owning(status: &CacheClusterStatus) -> usize {
 /// not yet the one chosen, or not every slot served.
 pub fn changing(status: &CacheClusterStatus, chosen: usize) -> bool {
     status.rebalance.is_some()
-        || status.shards.len() != chosen
-        || owning(status) != chosen
+        || !resharding::settled(&status.shards, chosen)
         || status.phase.as_deref() != Some("Ready")
 }
 

@@ -24,13 +24,16 @@ use super::resharding::{self, Endpoint};
 use super::topology::PodView;
 use crate::crd::{CacheClusterStatus, NodeStatus};
 
-/// Pods, template revisions and every recorded node's answers.
+/// Pods, template revisions and every recorded node's answers; with
+/// `usage` (a Serverless cluster, whose autoscaler reads them) each node's
+/// memory, CPU and command counts too.
 pub async fn observe(
     ctx: &Context,
     ns: &str,
     cluster: &str,
     password: &str,
     status: &CacheClusterStatus,
+    usage: bool,
 ) -> Result<Observation, Error> {
     let pods = pods(ctx, ns, cluster).await?;
     // Only a rolling change reads them; a failed list must not hold up a
@@ -39,7 +42,7 @@ pub async fn observe(
         .await
         .inspect_err(|e| debug!(%cluster, error = %e, "could not list the StatefulSets' revisions"))
         .unwrap_or_default();
-    let seen = survey(ctx, ns, password, status, &pods).await;
+    let seen = survey(ctx, ns, password, status, &pods, usage).await;
     Ok(Observation {
         pods,
         seen,
@@ -110,6 +113,7 @@ async fn survey(
     password: &str,
     status: &CacheClusterStatus,
     pods: &BTreeMap<String, PodView>,
+    with_usage: bool,
 ) -> BTreeMap<String, Seen> {
     let nodes: Vec<(&NodeStatus, bool)> = status
         .shards
@@ -126,7 +130,12 @@ async fn survey(
         let answer = async {
             let mut admin = ctx.admin(password, &node.address).await.ok_or(None)?;
             let epoch = admin.epoch().await.map_err(Some)?;
-            let (replication, usage) = admin.replication_and_usage().await.map_err(Some)?;
+            let (replication, usage) = if with_usage {
+                let (r, u) = admin.replication_and_usage().await.map_err(Some)?;
+                (r, Some(u))
+            } else {
+                (admin.replication().await.map_err(Some)?, None)
+            };
             if primary
                 && epoch == status.epoch
                 && epoch > 0
@@ -156,7 +165,7 @@ async fn survey(
                     epoch: Some(epoch),
                     unreachable_for: Duration::ZERO,
                     replication: Some(replication),
-                    usage: Some(usage),
+                    usage,
                 }
             }
             Err(_) => {

@@ -109,7 +109,8 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     let password = act::ensure_auth_secret(&ctx, &cc, &ns).await?;
     act::apply_objects(&ctx, &cc, &ns, shape.shards).await?;
 
-    let obs = observe::observe(&ctx, &ns, &name, &password, &prev).await?;
+    let serverless = cc.spec.mode == Mode::Serverless;
+    let obs = observe::observe(&ctx, &ns, &name, &password, &prev, serverless).await?;
 
     let changes = decide::changes(&prev, &obs);
     for (shard, why) in &changes.stuck {
