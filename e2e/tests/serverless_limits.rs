@@ -17,11 +17,15 @@ use tidecache_e2e::{TestNamespace, checker, cluster_client, install_operator, po
 use tidecache_operator::crd::CacheCluster;
 
 /// Small nodes with a small CPU allowance, so that a few clients' requests
-/// pass the CPU target; a short scale-in window.
+/// pass the CPU target (four unpaced readers take 300-400m of a debug
+/// build), while the idle cluster (the checker, replication, the
+/// operator's survey: about 60m over two primaries) stays well under the
+/// scale-in threshold (80% of the target with one shard fewer: 112m); a
+/// short scale-in window.
 const CPU_MANIFEST: &str = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\n\
 metadata: {name: busy}\n\
-spec:\n  mode: Serverless\n  node:\n    resources: {limits: {memory: 64Mi, cpu: 100m}}\n  \
-serverless:\n    limits: {compute: {maximum: 400m}}\n    scaleInWindowSeconds: 10\n";
+spec:\n  mode: Serverless\n  node:\n    resources: {limits: {memory: 64Mi, cpu: 200m}}\n  \
+serverless:\n    limits: {compute: {maximum: 800m}}\n    scaleInWindowSeconds: 10\n";
 
 #[tokio::test]
 async fn cpu_past_the_target_scales_out_then_in_after_the_window() -> anyhow::Result<()> {
