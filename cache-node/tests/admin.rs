@@ -87,6 +87,10 @@ async fn malformed_admin_requests_answer_as_they_always_did() {
         ),
         (
             &["TIDECACHE", "SLOTSTATS", "x"],
+            error("ERR syntax error: expected TIDECACHE SLOTSTATS [LOAD]"),
+        ),
+        (
+            &["TIDECACHE", "SLOTSTATS", "LOAD", "x"],
             error("ERR wrong number of arguments for 'tidecache|slotstats' command"),
         ),
     ];

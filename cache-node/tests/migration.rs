@@ -785,7 +785,7 @@ async fn slot_stats_count_each_slots_own_bytes() {
     // "hello" (slot 866) and "bar" (slot 5061) are both A's.
     let _: () = c.set("bar", "x").await.unwrap();
     let _: () = c.set("hello", vec![b'v'; 100_000]).await.unwrap();
-    let flat: Vec<i64> = Request::SlotStats
+    let flat: Vec<i64> = Request::SlotStats { load: false }
         .cmd()
         .query_async(&mut admin(&a).await)
         .await
@@ -797,6 +797,35 @@ async fn slot_stats_count_each_slots_own_bytes() {
         big.1 > 100_000 && big.1 > 100 * small.1,
         "{small:?} {big:?}"
     );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// `SLOTSTATS LOAD` adds what each slot recently served, so a slot that is
+/// hot but small weighs what it costs: here slot 866 ("hello") gets 50
+/// reads and slot 5061 ("bar") none.
+#[tokio::test]
+async fn slot_stats_load_counts_each_slots_commands() {
+    let (a, b) = pair().await;
+    let mut c = conn(&a, None, "pw").await;
+    let _: () = c.set("bar", "x").await.unwrap();
+    let _: () = c.set("hello", "v").await.unwrap();
+    for _ in 0..50 {
+        let _: Option<String> = c.get("hello").await.unwrap();
+    }
+    let flat: Vec<i64> = Request::SlotStats { load: true }
+        .cmd()
+        .query_async(&mut admin(&a).await)
+        .await
+        .unwrap();
+    let stats: HashMap<i64, (i64, i64, i64, i64)> = flat
+        .chunks(5)
+        .map(|c| (c[0], (c[1], c[2], c[3], c[4])))
+        .collect();
+    // The SET and the 50 GETs; the SET of "bar".
+    assert_eq!(stats[&866].2, 51, "{stats:?}");
+    assert_eq!(stats[&5061].2, 1, "{stats:?}");
+    assert_eq!(stats[&866].0, 1);
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -94,6 +94,19 @@ impl Replication {
     }
 }
 
+/// One slot as `TIDECACHE SLOTSTATS LOAD` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotStat {
+    pub slot: u16,
+    pub keys: u64,
+    /// Estimated bytes (records, deadline index, the slot's table).
+    pub bytes: u64,
+    /// Commands on the slot over the node's last 10 to 20 seconds.
+    pub calls: u64,
+    /// Their handlers' time over the same span, in microseconds.
+    pub cpu_usec: u64,
+}
+
 /// What a node uses, from INFO memory, stats and cpu: the autoscaler's
 /// signals. Counters are totals since the node started; the operator
 /// takes their rates between two readings.
@@ -213,13 +226,31 @@ impl AdminClient {
         self.send(&Request::TopologyEpoch).await
     }
 
-    /// Keys and estimated bytes of every non-empty slot the node holds
-    /// (`TIDECACHE SLOTSTATS`): what the rebalance planner weighs.
-    pub async fn slot_stats(&mut self) -> Result<Vec<(u16, u64, u64)>, AdminError> {
-        let flat: Vec<u64> = self.send(&Request::SlotStats).await?;
+    /// What every slot the node holds or recently served weighs: keys and
+    /// estimated bytes, and the commands and handler time of its last 10 to
+    /// 20 seconds (`TIDECACHE SLOTSTATS LOAD`), what the rebalance planner
+    /// balances. A node that predates the load column is asked for the
+    /// bytes alone (`TIDECACHE SLOTSTATS`), its traffic reported as none.
+    pub async fn slot_stats(&mut self) -> Result<Vec<SlotStat>, AdminError> {
+        let (flat, width): (Vec<u64>, usize) = match self
+            .send(&Request::SlotStats { load: true })
+            .await
+        {
+            Ok(flat) => (flat, crate::protocol::SLOT_STATS_LOAD_WIDTH),
+            Err(e) if e.is_reply() => (self.send(&Request::SlotStats { load: false }).await?, 3),
+            Err(e) => return Err(e),
+        };
         Ok(flat
-            .chunks_exact(3)
-            .filter_map(|c| Some((u16::try_from(c[0]).ok()?, c[1], c[2])))
+            .chunks_exact(width)
+            .filter_map(|c| {
+                Some(SlotStat {
+                    slot: u16::try_from(c[0]).ok()?,
+                    keys: c[1],
+                    bytes: c[2],
+                    calls: c.get(3).copied().unwrap_or(0),
+                    cpu_usec: c.get(4).copied().unwrap_or(0),
+                })
+            })
             .collect())
     }
 

@@ -25,6 +25,7 @@
 //! | `LEASE RENEW <epoch> [<clock>]` / `WAIVE <epoch>` | `OK` |
 //! | `LEASE FENCE <epoch>` | `[replid, offset]` |
 //! | `SLOTSTATS` | `slot keys bytes`, flat, for every slot holding keys |
+//! | `SLOTSTATS LOAD` | `slot keys bytes calls cpu_usec`, flat, for every slot holding keys or recently used ([`SLOT_STATS_LOAD_WIDTH`]) |
 //!
 //! A [`Request`] encodes to its arguments ([`Request::cmd`],
 //! [`Request::args`]) and parses back from them ([`Request::parse`]).
@@ -40,6 +41,10 @@ use crate::slot::SlotRange;
 
 /// The command every request starts with.
 pub const COMMAND: &str = "TIDECACHE";
+
+/// How many numbers `SLOTSTATS LOAD` gives per slot: slot, keys, bytes,
+/// calls and cpu-usec (over the node's last 10 to 20 seconds).
+pub const SLOT_STATS_LOAD_WIDTH: usize = 5;
 
 /// A migration id: at most this long, printable (it appears in logs and INFO).
 pub const MAX_ID_LEN: usize = 64;
@@ -292,7 +297,7 @@ impl Group {
                 "TIDECACHE REPL PSYNC id host port replid offset | SNAPSHOT sync | FETCH id replid offset"
             }
             Group::Lease => "TIDECACHE LEASE RENEW|WAIVE|FENCE <epoch>",
-            Group::SlotStats => "TIDECACHE SLOTSTATS",
+            Group::SlotStats => "TIDECACHE SLOTSTATS [LOAD]",
         }
     }
 
@@ -413,7 +418,10 @@ pub enum Request<'a, P: ?Sized = [u8]> {
     LeaseFence {
         epoch: u64,
     },
-    SlotStats,
+    /// What each slot holds and, with `load`, what it recently served.
+    SlotStats {
+        load: bool,
+    },
 }
 
 impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
@@ -437,7 +445,7 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
             Request::LeaseRenew { .. }
             | Request::LeaseWaive { .. }
             | Request::LeaseFence { .. } => Group::Lease,
-            Request::SlotStats => Group::SlotStats,
+            Request::SlotStats { .. } => Group::SlotStats,
         }
     }
 
@@ -511,7 +519,12 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
             }
             Request::LeaseWaive { epoch } => words(&[COMMAND, "LEASE", "WAIVE", &number(*epoch)]),
             Request::LeaseFence { epoch } => words(&[COMMAND, "LEASE", "FENCE", &number(*epoch)]),
-            Request::SlotStats => words(&[COMMAND, "SLOTSTATS"]),
+            Request::SlotStats { load } => {
+                words(&[COMMAND, "SLOTSTATS"]);
+                if *load {
+                    words(&["LOAD"]);
+                }
+            }
         }
     }
 
@@ -579,7 +592,7 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
             },
             Request::LeaseWaive { epoch } => Request::LeaseWaive { epoch: *epoch },
             Request::LeaseFence { epoch } => Request::LeaseFence { epoch: *epoch },
-            Request::SlotStats => Request::SlotStats,
+            Request::SlotStats { load } => Request::SlotStats { load: *load },
         }
     }
 }
@@ -637,7 +650,8 @@ impl<'a> Request<'a, [u8]> {
             },
             Request::LeaseWaive { epoch: 4 },
             Request::LeaseFence { epoch: 4 },
-            Request::SlotStats,
+            Request::SlotStats { load: false },
+            Request::SlotStats { load: true },
         ]
     }
 }
@@ -677,10 +691,13 @@ impl<'a, P: AsRef<[u8]>> Request<'a, P> {
         let group = word(1).and_then(Group::of).ok_or(ParseError::Unknown)?;
         let n = args.len();
         if group == Group::SlotStats {
-            return if n == 2 {
-                Ok(Request::SlotStats)
-            } else {
-                Err(ParseError::Arity(group))
+            return match n {
+                2 => Ok(Request::SlotStats { load: false }),
+                3 if word(2).is_some_and(|w| w.eq_ignore_ascii_case(b"LOAD")) => {
+                    Ok(Request::SlotStats { load: true })
+                }
+                3 => Err(ParseError::Syntax(group)),
+                _ => Err(ParseError::Arity(group)),
             };
         }
         let action = word(2).ok_or(ParseError::Arity(group))?;
@@ -864,7 +881,8 @@ mod tests {
         let cases: &[(&str, ParseError)] = &[
             ("GET k", Unknown),
             ("TIDECACHE NOPE", Unknown),
-            ("TIDECACHE SLOTSTATS x", Arity(Group::SlotStats)),
+            ("TIDECACHE SLOTSTATS x", Syntax(Group::SlotStats)),
+            ("TIDECACHE SLOTSTATS LOAD x", Arity(Group::SlotStats)),
             ("TIDECACHE TOPOLOGY", Arity(Group::Topology)),
             ("TIDECACHE TOPOLOGY PUT x", Syntax(Group::Topology)),
             ("TIDECACHE TOPOLOGY GET x", Syntax(Group::Topology)),

@@ -502,17 +502,36 @@ pub fn info(shared: &Shared, out: &mut String) {
     }
 }
 
-/// `TIDECACHE SLOTSTATS`: `slot keys bytes` for every slot holding a key,
-/// flat; bytes as the keyspace accounts them per slot (records, deadline
-/// index, the slot's table), which the rebalance planner balances.
-pub fn slot_stats(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+/// `TIDECACHE SLOTSTATS [LOAD]`: `slot keys bytes` for every slot holding
+/// a key, flat; bytes as the keyspace accounts them per slot (records,
+/// deadline index, the slot's table). With `LOAD`, also `calls cpu_usec`,
+/// what the slot served over the last 10 to 20 seconds, for every slot
+/// holding a key or served recently. The rebalance planner balances both.
+pub fn slot_stats(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    let load = match admin_request(args) {
+        Ok(Request::SlotStats { load }) => load,
+        Ok(other) => return misrouted(&other),
+        Err(e) => return e,
+    };
+    let now = cx.db.now_ms();
     let mut out = Vec::new();
+    let int = |n: u64| Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     for slot in 0..tidecache_topology::SLOT_COUNT {
         let keys = cx.db.count_in_slot(slot) as u64;
-        if keys > 0 {
-            out.push(Reply::Integer(i64::from(slot)));
-            out.push(Reply::Integer(keys as i64));
-            out.push(Reply::Integer(cx.db.bytes_in_slot(slot) as i64));
+        let traffic = if load {
+            cx.db.traffic.recent(now, slot)
+        } else {
+            Default::default()
+        };
+        if keys == 0 && traffic.calls == 0 {
+            continue;
+        }
+        out.push(int(u64::from(slot)));
+        out.push(int(keys));
+        out.push(int(cx.db.bytes_in_slot(slot) as u64));
+        if load {
+            out.push(int(traffic.calls));
+            out.push(int(traffic.nanos / 1000));
         }
     }
     Reply::Array(out)

@@ -378,7 +378,11 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     let shared = cx.shared;
     let mut keys = key_args(spec, args).peekable();
     let writes = spec.flags & flags::WRITE != 0;
+    // The slot the command's traffic counts for (in cluster mode all its
+    // keys are in one, or it is redirected).
+    let mut slot = None;
     if shared.cluster_mode {
+        slot = keys.peek().map(|k| tidecache_topology::key_slot(k));
         let writes = writes || MAY_WRITE.contains(&spec.name);
         let cluster = shared.cluster.read().expect("cluster lock");
         let redirect = if keys.peek().is_some() {
@@ -446,8 +450,13 @@ pub fn execute(cx: &mut Ctx, spec: &'static Spec, args: &[Bytes]) -> Reply {
     let start = cx.client.tick;
     let reply = (spec.run)(cx, args);
     let end = std::time::Instant::now();
-    let micros = end.duration_since(start).as_micros() as u64;
+    let took = end.duration_since(start);
+    let micros = took.as_micros() as u64;
     cx.client.tick = end;
+    if let Some(slot) = slot {
+        let now = cx.db.now_ms();
+        cx.db.traffic.record(now, slot, took.as_nanos() as u64);
+    }
     if shared.slowlog.is_slow(micros) && cx.client.wait.is_none() {
         shared.slowlog.record(
             args,

@@ -437,6 +437,7 @@ pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
         counter.store(0, Ordering::Relaxed);
     }
     cx.db.stats = crate::db::Stats::default();
+    cx.db.traffic.reset();
     cx.shared.reset_call_counts();
     // Redis counts a call once it has run, so after a reset its
     // commandstats show this RESETSTAT; the dispatcher counted it before it

@@ -538,7 +538,7 @@ pub static COMMANDS: &[Spec] = &[
             spec("tidecache|lease|waive", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Lets a just-promoted primary write without waiting for its old primary's lease.", repl::lease_waive),
             spec("tidecache|lease|fence", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Holds the primary's writes for a switchover; returns the stream's end.", repl::lease_fence),
         ]),
-        spec("tidecache|slotstats", 2, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin"], "server", "0.1.0", "Returns slot, keys and estimated bytes of every slot holding keys (what the operator balances).", migrate::slot_stats),
+        spec("tidecache|slotstats", -2, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin"], "server", "0.1.0", "Returns slot, keys and estimated bytes of every slot holding keys and, with LOAD, the commands and CPU time each recently served (what the operator balances).", migrate::slot_stats),
         spec("tidecache|help", 2, LOADING | STALE, NONE, &[], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
 ];

@@ -27,6 +27,7 @@ mod follow;
 mod record;
 mod room;
 mod sample;
+pub mod traffic;
 mod value;
 pub mod wire;
 
@@ -262,6 +263,9 @@ pub struct Db {
     /// `used_bytes` per slot (its records and its table): what `TIDECACHE
     /// SLOTSTATS` reports, and the rebalance planner balances.
     slot_bytes: Vec<usize>,
+    /// Commands and their time per slot, recently: what `TIDECACHE
+    /// SLOTSTATS LOAD` reports beside the bytes.
+    pub traffic: traffic::Traffic,
     pub stats: Stats,
     clock: Clock,
     /// The time a batch of commands runs at (see [`Db::freeze_time`]).
@@ -287,6 +291,7 @@ impl Db {
             len: 0,
             used_bytes: 0,
             slot_bytes: vec![0; usize::from(SLOT_COUNT)],
+            traffic: traffic::Traffic::default(),
             stats: Stats::default(),
             clock,
             frozen_ms: None,

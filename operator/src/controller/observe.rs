@@ -184,7 +184,7 @@ async fn survey(
     seen
 }
 
-/// Keys and bytes per slot, from each shard's primary, counting only the
+/// Keys, bytes and recent load per slot, from each shard's primary, counting only the
 /// slots the status gives that shard (a source's copy of a moved slot may
 /// linger a moment). `None` if some primary could not be asked.
 pub async fn slot_loads(
@@ -198,9 +198,14 @@ pub async fn slot_loads(
         let mut admin = ctx
             .admin(password, &shard.primary.as_ref()?.address)
             .await?;
-        for (slot, keys, bytes) in admin.slot_stats().await.ok()? {
-            if slot < tidecache_topology::SLOT_COUNT && usize::from(owners.owner(slot)) == i {
-                loads[usize::from(slot)] = SlotLoad { keys, bytes };
+        for s in admin.slot_stats().await.ok()? {
+            if s.slot < tidecache_topology::SLOT_COUNT && usize::from(owners.owner(s.slot)) == i {
+                loads[usize::from(s.slot)] = SlotLoad {
+                    keys: s.keys,
+                    bytes: s.bytes,
+                    calls: s.calls,
+                    cpu_usec: s.cpu_usec,
+                };
             }
         }
     }

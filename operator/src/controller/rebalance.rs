@@ -13,13 +13,17 @@
 //! # What a plan does
 //!
 //! Every slot weighs its bytes plus [`SLOT_BASE_WEIGHT`] (so that with no data
-//! the slot counts balance), capped at [`MAX_SLOT_WEIGHT`]. With `n` desired
+//! the slot counts balance), plus its share of the recent load (handler
+//! time) scaled so that all the load weighs what all the bytes do (see
+//! [`weights`]), capped at [`MAX_SLOT_WEIGHT`]. With `n` desired
 //! shards and a total weight `W`, the target is `T = W / n`; a shard's *room*
 //! is how far below `T` it is.
 //!
-//! 1. A desired shard above `T` gives slots away from the top of its slot
-//!    space down, skipping any slot heavier than what it still has to give:
-//!    it moves at most its excess, in long runs, and keeps its heavy slots.
+//! 1. A desired shard above `T` gives slots away, densest first (weight
+//!    against bytes: a slot hot by its load gives the most relief per byte
+//!    copied), then from the top of its slot space down, skipping any slot
+//!    heavier than what it still has to give: it moves at most its excess,
+//!    in long runs when there is no load, and keeps its heavy slots.
 //! 2. Each leaving shard, in id order, is cut in slot order into contiguous
 //!    runs, one for every desired shard with room (most room first), sized in
 //!    proportion to that room; each of them gets at least one slot when the
@@ -91,21 +95,48 @@ pub const MAX_SLOT_WEIGHT: u64 = 1 << 40;
 
 const SLOTS: usize = SLOT_COUNT as usize;
 
-/// What one slot holds, as the nodes report it.
+/// What one slot holds and serves, as the nodes report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlotLoad {
     pub keys: u64,
     pub bytes: u64,
+    /// Commands over the node's last 10 to 20 seconds.
+    pub calls: u64,
+    /// Their handlers' time over the same span (0 from a node that does
+    /// not report it).
+    pub cpu_usec: u64,
 }
 
-impl SlotLoad {
-    /// What the slot counts for when balancing: its bytes plus
-    /// [`SLOT_BASE_WEIGHT`], at most [`MAX_SLOT_WEIGHT`].
-    pub fn weight(&self) -> u64 {
-        self.bytes
+/// What each slot counts for when balancing: its bytes plus
+/// [`SLOT_BASE_WEIGHT`], plus its share of the load scaled so that the
+/// load as a whole weighs what the bytes do. A plan then balances the sum
+/// of each shard's share of the bytes and its share of the load: a shard
+/// made hot by a few slots is above the target and gives slots away even
+/// when its bytes are even, and without any load (an idle cluster, nodes
+/// that do not report it) the bytes alone decide. Each weight is at most
+/// [`MAX_SLOT_WEIGHT`].
+pub fn weights(loads: &[SlotLoad]) -> Vec<u64> {
+    let base = |l: &SlotLoad| {
+        l.bytes
             .saturating_add(SLOT_BASE_WEIGHT)
             .min(MAX_SLOT_WEIGHT)
-    }
+    };
+    // Both sums are below 2^64 * 2^14, and a product below 2^64 * 2^54.
+    let bytes: u128 = loads.iter().map(|l| u128::from(base(l))).sum();
+    let load: u128 = loads.iter().map(|l| u128::from(l.cpu_usec)).sum();
+    loads
+        .iter()
+        .map(|l| {
+            let share = if load == 0 {
+                0
+            } else {
+                u128::from(l.cpu_usec) * bytes / load
+            };
+            u64::try_from(u128::from(base(l)) + share)
+                .unwrap_or(u64::MAX)
+                .min(MAX_SLOT_WEIGHT)
+        })
+        .collect()
 }
 
 /// The owner of every slot: exactly one each, by construction.
@@ -329,7 +360,7 @@ pub fn plan(
     // Weights are at most 2^40 and there are 2^14 slots, so W <= 2^54; rooms
     // are scaled by n <= 2^16 to stay integral, which keeps the products in
     // `split` below 2^125.
-    let weights: Vec<i128> = loads.iter().map(|l| i128::from(l.weight())).collect();
+    let weights: Vec<i128> = weights(loads).into_iter().map(i128::from).collect();
     let weight = |slot: u16| weights[usize::from(slot)];
     let n = desired.len() as i128;
     let total: i128 = weights.iter().sum();
@@ -367,13 +398,26 @@ pub fn plan(
 
     // 1. Shards above the target give slots away, top down, each only if it
     //    fits in what is still to give.
+    //    The densest first: a slot whose load outweighs its bytes gives the
+    //    most relief for the bytes copied. Without load every density is
+    //    the same, and the order is plain top down.
+    let base: Vec<i128> = loads
+        .iter()
+        .map(|l| i128::from(l.bytes.saturating_add(SLOT_BASE_WEIGHT).min(MAX_SLOT_WEIGHT)))
+        .collect();
+    let denser = |a: u16, b: u16| {
+        let (a, b) = (usize::from(a), usize::from(b));
+        (weights[b] * base[a]).cmp(&(weights[a] * base[b]))
+    };
     let mut given: Vec<u16> = Vec::new();
     for (shard, slots) in &slots_of {
         let Some(r) = room.get_mut(shard) else {
             continue;
         };
         let start = given.len();
-        for &slot in slots.iter().rev() {
+        let mut order: Vec<u16> = slots.iter().rev().copied().collect();
+        order.sort_by(|&a, &b| denser(a, b));
+        for slot in order {
             if *r >= 0 {
                 break;
             }
@@ -382,7 +426,7 @@ pub fn plan(
                 given.push(slot);
             }
         }
-        given[start..].reverse();
+        given[start..].sort_unstable();
     }
 
     // 2. Each leaving shard is spread over every shard with room.
@@ -532,7 +576,7 @@ mod tests {
     }
 
     const LAYOUTS: usize = 4;
-    const SHAPES: usize = 4;
+    const SHAPES: usize = 6;
     const CHANGES: usize = 6;
 
     #[derive(Debug, Clone)]
@@ -543,7 +587,9 @@ mod tests {
     }
 
     /// `layout`: even split, random cut points, random runs, every slot
-    /// random. `shape`: uniform, skewed, a few hot slots, empty. `change`:
+    /// random. `shape`: uniform, skewed, a few hot slots, empty, even bytes
+    /// with a few slots hot by their load, and bytes and load both random.
+    /// `change`:
     /// 3→5, 1→8, 5→2, 8→1, mixed add and remove, none. Shard ids are random.
     fn case(seed: u64, layout: usize, shape: usize, change: usize) -> Case {
         let mut rng = Rng(seed);
@@ -616,20 +662,34 @@ mod tests {
         let mut loads: Vec<SlotLoad> = (0..SLOTS)
             .map(|_| {
                 let bytes = match shape {
-                    0 => rng.below(4000),
+                    0 | 5 => rng.below(4000),
                     1 => {
                         let u = rng.below(1000);
                         u * u * u
                     }
                     2 => rng.below(100),
+                    4 => 2000,
+                    _ => 0,
+                };
+                let cpu_usec = match shape {
+                    4 => rng.below(10),
+                    5 => rng.below(100_000),
                     _ => 0,
                 };
                 SlotLoad {
                     keys: bytes / 64,
                     bytes,
+                    calls: cpu_usec,
+                    cpu_usec,
                 }
             })
             .collect();
+        if shape == 4 {
+            for _ in 0..1 + rng.below(8) {
+                let slot = rng.below(SLOTS as u64) as usize;
+                loads[slot].cpu_usec = 1_000_000 + rng.below(10_000_000);
+            }
+        }
         if shape == 2 {
             for _ in 0..1 + rng.below(5) {
                 let slot = rng.below(SLOTS as u64) as usize;
@@ -654,7 +714,7 @@ mod tests {
 
     impl Facts {
         fn of(c: &Case) -> Self {
-            let weights: Vec<i128> = c.loads.iter().map(|l| i128::from(l.weight())).collect();
+            let weights: Vec<i128> = weights(&c.loads).into_iter().map(i128::from).collect();
             let desired: BTreeSet<ShardId> = c.desired.iter().copied().collect();
             Facts {
                 n: desired.len() as i128,
@@ -843,7 +903,7 @@ mod tests {
         end: Ownership,
     }
 
-    /// Every scenario kind (4 layouts x 4 load shapes x 6 changes), planned
+    /// Every scenario kind (4 layouts x 6 load shapes x 6 changes), planned
     /// once for all the tests; the proptests below add random seeds.
     fn planned() -> &'static [Planned] {
         static PLANNED: OnceLock<Vec<Planned>> = OnceLock::new();
@@ -889,7 +949,8 @@ mod tests {
             let uniform = vec![
                 SlotLoad {
                     keys: 10,
-                    bytes: 5000
+                    bytes: 5000,
+                    ..SlotLoad::default()
                 };
                 SLOTS
             ];
@@ -989,7 +1050,8 @@ mod tests {
         let loads = vec![
             SlotLoad {
                 keys: 3,
-                bytes: 300
+                bytes: 300,
+                ..SlotLoad::default()
             };
             SLOTS
         ];
@@ -1013,9 +1075,10 @@ mod tests {
         let small = SlotLoad {
             keys: 1,
             bytes: 1000,
+            ..SlotLoad::default()
         };
         let mut loads = vec![small; SLOTS];
-        loads[100].bytes = 2 * 16383 * small.weight();
+        loads[100].bytes = 2 * 16383 * (small.bytes + SLOT_BASE_WEIGHT);
         let c = Case {
             current: Ownership::single(0),
             loads,
@@ -1036,6 +1099,52 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_hot_by_a_few_slots_gives_slots_away_though_its_bytes_are_even() {
+        // Two shards with the same bytes; eight of shard 0's slots take
+        // 80% of the cluster's load. Bytes alone call for nothing.
+        let current = Ownership::from_ranges((0..2).zip(even_split(2))).unwrap();
+        let mut loads = vec![
+            SlotLoad {
+                keys: 10,
+                bytes: 5000,
+                calls: 1,
+                cpu_usec: 1,
+            };
+            SLOTS
+        ];
+        let bytes_only: Vec<SlotLoad> = loads
+            .iter()
+            .map(|l| SlotLoad { cpu_usec: 0, ..*l })
+            .collect();
+        assert!(plan(&current, &bytes_only, &[0, 1]).unwrap().is_empty());
+        let hot: Vec<usize> = (0..8).map(|i| 1000 + i * 700).collect();
+        // 16384 cold slots at 1 each; the hot ones share four times that.
+        for &slot in &hot {
+            loads[slot].cpu_usec = 4 * 16384 / 8;
+        }
+        let load_of = |o: &Ownership, shard: ShardId| -> u64 {
+            (0..SLOTS)
+                .filter(|&t| o.owner(t as u16) == shard)
+                .map(|t| loads[t].cpu_usec)
+                .sum()
+        };
+        let total: u64 = loads.iter().map(|l| l.cpu_usec).sum();
+        assert!(load_of(&current, 0) * 10 > total * 8);
+        let c = Case {
+            current,
+            loads: loads.clone(),
+            desired: vec![0, 1],
+        };
+        let p = plan(&c.current, &c.loads, &c.desired).unwrap();
+        let end = check(&c, &p);
+        assert!(p.moves.iter().all(|m| (m.from, m.to) == (0, 1)), "{p:?}");
+        // Shard 0 keeps at most its share plus one hot slot of the load.
+        let (before, after) = (load_of(&c.current, 0), load_of(&end, 0));
+        assert!(after * 10 <= total * 7, "{before} -> {after} of {total}");
+        assert!(plan(&end, &c.loads, &c.desired).unwrap().is_empty());
+    }
+
+    #[test]
     fn a_shard_within_its_own_heaviest_slot_counts_as_balanced() {
         // Shard 0: slot 100 (2X) and ordinary slots worth X/2; shard 1:
         // ordinary slots worth X/2. T = 1.5X, and shard 0 is X above it,
@@ -1045,9 +1154,10 @@ mod tests {
         let small = SlotLoad {
             keys: 1,
             bytes: 1000,
+            ..SlotLoad::default()
         };
         let mut loads = vec![small; SLOTS];
-        loads[100].bytes = 2 * 16383 * small.weight();
+        loads[100].bytes = 2 * 16383 * (small.bytes + SLOT_BASE_WEIGHT);
         assert!(plan(&current, &loads, &[0, 1]).unwrap().is_empty());
         // A new shard triggers a plan, which then moves them off shard 0.
         let p = plan(&current, &loads, &[0, 1, 2]).unwrap();
@@ -1061,7 +1171,9 @@ mod tests {
         let loads = vec![
             SlotLoad {
                 keys: u64::MAX,
-                bytes: u64::MAX
+                bytes: u64::MAX,
+                calls: u64::MAX,
+                cpu_usec: u64::MAX,
             };
             SLOTS
         ];

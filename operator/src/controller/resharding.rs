@@ -559,7 +559,8 @@ mod tests {
         vec![
             SlotLoad {
                 keys: keys_per_slot,
-                bytes: keys_per_slot * 50
+                bytes: keys_per_slot * 50,
+                ..SlotLoad::default()
             };
             16384
         ]
