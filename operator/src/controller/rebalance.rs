@@ -127,11 +127,9 @@ pub fn weights(loads: &[SlotLoad]) -> Vec<u64> {
     loads
         .iter()
         .map(|l| {
-            let share = if load == 0 {
-                0
-            } else {
-                u128::from(l.cpu_usec) * bytes / load
-            };
+            let share = (u128::from(l.cpu_usec) * bytes)
+                .checked_div(load)
+                .unwrap_or(0);
             u64::try_from(u128::from(base(l)) + share)
                 .unwrap_or(u64::MAX)
                 .min(MAX_SLOT_WEIGHT)
@@ -403,7 +401,13 @@ pub fn plan(
     //    the same, and the order is plain top down.
     let base: Vec<i128> = loads
         .iter()
-        .map(|l| i128::from(l.bytes.saturating_add(SLOT_BASE_WEIGHT).min(MAX_SLOT_WEIGHT)))
+        .map(|l| {
+            i128::from(
+                l.bytes
+                    .saturating_add(SLOT_BASE_WEIGHT)
+                    .min(MAX_SLOT_WEIGHT),
+            )
+        })
         .collect();
     let denser = |a: u16, b: u16| {
         let (a, b) = (usize::from(a), usize::from(b));
