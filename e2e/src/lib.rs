@@ -10,6 +10,7 @@
 //! plane that `make e2e` starts (see `e2e/HARNESS.md`), or a real cluster.
 
 pub mod checker;
+pub mod scale_out;
 pub mod timeline;
 
 use std::path::PathBuf;

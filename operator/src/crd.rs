@@ -199,6 +199,14 @@ pub struct ServerlessSpec {
     #[serde(default = "default_scale_in_window")]
     #[schemars(range(min = 10, max = 86400))]
     pub scale_in_window_seconds: i32,
+
+    /// Warm spare shards (0–4): shards whose pods run owning no slots, so
+    /// that a scale-out is only a slot move onto a spare, which is then
+    /// replenished. Each costs a shard's pods. A scale-in drains a shard
+    /// into a spare. None is kept at the shard maximum. Default 0.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 4))]
+    pub spare_shards: i32,
 }
 
 fn default_target() -> i32 {
@@ -221,6 +229,7 @@ impl Default for ServerlessSpec {
             target_cpu_percent: default_target(),
             scale_out_window_seconds: default_scale_out_window(),
             scale_in_window_seconds: default_scale_in_window(),
+            spare_shards: 0,
         }
     }
 }
@@ -445,6 +454,13 @@ pub struct ServerlessStatus {
     /// moves are planned).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebalance_requested: bool,
+    /// Warm spare shards running now (owning no slots).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spare_shards: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// The cluster's usage, summed over its primaries.

@@ -542,6 +542,7 @@ pub fn record(
         usage,
         decisions,
         rebalance_requested,
+        spare_shards: 0,
     };
     (status, notes)
 }

@@ -93,8 +93,11 @@ impl Note {
 /// The shard counts a pass works with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
-    /// What the spec asks for.
+    /// What the spec asks for (in Serverless mode, what the autoscaler
+    /// chose): the shards that own slots once the cluster is settled.
     pub wanted: usize,
+    /// Warm spares kept beside them, owning no slots ([`spare`]).
+    pub spare: usize,
     /// What exists: shards the spec drops keep running until their slots
     /// have moved away.
     pub shards: usize,
@@ -103,23 +106,55 @@ pub struct Shape {
 
 impl Shape {
     pub fn of(cc: &CacheCluster, status: &CacheClusterStatus) -> Self {
-        let wanted = match cc.spec.mode {
-            Mode::Provisioned => cc.spec.shards as usize,
-            // The autoscaler's choice, recorded in status; validation has
-            // made sure the limits can be read.
-            Mode::Serverless => autoscale::Limits::of(&cc.spec).map_or(1, |l| {
-                autoscale::chosen(
+        let limits = match cc.spec.mode {
+            Mode::Provisioned => None,
+            // Validation has made sure the limits can be read.
+            Mode::Serverless => autoscale::Limits::of(&cc.spec).ok(),
+        };
+        let (wanted, spare) = match (cc.spec.mode, limits) {
+            (Mode::Provisioned, _) => (cc.spec.shards as usize, 0),
+            (Mode::Serverless, None) => (1, 0),
+            // The autoscaler's choice, recorded in status.
+            (Mode::Serverless, Some(l)) => {
+                let wanted = autoscale::chosen(
                     &l,
                     status.serverless.as_ref().map(|s| s.shards),
                     owning(status),
-                )
-            }),
+                );
+                let asked = cc.spec.serverless.as_ref().map_or(0, |s| s.spare_shards);
+                (wanted, spare(asked, wanted, l.max_shards, status))
+            }
         };
         Shape {
             wanted,
-            shards: wanted.max(status.shards.len()),
+            spare,
+            shards: (wanted + spare).max(status.shards.len()),
             replicas: cc.spec.replicas() as usize,
         }
+    }
+
+    /// The shards a settled cluster runs: the wanted ones and the spares.
+    pub fn keep(&self) -> usize {
+        self.wanted + self.spare
+    }
+}
+
+/// How many warm spares to run beside `wanted` shards: the `asked` ones,
+/// but none that could never take slots (past the shard maximum), and
+/// none while the cluster is changing (moves planned, or a wanted shard
+/// without slots yet). A scale-out is then only a slot move onto a spare
+/// that already serves, and no new spare starting holds it up (a move
+/// starts only once every shard serves); the spare is replenished after.
+pub fn spare(asked: i32, wanted: usize, max_shards: usize, status: &CacheClusterStatus) -> usize {
+    let settled = status.rebalance.is_none()
+        && status.shards.len() >= wanted
+        && status.shards[..wanted].iter().all(|s| !s.slots.is_empty());
+    if settled {
+        usize::try_from(asked)
+            .unwrap_or(0)
+            .min(max_shards.saturating_sub(wanted))
+    } else {
+        0
     }
 }
 
@@ -130,10 +165,10 @@ pub fn owning(status: &CacheClusterStatus) -> usize {
 
 /// Whether a Serverless cluster is in the middle of a change: moves
 /// planned or running, shards that do not own slots yet, a shard count
-/// not yet the one chosen, or not every slot served.
-pub fn changing(status: &CacheClusterStatus, chosen: usize) -> bool {
+/// not yet the one chosen (with its spares), or not every slot served.
+pub fn changing(status: &CacheClusterStatus, wanted: usize, spare: usize) -> bool {
     status.rebalance.is_some()
-        || !resharding::settled(&status.shards, chosen)
+        || !resharding::settled(&status.shards, wanted, spare)
         || status.phase.as_deref() != Some("Ready")
 }
 
@@ -500,11 +535,11 @@ pub fn all_serving(document: Option<&Topology>, serving: Serving, shape: Shape) 
 /// The shards whose objects may be deleted: numbers from the returned one
 /// up. None while a rebalance runs (a leaving shard still owns slots until
 /// its moves are done); else whatever the spec and the status both leave.
-pub fn prune_from(status: &CacheClusterStatus, wanted: usize) -> Option<usize> {
+pub fn prune_from(status: &CacheClusterStatus, keep: usize) -> Option<usize> {
     status
         .rebalance
         .is_none()
-        .then(|| wanted.max(status.shards.len()))
+        .then(|| keep.max(status.shards.len()))
 }
 
 /// Whether StatefulSet `name` of cluster `cluster` is shard `keep` or
@@ -595,7 +630,8 @@ pub fn conclude(
     }
     status.phase = Some(phase.into());
     status.observed_generation = generation;
-    status.current_shards = shape.shards as i32;
+    // The spares serve no data: what clients are served by.
+    status.current_shards = (shape.shards - shape.spare) as i32;
     status.selector = Some(desired::selector_string(cc));
     status.endpoints = Some(Endpoints {
         primary: format!("{name}.{ns}.svc:{CLIENT_PORT}"),

@@ -19,11 +19,12 @@
 //! shards and a total weight `W`, the target is `T = W / n`; a shard's *room*
 //! is how far below `T` it is.
 //!
-//! 1. A desired shard above `T` gives slots away, densest first (weight
-//!    against bytes: a slot hot by its load gives the most relief per byte
-//!    copied), then from the top of its slot space down, skipping any slot
-//!    heavier than what it still has to give: it moves at most its excess,
-//!    in long runs when there is no load, and keeps its heavy slots.
+//! 1. A desired shard above `T` gives slots away: its hot slots first
+//!    (at least [`HOT_SLOT`] times the average slot's load), densest
+//!    first (weight against bytes: the most relief per byte copied), then
+//!    the others from the top of its slot space down, skipping any slot
+//!    heavier than what it still has to give: it moves at most its
+//!    excess, in long runs, and keeps its heavy slots.
 //! 2. Each leaving shard, in id order, is cut in slot order into contiguous
 //!    runs, one for every desired shard with room (most room first), sized in
 //!    proportion to that room; each of them gets at least one slot when the
@@ -88,6 +89,11 @@ pub type ShardId = u16;
 /// the plan balances slot counts. 16 MiB over all 16384 slots: noise next to
 /// real data.
 pub const SLOT_BASE_WEIGHT: u64 = 1024;
+
+/// A slot serving at least this many times the average slot's load is hot:
+/// a giver moves its hot slots first. Far above what chance puts on a slot
+/// of an even load.
+pub const HOT_SLOT: u64 = 16;
 
 /// The most a single slot weighs (1 TiB), which keeps the planner's
 /// arithmetic exact in 128 bits for any input.
@@ -396,9 +402,15 @@ pub fn plan(
 
     // 1. Shards above the target give slots away, top down, each only if it
     //    fits in what is still to give.
-    //    The densest first: a slot whose load outweighs its bytes gives the
-    //    most relief for the bytes copied. Without load every density is
-    //    the same, and the order is plain top down.
+    //    Hot slots first, densest first: a slot whose load outweighs its
+    //    bytes gives the most relief for the bytes copied. The others (all
+    //    of them without load: noise in an even load must not scatter a
+    //    plan into thousands of ranges) go top down.
+    let total_load: u128 = loads.iter().map(|l| u128::from(l.cpu_usec)).sum();
+    let hot = |slot: u16| {
+        let load = u128::from(loads[usize::from(slot)].cpu_usec);
+        total_load > 0 && load * SLOTS as u128 >= u128::from(HOT_SLOT) * total_load
+    };
     let base: Vec<i128> = loads
         .iter()
         .map(|l| {
@@ -420,7 +432,13 @@ pub fn plan(
         };
         let start = given.len();
         let mut order: Vec<u16> = slots.iter().rev().copied().collect();
-        order.sort_by(|&a, &b| denser(a, b));
+        // Stable: the slots that are not hot keep their top-down order.
+        order.sort_by(|&a, &b| match (hot(a), hot(b)) {
+            (true, true) => denser(a, b),
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (false, false) => std::cmp::Ordering::Equal,
+        });
         for slot in order {
             if *r >= 0 {
                 break;
@@ -1100,6 +1118,33 @@ mod tests {
             ]
         );
         assert!(plan(&end, &c.loads, &c.desired).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_even_noisy_load_moves_long_runs() {
+        // Scale-out 1 -> 2 under an even load of a few calls per slot: the
+        // noise makes no slot hot, and the moves stay a few long ranges.
+        let mut rng = Rng(7);
+        let loads: Vec<SlotLoad> = (0..SLOTS)
+            .map(|_| {
+                let calls = rng.below(5);
+                SlotLoad {
+                    keys: 2,
+                    bytes: 3000,
+                    calls,
+                    cpu_usec: calls * 3,
+                }
+            })
+            .collect();
+        let c = Case {
+            current: Ownership::single(0),
+            loads,
+            desired: vec![0, 1],
+        };
+        let p = plan(&c.current, &c.loads, &c.desired).unwrap();
+        check(&c, &p);
+        let ranges: usize = p.moves.iter().map(|m| m.ranges.len()).sum();
+        assert!(ranges <= 8, "{ranges} ranges: {p:?}");
     }
 
     #[test]

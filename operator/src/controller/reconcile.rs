@@ -155,13 +155,13 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         &mut status,
         &mut writer,
         &layout,
-        shape.wanted,
+        shape,
         decide::all_serving(document, serving, shape),
         &obs,
     )
     .await?;
 
-    if let Some(keep) = decide::prune_from(&status, shape.wanted) {
+    if let Some(keep) = decide::prune_from(&status, shape.keep()) {
         act::prune_shards(&ctx, &cc, &ns, keep).await?;
     }
     if let Some(pod) = decide::replacement(&layout, &prev) {
@@ -264,7 +264,7 @@ fn autoscale(
     let d = autoscale::decide(
         &limits,
         chosen,
-        decide::changing(prev, chosen),
+        decide::changing(prev, chosen, shape.spare),
         &samples,
         now_ms,
     );
@@ -273,12 +273,13 @@ fn autoscale(
         ctx.metrics.scale_decision(cc, &d.action.to_string());
     }
     ctx.metrics.usage(cc, &sample, &limits, d.to);
-    let (status, notes) = autoscale::record(
+    let (mut status, notes) = autoscale::record(
         recorded,
         &limits,
         &d,
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
     );
+    status.spare_shards = shape.spare as i32;
     Some(Scaled {
         status,
         notes,
@@ -355,7 +356,7 @@ async fn rebalance(
     status: &mut CacheClusterStatus,
     writer: &mut StatusWriter<'_>,
     layout: &Layout,
-    wanted: usize,
+    shape: Shape,
     all_serving: bool,
     obs: &Observation,
 ) -> Result<Option<Duration>, Error> {
@@ -367,7 +368,7 @@ async fn rebalance(
     match resharding::next(
         status,
         &layout.addresses,
-        wanted,
+        (shape.wanted, shape.spare),
         all_serving,
         replan,
         Timestamp::now(),
@@ -378,7 +379,7 @@ async fn rebalance(
             let Some(loads) = observe::slot_loads(ctx, status, password).await else {
                 return Ok(Some(resharding::LATER));
             };
-            match resharding::start(&status.shards, wanted, &loads) {
+            match resharding::start(&status.shards, shape.wanted, &loads) {
                 Ok(r) => {
                     let message = resharding::planned(status, r);
                     if let Some(sv) = status.serverless.as_mut() {
@@ -401,11 +402,11 @@ async fn rebalance(
             }
         }
         Next::Finish => {
-            let finished = resharding::finish(status, wanted);
+            let finished = resharding::finish(status, shape.wanted, shape.spare);
             // The drained shards' StatefulSets go in `prune_shards`, on this
             // pass and, should a deletion fail, on later ones.
             writer.save(status).await?;
-            let message = finished.message(wanted);
+            let message = finished.message(shape.wanted);
             match finished {
                 Finished::Replan => warn!(cluster = %name, "moves done but {message}"),
                 Finished::Removed(_) => {

@@ -49,9 +49,11 @@ pub fn ownership(shards: &[ShardStatus]) -> Result<Ownership, String> {
 }
 
 /// Whether the shards in status already are the spec's: `wanted` of them,
-/// each owning slots.
-pub fn settled(shards: &[ShardStatus], wanted: usize) -> bool {
-    shards.len() == wanted && shards.iter().all(|s| !s.slots.is_empty())
+/// each owning slots, then `spare` warm spares owning none.
+pub fn settled(shards: &[ShardStatus], wanted: usize, spare: usize) -> bool {
+    shards.len() == wanted + spare
+        && shards[..wanted].iter().all(|s| !s.slots.is_empty())
+        && shards[wanted..].iter().all(|s| s.slots.is_empty())
 }
 
 /// Plans the moves from the shards in status to `wanted` shards (the first
@@ -247,15 +249,16 @@ fn ended(s: &MigrationStatus) -> String {
     }
 }
 
-/// Shards the spec no longer wants, once they own nothing: removed from the
+/// Shards the spec no longer wants, once they own nothing: the first
+/// `spare` of them stay as warm spares, the others are removed from the
 /// status (their StatefulSets are deleted after). `None` while any of them
 /// still owns a slot.
-pub fn leaving_drained(shards: &[ShardStatus], wanted: usize) -> Option<Vec<String>> {
+pub fn leaving_drained(shards: &[ShardStatus], wanted: usize, spare: usize) -> Option<Vec<String>> {
     let leaving = shards.get(wanted..).unwrap_or_default();
     leaving
         .iter()
         .all(|s| s.slots.is_empty())
-        .then(|| leaving.iter().map(|s| s.name.clone()).collect())
+        .then(|| leaving.iter().skip(spare).map(|s| s.name.clone()).collect())
 }
 
 /// A primary's address, as the migration orders need it.
@@ -305,13 +308,13 @@ pub enum Next {
 pub fn next(
     status: &CacheClusterStatus,
     addresses: &[ShardStatus],
-    wanted: usize,
+    (wanted, spare): (usize, usize),
     all_serving: bool,
     replan: bool,
     now: Timestamp,
 ) -> Next {
     let Some(r) = &status.rebalance else {
-        if settled(&status.shards, wanted) && !replan {
+        if settled(&status.shards, wanted, spare) && !replan {
             return Next::Settled;
         }
         return if all_serving {
@@ -404,15 +407,16 @@ impl Finished {
     }
 }
 
-/// Ends a rebalance whose moves are all done, in `status`.
-pub fn finish(status: &mut CacheClusterStatus, wanted: usize) -> Finished {
-    let Some(leaving) = leaving_drained(&status.shards, wanted) else {
+/// Ends a rebalance whose moves are all done, in `status`; the first
+/// `spare` drained shards stay as warm spares.
+pub fn finish(status: &mut CacheClusterStatus, wanted: usize, spare: usize) -> Finished {
+    let Some(leaving) = leaving_drained(&status.shards, wanted, spare) else {
         status.rebalance = None;
         return Finished::Replan;
     };
     if !leaving.is_empty() {
         // A document without the drained shards.
-        status.shards.truncate(wanted);
+        status.shards.truncate(wanted + spare);
         status.epoch = epoch::next(status);
     }
     status.rebalance = None;
@@ -582,7 +586,7 @@ mod tests {
     fn scaling_out_and_in_moves_every_slot_once_and_drains_leaving_shards() {
         // 3 → 5: the two new shards receive about a fifth each.
         let mut s = shards(5, 3);
-        assert!(!settled(&s, 5));
+        assert!(!settled(&s, 5, 0));
         let mut r = start(&s, 5, &uniform(10)).unwrap();
         assert!(!r.moves.is_empty());
         assert!(
@@ -596,17 +600,17 @@ mod tests {
             let n = slot_count(shard);
             assert!((3200..=3400).contains(&n), "{}: {n} slots", shard.name);
         }
-        assert!(settled(&s, 5));
-        assert_eq!(leaving_drained(&s, 5), Some(vec![]));
+        assert!(settled(&s, 5, 0));
+        assert_eq!(leaving_drained(&s, 5, 0), Some(vec![]));
         // 5 → 2: shards 2..5 are drained over both remaining shards.
         let mut r = start(&s, 2, &uniform(10)).unwrap();
-        assert_eq!(leaving_drained(&s, 2), None, "not before the moves");
+        assert_eq!(leaving_drained(&s, 2, 0), None, "not before the moves");
         let receivers: std::collections::BTreeSet<&str> =
             r.moves.iter().map(|m| m.to.as_str()).collect();
         assert_eq!(receivers, ["c-0", "c-1"].into());
         run_all(&mut s, &mut r);
         assert_eq!(
-            leaving_drained(&s, 2),
+            leaving_drained(&s, 2, 0),
             Some(vec!["c-2".into(), "c-3".into(), "c-4".into()])
         );
         ownership(&s[..2]).unwrap();
@@ -731,11 +735,11 @@ mod tests {
         let mut status = status_of(s3.clone(), 4);
         let now = at(0);
         assert_eq!(
-            next(&status, &s3, 3, false, false, now),
+            next(&status, &s3, (3, 0), false, false, now),
             Next::Wait(LATER),
             "not all serving"
         );
-        assert_eq!(next(&status, &s3, 3, true, false, now), Next::Plan);
+        assert_eq!(next(&status, &s3, (3, 0), true, false, now), Next::Plan);
         let r = start(&status.shards, 3, &uniform(1)).unwrap();
         let moves = r.moves.len();
         let message = planned(&mut status, r);
@@ -746,7 +750,7 @@ mod tests {
                 index,
                 source,
                 target,
-            } = next(&status, &s3, 3, true, false, now)
+            } = next(&status, &s3, (3, 0), true, false, now)
             else {
                 panic!("a pending move starts");
             };
@@ -762,7 +766,7 @@ mod tests {
             assert!(holds_topology(status.rebalance.as_ref()));
             // While it copies, even a non-serving cluster checks on it.
             assert!(
-                matches!(next(&status, &s3, 3, false, false, now), Next::Check { index: i, .. } if i == index)
+                matches!(next(&status, &s3, (3, 0), false, false, now), Next::Check { index: i, .. } if i == index)
             );
             let c = conclude(
                 &mut status,
@@ -775,16 +779,16 @@ mod tests {
             assert_eq!(status.epoch, begun.epoch, "the handoff's epoch is adopted");
         }
         assert!(epochs.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(next(&status, &s3, 3, true, false, now), Next::Finish);
-        assert_eq!(finish(&mut status, 3), Finished::Removed(vec![]));
+        assert_eq!(next(&status, &s3, (3, 0), true, false, now), Next::Finish);
+        assert_eq!(finish(&mut status, 3, 0), Finished::Removed(vec![]));
         assert_eq!(status.rebalance, None);
         assert_eq!(
-            next(&status, &status.shards.clone(), 3, true, false, now),
+            next(&status, &status.shards.clone(), (3, 0), true, false, now),
             Next::Settled
         );
         // A hot shard: the autoscaler asks for a plan at the same count.
         assert_eq!(
-            next(&status, &status.shards.clone(), 3, true, true, now),
+            next(&status, &status.shards.clone(), (3, 0), true, true, now),
             Next::Plan
         );
     }
@@ -795,13 +799,14 @@ mod tests {
         let addresses = status.shards.clone();
         let r = start(&status.shards, 2, &uniform(1)).unwrap();
         planned(&mut status, r);
-        while let Next::Start { index, .. } = next(&status, &addresses, 2, true, false, at(0)) {
+        while let Next::Start { index, .. } = next(&status, &addresses, (2, 0), true, false, at(0))
+        {
             begin(&mut status, "c", index);
             conclude(&mut status, index, Verdict::Done, None, at(0));
         }
         let before = status.epoch;
         assert_eq!(
-            finish(&mut status, 2),
+            finish(&mut status, 2, 0),
             Finished::Removed(vec!["c-2".into()])
         );
         assert_eq!(status.shards.len(), 2);
@@ -812,8 +817,55 @@ mod tests {
             shards: 2,
             moves: vec![],
         });
-        assert_eq!(finish(&mut stray, 2), Finished::Replan);
+        assert_eq!(finish(&mut stray, 2, 0), Finished::Replan);
         assert_eq!(stray.rebalance, None);
+    }
+
+    #[test]
+    fn a_spare_takes_a_scale_out_and_a_drained_shard_becomes_the_spare() {
+        // Two shards and a spare: settled.
+        let mut status = status_of(shards(3, 2), 7);
+        assert!(settled(&status.shards, 2, 1));
+        assert!(!settled(&status.shards, 2, 0), "the spare is not wanted");
+        assert!(!settled(&status.shards, 3, 0), "the spare owns nothing");
+        // Scale-out to 3 (no spare while it changes): the moves all go to
+        // the spare, from both shards.
+        let addresses = status.shards.clone();
+        assert_eq!(
+            next(&status, &addresses, (3, 0), true, false, at(0)),
+            Next::Plan
+        );
+        let mut r = start(&status.shards, 3, &uniform(1)).unwrap();
+        assert!(r.moves.iter().all(|m| m.to == "c-2"), "{r:?}");
+        run_all(&mut status.shards, &mut r);
+        assert_eq!(finish(&mut status, 3, 0), Finished::Removed(vec![]));
+        assert!(settled(&status.shards, 3, 0));
+        // A new spare joins (the layout lists it, owning nothing).
+        status.shards = shards(4, 3);
+        let mut r = start(&status.shards, 3, &uniform(1)).unwrap();
+        run_all(&mut status.shards, &mut r);
+        assert!(settled(&status.shards, 3, 1));
+        // Scale-in to 2 with one spare: c-2 drains and stays as the spare,
+        // the old spare c-3 leaves.
+        let addresses = status.shards.clone();
+        assert_eq!(
+            next(&status, &addresses, (2, 1), true, false, at(0)),
+            Next::Plan
+        );
+        let mut r = start(&status.shards, 2, &uniform(1)).unwrap();
+        assert!(r.moves.iter().all(|m| m.from == "c-2"), "{r:?}");
+        assert_eq!(leaving_drained(&status.shards, 2, 1), None);
+        run_all(&mut status.shards, &mut r);
+        status.rebalance = Some(r);
+        let before = status.epoch;
+        assert_eq!(
+            finish(&mut status, 2, 1),
+            Finished::Removed(vec!["c-3".into()])
+        );
+        assert_eq!(status.shards.len(), 3);
+        assert!(status.shards[2].slots.is_empty());
+        assert!(status.epoch > before);
+        assert!(settled(&status.shards, 2, 1));
     }
 
     #[test]
@@ -822,7 +874,7 @@ mod tests {
         let mut status = status_of(s3.clone(), 4);
         let r = start(&status.shards, 3, &uniform(1)).unwrap();
         planned(&mut status, r);
-        let Next::Start { index, .. } = next(&status, &s3, 3, true, false, at(0)) else {
+        let Next::Start { index, .. } = next(&status, &s3, (3, 0), true, false, at(0)) else {
             panic!()
         };
         let first = begin(&mut status, "c", index);
@@ -850,11 +902,11 @@ mod tests {
         assert_eq!(mv.last_error.as_deref(), Some("migration failed"));
         // It waits out the backoff, then starts under a newer epoch.
         assert_eq!(
-            next(&status, &s3, 3, true, false, at(1)),
+            next(&status, &s3, (3, 0), true, false, at(1)),
             Next::Wait(Duration::from_secs(2))
         );
         assert!(matches!(
-            next(&status, &s3, 3, true, false, at(3)),
+            next(&status, &s3, (3, 0), true, false, at(3)),
             Next::Start { .. }
         ));
         let second = begin(&mut status, "c", index);
@@ -901,7 +953,10 @@ mod tests {
         for s in &mut s3 {
             s.primary.as_mut().unwrap().address.clear();
         }
-        assert_eq!(next(&status, &s3, 3, true, false, at(0)), Next::Wait(LATER));
+        assert_eq!(
+            next(&status, &s3, (3, 0), true, false, at(0)),
+            Next::Wait(LATER)
+        );
     }
 
     #[test]

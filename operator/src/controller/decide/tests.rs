@@ -573,19 +573,43 @@ fn serverless_shape_follows_the_autoscalers_choice_not_the_spec() {
 }
 
 #[test]
-fn a_serverless_cluster_is_changing_until_it_serves_the_chosen_shards() {
+fn spares_run_beside_a_settled_cluster_below_its_maximum_only() {
     let status = settled();
-    assert!(!changing(&status, 2));
-    assert!(changing(&status, 3), "a shard to add");
+    assert_eq!(spare(1, 2, 8, &status), 1);
+    assert_eq!(spare(3, 2, 4, &status), 2, "no more than could take slots");
+    assert_eq!(spare(1, 2, 2, &status), 0, "at the maximum");
+    assert_eq!(
+        spare(1, 3, 8, &status),
+        0,
+        "a wanted shard owns nothing yet"
+    );
     let mut moving = status.clone();
     copying(&mut moving);
-    assert!(changing(&moving, 2));
+    assert_eq!(spare(1, 2, 8, &moving), 0, "moves under way");
+    let yaml = "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\n\
+                metadata: {name: c, namespace: ns}\n\
+                spec: {mode: Serverless, serverless: {spareShards: 1}}\n";
+    let cc: CacheCluster = serde_yaml::from_str(yaml).unwrap();
+    let shape = Shape::of(&cc, &status);
+    assert_eq!((shape.wanted, shape.spare, shape.shards), (2, 1, 3));
+    assert_eq!(shape.keep(), 3);
+    assert!(changing(&status, 2, 1), "the spare is not there yet");
+}
+
+#[test]
+fn a_serverless_cluster_is_changing_until_it_serves_the_chosen_shards() {
+    let status = settled();
+    assert!(!changing(&status, 2, 0));
+    assert!(changing(&status, 3, 0), "a shard to add");
+    let mut moving = status.clone();
+    copying(&mut moving);
+    assert!(changing(&moving, 2, 0));
     let mut pending = status.clone();
     pending.phase = Some("Degraded".into());
-    assert!(changing(&pending, 2));
+    assert!(changing(&pending, 2, 0));
     let mut empty = status.clone();
     empty.shards[1].slots.clear();
-    assert!(changing(&empty, 2), "a new shard without slots yet");
+    assert!(changing(&empty, 2, 0), "a new shard without slots yet");
 }
 
 #[test]
