@@ -151,7 +151,7 @@ _tc_build_helm() {
 }
 
 # Debian packages the harness uses: redis-cli, ip/netns, nft, setsid/flock/nsenter,
-# openssl, curl. `apt-get update` runs only when something is missing.
+# openssl, curl, a TrueType font for the timeline charts. `apt-get update` runs only when something is missing.
 _tc_apt() {
 	[[ "${TIDECACHE_SKIP_APT:-0}" == 1 ]] && return 0
 	local -a missing=()
@@ -162,6 +162,8 @@ _tc_apt() {
 	{ command -v setsid && command -v flock && command -v nsenter; } >/dev/null || missing+=(util-linux)
 	command -v openssl >/dev/null || missing+=(openssl)
 	command -v curl >/dev/null || missing+=(curl)
+	# The font the e2e timelines' PNG charts are labelled with.
+	[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 	((${#missing[@]} == 0)) && return 0
 	_tc_log "installing Debian packages: ${missing[*]}"
 	if ((EUID != 0)); then

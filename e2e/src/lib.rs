@@ -9,6 +9,7 @@
 //! They run against whatever `KUBECONFIG` points at: the embedded control
 //! plane that `make e2e` starts (see `e2e/HARNESS.md`), or a real cluster.
 
+pub mod chart;
 pub mod checker;
 pub mod scale_out;
 pub mod timeline;

@@ -1,7 +1,7 @@
 //! What the Serverless scenarios share: the cluster's timeline as its
 //! status tells it (time, shards, memory and its limit, CPU, ops/s,
-//! decisions), polled until a condition holds and written as a CSV under
-//! `target/e2e-timelines/`.
+//! decisions), polled until a condition holds and written under
+//! `target/e2e-timelines/` as a CSV and as a PNG chart ([`crate::chart`]).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ pub struct Row {
     pub memory: u64,
     pub memory_limit: u64,
     pub cpu: u64,
+    pub cpu_limit: u64,
     pub ops: u64,
     pub decisions: usize,
     pub phase: String,
@@ -33,6 +34,7 @@ pub fn row(start: Instant, cc: &CacheCluster) -> Row {
         memory: usage.memory_bytes,
         memory_limit: usage.memory_limit_bytes,
         cpu: usage.cpu_millicores,
+        cpu_limit: usage.cpu_limit_millicores,
         ops: usage.ops_per_second,
         decisions: sv.decisions.len(),
         phase: s.phase.unwrap_or_default(),
@@ -87,17 +89,18 @@ pub fn write_timeline(name: &str, rows: &[Row]) -> anyhow::Result<()> {
     let dir = repo_root().join("target/e2e-timelines");
     std::fs::create_dir_all(&dir)?;
     let mut csv = String::from(
-        "seconds,shards,memory_bytes,memory_limit_bytes,cpu_millicores,ops_per_second,decisions,phase\n",
+        "seconds,shards,memory_bytes,memory_limit_bytes,cpu_millicores,cpu_limit_millicores,ops_per_second,decisions,phase\n",
     );
     for r in rows {
         writeln!(
             csv,
-            "{:.1},{},{},{},{},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{}",
             r.at.as_secs_f64(),
             r.shards,
             r.memory,
             r.memory_limit,
             r.cpu,
+            r.cpu_limit,
             r.ops,
             r.decisions,
             r.phase
@@ -105,6 +108,8 @@ pub fn write_timeline(name: &str, rows: &[Row]) -> anyhow::Result<()> {
     }
     let path = dir.join(format!("{name}.csv"));
     std::fs::write(&path, csv)?;
-    println!("timeline: {}", path.display());
+    let png = dir.join(format!("{name}.png"));
+    crate::chart::draw(name, rows, &png)?;
+    println!("timeline: {} and {}", path.display(), png.display());
     Ok(())
 }
