@@ -35,12 +35,14 @@ fn font() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
-/// One panel: a title, its series (name, colour, points) and the unit of
-/// its y axis.
+/// One line of a panel: its name, colour and points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// One panel: a title, its lines and the unit of its y axis.
 struct Panel<'a> {
     title: &'a str,
     unit: &'a str,
-    series: Vec<(&'a str, RGBColor, Vec<(f64, f64)>)>,
+    series: Vec<Series<'a>>,
 }
 
 /// Draws `rows` to `path` under `title`.
