@@ -133,6 +133,15 @@ pub async fn install_operator() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every pod of namespace `ns`.
+pub async fn list_pods(ns: &str) -> anyhow::Result<Vec<Pod>> {
+    let client = Client::try_default().await?;
+    Ok(Api::<Pod>::namespaced(client, ns)
+        .list(&ListParams::default())
+        .await?
+        .items)
+}
+
 /// A namespace of its own for one test, deleted when the test ends.
 pub struct TestNamespace {
     pub client: Client,

@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     }
     metrics.leader.set(1);
 
+    let (nodes, nodes_writer) = kube::runtime::reflector::store();
     let ctx = Arc::new(controller::Context {
         recorder: Recorder::new(client.clone(), reporter(Some(identity))),
         client,
@@ -85,13 +86,14 @@ async fn main() -> anyhow::Result<()> {
         metrics,
         admin_timeout: Duration::from_secs(2),
         memory: Default::default(),
+        nodes,
     });
     match &elector {
         Some(e) => tokio::select! {
-            _ = controller::run(ctx) => info!("controller stopped"),
+            _ = controller::run(ctx, nodes_writer) => info!("controller stopped"),
             _ = e.hold(Duration::from_secs(5)) => anyhow::bail!("lost the leader lease; exiting so a fresh process re-joins the election"),
         },
-        None => controller::run(ctx).await,
+        None => controller::run(ctx, nodes_writer).await,
     }
     Ok(())
 }

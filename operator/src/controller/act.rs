@@ -19,8 +19,9 @@ use tracing::{debug, info, warn};
 
 use super::Error;
 use super::context::{Context, Namespaced};
-use super::decide::{self, Note, Push};
+use super::decide::{self, Note, Push, Shape};
 use super::desired::{self, MANAGER};
+use super::evacuate;
 use super::observe::{self, list_of};
 use super::resharding::Endpoint;
 use super::topology::PodView;
@@ -116,16 +117,19 @@ pub async fn apply_objects(
     ctx: &Context,
     cc: &CacheCluster,
     ns: &str,
-    shards: usize,
+    shape: Shape,
+    prev: &CacheClusterStatus,
 ) -> Result<(), Error> {
     let name = cc.name_any();
     if apply(ctx, ns, &desired::client_service(cc)).await? {
         debug!(cluster = %name, "applied client Service");
     }
-    for i in 0..shards {
+    apply(ctx, ns, &desired::primaries_pdb(cc)).await?;
+    for i in 0..shape.shards {
         apply(ctx, ns, &desired::shard_service(cc, i)).await?;
         apply(ctx, ns, &desired::shard_pdb(cc, i)).await?;
-        let sts = desired::shard_statefulset(cc, i, &ctx.defaults);
+        let pods = evacuate::pods_per_shard(shape.replicas, prev.shards.get(i));
+        let sts = desired::shard_statefulset(cc, i, pods, &ctx.defaults);
         if apply(ctx, ns, &sts).await? {
             let sts_name = desired::shard_name(&name, i);
             info!(cluster = %name, statefulset = %sts_name, "applied StatefulSet");
@@ -391,6 +395,24 @@ pub async fn abort_import(admin: &mut AdminClient, id: &str) -> Result<(), Admin
 /// current one).
 pub async fn replace_pod(ctx: &Context, ns: &str, pod: &str) -> Result<(), Error> {
     delete_if_present::<Pod>(ctx, ns, pod).await
+}
+
+/// Sets the `tidecache.io/role` label of each pod given
+/// ([`evacuate::relabel`]). A pod gone meanwhile is no error; the next pass
+/// sees the rest.
+pub async fn label_roles(ctx: &Context, ns: &str, roles: &[(String, evacuate::Role)]) {
+    let api: Api<Pod> = ctx.api(ns);
+    for (pod, role) in roles {
+        let patch =
+            serde_json::json!({"metadata": {"labels": {desired::labels::ROLE: role.as_str()}}});
+        match api
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => debug!(%pod, role = role.as_str(), "labelled"),
+            Err(e) => debug!(%pod, error = %e, "could not label the pod's role"),
+        }
+    }
 }
 
 /// Deletes the StatefulSets (and Services) of shards numbered `keep` and

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use tidecache_topology::admin::AdminClient;
 
 use super::autoscale::{Reading, Sample};
@@ -24,6 +26,9 @@ pub struct Context {
     pub admin_timeout: Duration,
     /// What earlier passes learnt that the status does not hold.
     pub memory: Memory,
+    /// The cluster's nodes, as a watch keeps them ([`super::run`]): which
+    /// are cordoned.
+    pub nodes: Store<Node>,
 }
 
 /// Kept between passes, in memory only (a restarted operator relearns it
@@ -74,6 +79,14 @@ impl Memory {
 }
 
 impl Context {
+    /// Whether Kubernetes node `name` is cordoned (`spec.unschedulable`):
+    /// a drain is coming. Unknown nodes are not.
+    pub fn cordoned(&self, name: &str) -> bool {
+        self.nodes
+            .get(&ObjectRef::new(name))
+            .is_some_and(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+    }
+
     /// Connects to the node at `address` (`host:port`) as the admin user.
     pub async fn admin(&self, password: &str, address: &str) -> Option<AdminClient> {
         let (host, port) = address.rsplit_once(':')?;

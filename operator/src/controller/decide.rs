@@ -12,7 +12,9 @@
 //!    document with the old layout under a newer epoch would undo the
 //!    move's handoff on the nodes); else a lost primary's best replica is
 //!    promoted ([`super::failover::judge`]); else, with no rebalance under
-//!    way, one step of a rolling change ([`super::rolling::next_step`]).
+//!    way, the switchover of a primary that must leave its pod (a drain, a
+//!    smaller shard: [`super::evacuate::next`]) or one step of a rolling
+//!    change ([`super::rolling::next_step`]).
 //! 2. [`layout`]: the shards to record and the epoch ([`super::epoch`]): a
 //!    new primary is a new document even when nothing else changed. The
 //!    status records it before any node hears of it.
@@ -34,7 +36,7 @@ use super::failover::{self, Seen};
 use super::rolling::{self, Step};
 use super::status::{Observed, readiness, set_condition};
 use super::topology::{PodView, plan};
-use super::{autoscale, epoch, resharding};
+use super::{autoscale, epoch, evacuate, resharding};
 use crate::crd::{
     CacheCluster, CacheClusterStatus, Endpoints, Mode, MoveState, NodeStatus, ShardStatus,
 };
@@ -257,8 +259,9 @@ pub struct Changes {
     pub rolling: Step,
 }
 
-/// Rule 1 (see the module documentation).
-pub fn changes(prev: &CacheClusterStatus, obs: &Observation) -> Changes {
+/// Rule 1 (see the module documentation). `replicas`: the replicas per
+/// shard the spec asks for.
+pub fn changes(prev: &CacheClusterStatus, obs: &Observation, replicas: usize) -> Changes {
     let held = resharding::holds_topology(prev.rebalance.as_ref());
     let mut out = Changes {
         held,
@@ -296,7 +299,11 @@ pub fn changes(prev: &CacheClusterStatus, obs: &Observation) -> Changes {
         }
     }
     if out.promotions.is_empty() && prev.rebalance.is_none() {
-        out.rolling = rolling::next_step(&prev.shards, &obs.pods, &obs.revisions, &obs.seen);
+        // A primary that must leave its pod goes first, then the template.
+        out.rolling =
+            evacuate::next(&prev.shards, &obs.pods, &obs.seen, replicas).unwrap_or_else(|| {
+                rolling::next_step(&prev.shards, &obs.pods, &obs.revisions, &obs.seen)
+            });
     }
     out
 }

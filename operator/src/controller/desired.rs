@@ -35,6 +35,8 @@ pub mod labels {
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     pub const CLUSTER: &str = "tidecache.io/cluster";
     pub const SHARD: &str = "tidecache.io/shard";
+    /// `primary` or `replica`, set by the operator on each recorded pod.
+    pub const ROLE: &str = "tidecache.io/role";
 }
 
 /// The field manager of every server-side apply.
@@ -146,18 +148,52 @@ pub fn shard_service(cc: &CacheCluster, i: usize) -> Service {
     }
 }
 
-/// A shard's PodDisruptionBudget: voluntary disruptions (node drains,
-/// evictions) take at most one of its pods at a time, so a shard with
-/// replicas keeps a copy of its data up while another restarts.
+/// A shard's PodDisruptionBudget, over its replicas: voluntary
+/// disruptions (node drains, evictions) take at most one of them at a
+/// time. Its primary is under [`primaries_pdb`] instead (a pod under two
+/// budgets cannot be evicted at all).
 pub fn shard_pdb(cc: &CacheCluster, i: usize) -> PodDisruptionBudget {
     let mut labels = object_labels(cc);
     labels.insert(labels::SHARD.to_owned(), i.to_string());
+    let mut selector = shard_labels(cc, i);
+    selector.insert(labels::ROLE.to_owned(), "replica".to_owned());
+    budget(cc, shard_name(&cc.name_any(), i), labels, selector, 1)
+}
+
+/// The cluster's primaries' PodDisruptionBudget: none may be evicted. A
+/// drain's eviction of a primary is refused until the operator, seeing the
+/// node cordoned, has switched it over and relabelled it a replica
+/// ([`super::evacuate`]).
+pub fn primaries_pdb(cc: &CacheCluster) -> PodDisruptionBudget {
+    let mut selector = cluster_labels(cc);
+    selector.insert(labels::ROLE.to_owned(), "primary".to_owned());
+    budget(
+        cc,
+        primaries_pdb_name(&cc.name_any()),
+        object_labels(cc),
+        selector,
+        0,
+    )
+}
+
+/// The name of the primaries' PodDisruptionBudget.
+pub fn primaries_pdb_name(cluster: &str) -> String {
+    format!("{cluster}-primaries")
+}
+
+fn budget(
+    cc: &CacheCluster,
+    name: String,
+    labels: BTreeMap<String, String>,
+    selector: BTreeMap<String, String>,
+    max_unavailable: i32,
+) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: meta(cc, shard_name(&cc.name_any(), i), labels),
+        metadata: meta(cc, name, labels),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(max_unavailable)),
             selector: Some(LabelSelector {
-                match_labels: Some(shard_labels(cc, i)),
+                match_labels: Some(selector),
                 ..LabelSelector::default()
             }),
             ..PodDisruptionBudgetSpec::default()
@@ -318,8 +354,15 @@ fn node_env(cc: &CacheCluster) -> Vec<EnvVar> {
     env
 }
 
-/// Shard `i`'s StatefulSet: a primary and `replicasPerShard` replicas.
-pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> StatefulSet {
+/// Shard `i`'s StatefulSet of `pods` pods: a primary and
+/// `replicasPerShard` replicas, or more while a primary must move off a
+/// pod a smaller shard drops ([`super::evacuate::pods_per_shard`]).
+pub fn shard_statefulset(
+    cc: &CacheCluster,
+    i: usize,
+    pods: usize,
+    defaults: &Defaults,
+) -> StatefulSet {
     let name = shard_name(&cc.name_any(), i);
     let (pw_secret, pw_key) = password_source(cc);
     let args: Vec<String> = [
@@ -420,7 +463,7 @@ pub fn shard_statefulset(cc: &CacheCluster, i: usize, defaults: &Defaults) -> St
     StatefulSet {
         metadata: meta(cc, name.clone(), sts_labels),
         spec: Some(StatefulSetSpec {
-            replicas: Some(1 + cc.spec.replicas()),
+            replicas: Some(pods as i32),
             service_name: Some(name),
             pod_management_policy: Some("Parallel".into()),
             // The operator replaces pods itself, replicas first and a
@@ -493,7 +536,7 @@ spec:
     #[test]
     fn a_statefulset_per_shard_with_the_nodes_flags() {
         let cc = cluster(SAMPLE);
-        let sts = shard_statefulset(&cc, 2, &defaults());
+        let sts = shard_statefulset(&cc, 2, 2, &defaults());
         assert_eq!(sts.metadata.name.as_deref(), Some("sessions-2"));
         assert_eq!(sts.metadata.namespace.as_deref(), Some("prod"));
         let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
@@ -535,7 +578,7 @@ spec:
         let cc = cluster(&format!(
             "{SAMPLE}  auth: {{passwordSecret: {{name: mine, key: pw}}}}\n"
         ));
-        let pod = shard_statefulset(&cc, 0, &defaults())
+        let pod = shard_statefulset(&cc, 0, 2, &defaults())
             .spec
             .unwrap()
             .template
@@ -579,13 +622,13 @@ spec:
     #[test]
     fn building_is_deterministic() {
         let cc = cluster(SAMPLE);
-        let a = serde_json::to_string(&shard_statefulset(&cc, 0, &defaults())).unwrap();
-        let b = serde_json::to_string(&shard_statefulset(&cc, 0, &defaults())).unwrap();
+        let a = serde_json::to_string(&shard_statefulset(&cc, 0, 2, &defaults())).unwrap();
+        let b = serde_json::to_string(&shard_statefulset(&cc, 0, 2, &defaults())).unwrap();
         assert_eq!(a, b, "re-applying must change nothing");
     }
 
     #[test]
-    fn each_shard_has_a_budget_of_one_disruption() {
+    fn replicas_may_go_one_at_a_time_and_primaries_never() {
         let cc = cluster(
             "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {name: c, namespace: ns}\nspec: {shards: 2, replicasPerShard: 1}",
         );
@@ -593,9 +636,15 @@ spec:
         assert_eq!(pdb.metadata.name.as_deref(), Some("c-1"));
         let spec = pdb.spec.unwrap();
         assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
-        assert_eq!(
-            spec.selector.unwrap().match_labels.unwrap(),
-            shard_labels(&cc, 1)
-        );
+        let mut replicas = shard_labels(&cc, 1);
+        replicas.insert(labels::ROLE.into(), "replica".into());
+        assert_eq!(spec.selector.unwrap().match_labels.unwrap(), replicas);
+        let pdb = primaries_pdb(&cc);
+        assert_eq!(pdb.metadata.name.as_deref(), Some("c-primaries"));
+        let spec = pdb.spec.unwrap();
+        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(0)));
+        let mut primaries = cluster_labels(&cc);
+        primaries.insert(labels::ROLE.into(), "primary".into());
+        assert_eq!(spec.selector.unwrap().match_labels.unwrap(), primaries);
     }
 }

@@ -16,6 +16,7 @@ pub mod context;
 pub mod decide;
 pub mod desired;
 pub mod epoch;
+pub mod evacuate;
 pub mod failover;
 pub mod observe;
 pub mod rebalance;

@@ -65,6 +65,12 @@ async fn pods(ctx: &Context, ns: &str, cluster: &str) -> Result<BTreeMap<String,
                     .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
                 alive: p.metadata.deletion_timestamp.is_none(),
                 revision: p.labels().get("controller-revision-hash").cloned(),
+                cordoned: p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| ctx.cordoned(n)),
+                role: p.labels().get(labels::ROLE).cloned(),
             };
             (p.name_any(), view)
         })

@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Api, Resource as _, ResourceExt as _};
 use tracing::{debug, info, warn};
 
@@ -36,12 +36,23 @@ use super::decide::{self, Layout, Note, Observation, Shape};
 use super::desired::labels;
 use super::resharding::{self, Conclusion, Finished, Next, Source};
 use super::validate::validate;
-use super::{Error, autoscale, observe};
+use super::{Error, autoscale, evacuate, observe};
 use crate::crd::{CacheCluster, CacheClusterStatus, Mode, ServerlessStatus};
 
 /// Runs the controller until the stream ends (shutdown).
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>, nodes: reflector::store::Writer<Node>) {
     let client = ctx.client.clone();
+    // Which nodes are cordoned ([`Context::cordoned`]): a watch fills the
+    // store. Without the permission to list nodes it stays empty, and no
+    // primary is moved for a drain (the budget still refuses to evict it).
+    let nodes = reflector::reflector(
+        nodes,
+        watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|_| futures::future::ready(()));
+    tokio::spawn(nodes);
     let clusters = Api::<CacheCluster>::all(client.clone());
     let pod_selector = format!("{}=tidecache", labels::NAME);
     Controller::new(clusters, watcher::Config::default())
@@ -107,12 +118,12 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     }
     let shape = Shape::of(&cc, &prev);
     let password = act::ensure_auth_secret(&ctx, &cc, &ns).await?;
-    act::apply_objects(&ctx, &cc, &ns, shape.shards).await?;
+    act::apply_objects(&ctx, &cc, &ns, shape, &prev).await?;
 
     let serverless = cc.spec.mode == Mode::Serverless;
     let obs = observe::observe(&ctx, &ns, &name, &password, &prev, serverless).await?;
 
-    let changes = decide::changes(&prev, &obs);
+    let changes = decide::changes(&prev, &obs, shape.replicas);
     for (shard, why) in &changes.stuck {
         debug!(cluster = %name, %shard, "{why}");
     }
@@ -144,6 +155,14 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     writer.save(&layout.status).await?;
 
     let acked = push(&ctx, &cc, &password, &obs, &layout).await;
+    // The budgets select on the roles: once the document is out, a new
+    // primary is protected and an old one may be evicted.
+    act::label_roles(
+        &ctx,
+        &ns,
+        &evacuate::relabel(&layout.status.shards, &obs.pods),
+    )
+    .await;
     let serving = decide::serving(&layout.status, &obs, &acked);
     let document = layout.document.as_ref();
 

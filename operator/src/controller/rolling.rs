@@ -127,6 +127,7 @@ mod tests {
             ready: true,
             alive: true,
             revision: Some(revision.into()),
+            ..PodView::default()
         }
     }
 

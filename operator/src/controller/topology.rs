@@ -12,6 +12,7 @@ use tidecache_topology::slot::even_split;
 use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
 
 use super::desired::{CLIENT_PORT, pod_name, shard_name};
+use super::evacuate::pods_per_shard;
 use crate::crd::{NodeStatus, ShardStatus};
 
 /// What the operator sees of one pod.
@@ -25,6 +26,11 @@ pub struct PodView {
     /// The StatefulSet revision the pod was made from
     /// (`controller-revision-hash`).
     pub revision: Option<String>,
+    /// Its node is cordoned (a drain is coming): a primary here hands over
+    /// ([`super::evacuate`]).
+    pub cordoned: bool,
+    /// Its `tidecache.io/role` label, which the PodDisruptionBudgets select.
+    pub role: Option<String>,
 }
 
 /// The shards as they should be recorded, and the epoch they go with.
@@ -85,10 +91,13 @@ pub fn plan(
                 .and_then(|p| p.primary.as_ref())
                 .map(|p| p.pod.clone())
                 .unwrap_or_else(|| pod_name(name, i, 0));
-            let replicas = (0..=replicas)
+            // A shard made smaller keeps its pods up to its primary's
+            // until the primary has moved.
+            let pods = pods_per_shard(replicas, previous);
+            let replicas = (0..pods)
                 .map(|ord| pod_name(name, i, ord))
                 .filter(|pod| *pod != primary_pod)
-                .take(replicas)
+                .take(pods - 1)
                 .map(|pod| NodeStatus {
                     address: address(&pod),
                     pod,
@@ -160,6 +169,7 @@ mod tests {
                         ready: true,
                         alive: true,
                         revision: None,
+                        ..PodView::default()
                     },
                 );
             }
@@ -215,6 +225,28 @@ mod tests {
         assert_eq!(p.shards[1].primary.as_ref().unwrap().pod, "c-1-1");
         assert_eq!(p.shards[1].replicas[0].pod, "c-1-0");
         assert_eq!(p.document().unwrap().assigned_slots(), 16384);
+    }
+
+    #[test]
+    fn a_smaller_shard_keeps_its_replicas_until_the_primary_moves() {
+        let seen = pods(1, 2, true);
+        let mut prev = plan("c", 1, 1, 0, 1, &[], &seen).shards;
+        // After a failover the primary is c-0-1; replicasPerShard drops to 0.
+        prev[0].primary = Some(prev[0].replicas.remove(0));
+        let p = plan("c", 1, 0, 1, 2, &prev, &seen);
+        assert_eq!(p.shards[0].primary.as_ref().unwrap().pod, "c-0-1");
+        let replicas: Vec<&str> = p.shards[0]
+            .replicas
+            .iter()
+            .map(|r| r.pod.as_str())
+            .collect();
+        assert_eq!(replicas, ["c-0-0"], "kept until the switchover");
+        // Once c-0-0 is primary again the shard is one pod.
+        let mut after = p.shards.clone();
+        after[0].primary = Some(after[0].replicas.remove(0));
+        let p = plan("c", 1, 0, 2, 3, &after, &seen);
+        assert_eq!(p.shards[0].primary.as_ref().unwrap().pod, "c-0-0");
+        assert!(p.shards[0].replicas.is_empty());
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn healthy() -> Observation {
                     ready: true,
                     alive: true,
                     revision: Some("rev1".into()),
+                    ..PodView::default()
                 },
             );
             let seen = if o == 0 {
@@ -142,7 +143,7 @@ fn shape() -> Shape {
 fn a_settled_cluster_changes_nothing_and_keeps_its_epoch() {
     let prev = settled();
     let obs = healthy();
-    let changes = changes(&prev, &obs);
+    let changes = changes(&prev, &obs, 1);
     assert_eq!(
         changes,
         Changes {
@@ -163,7 +164,7 @@ fn a_lost_primary_is_replaced_under_a_new_epoch() {
     let prev = settled();
     let mut obs = healthy();
     obs.seen.insert("c-1-0".into(), lost());
-    let changes = changes(&prev, &obs);
+    let changes = changes(&prev, &obs, 1);
     assert_eq!(changes.promotions.len(), 1);
     assert_eq!(changes.promotions[0].shard, 1);
     assert_eq!(changes.promotions[0].replica, "c-1-1");
@@ -196,7 +197,7 @@ fn a_promotion_goes_above_an_epoch_a_move_reserved() {
     });
     let mut obs = healthy();
     obs.seen.insert("c-0-0".into(), lost());
-    let c = changes(&prev, &obs);
+    let c = changes(&prev, &obs, 1);
     assert_eq!(layout("c", shape(), &prev, &obs, &c, None).status.epoch, 13);
 }
 
@@ -212,7 +213,7 @@ fn a_copying_move_holds_the_layout_even_for_a_failover() {
     copying(&mut prev);
     let mut obs = healthy();
     obs.seen.insert("c-1-0".into(), lost());
-    let changes = changes(&prev, &obs);
+    let changes = changes(&prev, &obs, 1);
     assert!(changes.held);
     assert!(changes.promotions.is_empty() && changes.rolling == Step::Done);
     // A pod moved meanwhile: the move still reaches it by its new address,
@@ -231,7 +232,10 @@ fn a_rolling_change_waits_for_a_rebalance_and_replaces_replicas_first() {
     let prev = settled();
     let mut obs = healthy();
     obs.revisions.insert("c-0".into(), "rev2".into());
-    assert_eq!(changes(&prev, &obs).rolling, Step::Replace("c-0-1".into()));
+    assert_eq!(
+        changes(&prev, &obs, 1).rolling,
+        Step::Replace("c-0-1".into())
+    );
     let mut rebalancing = prev.clone();
     rebalancing.rebalance = Some(RebalanceStatus {
         shards: 2,
@@ -240,7 +244,7 @@ fn a_rolling_change_waits_for_a_rebalance_and_replaces_replicas_first() {
             ..copying_move()
         }],
     });
-    assert_eq!(changes(&rebalancing, &obs).rolling, Step::Done);
+    assert_eq!(changes(&rebalancing, &obs, 1).rolling, Step::Done);
 }
 
 #[test]
@@ -276,7 +280,7 @@ fn a_switchover_swaps_roles_only_when_the_replica_caught_up() {
 fn a_primary_restarted_empty_is_guarded_while_a_replica_holds_its_data() {
     let prev = settled();
     let mut obs = healthy();
-    let c = changes(&prev, &obs);
+    let c = changes(&prev, &obs, 1);
     let l = layout("c", shape(), &prev, &obs, &c, None);
     assert_eq!(l.guarded, vec!["c-0-0".to_owned(), "c-1-0".to_owned()]);
     // A replica in the middle of a full sync holds no whole copy.
@@ -306,9 +310,10 @@ fn a_promoted_primary_gets_the_document_after_its_shards_replicas() {
             ready: true,
             alive: true,
             revision: Some("rev1".into()),
+            ..PodView::default()
         },
     );
-    let c = changes(&prev, &obs);
+    let c = changes(&prev, &obs, 1);
     let shape = Shape::of(&cluster(2, 2), &prev);
     let l = layout("c", shape, &prev, &obs, &c, None);
     let doc = l.document.clone().unwrap();
@@ -524,7 +529,7 @@ fn a_pod_is_replaced_only_by_a_pass_that_kept_the_epoch() {
     let prev = settled();
     let mut obs = healthy();
     obs.revisions.insert("c-1".into(), "rev2".into());
-    let c = changes(&prev, &obs);
+    let c = changes(&prev, &obs, 1);
     let l = layout("c", shape(), &prev, &obs, &c, None);
     assert_eq!(replacement(&l, &prev), Some("c-1-1"));
     let mut newer = l.clone();
