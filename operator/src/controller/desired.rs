@@ -151,13 +151,22 @@ pub fn shard_service(cc: &CacheCluster, i: usize) -> Service {
 /// A shard's PodDisruptionBudget, over its replicas: voluntary
 /// disruptions (node drains, evictions) take at most one of them at a
 /// time. Its primary is under [`primaries_pdb`] instead (a pod under two
-/// budgets cannot be evicted at all).
+/// budgets cannot be evicted at all). A minimum, not a maximum: with
+/// `maxUnavailable` Kubernetes counts every pod of the StatefulSet as
+/// expected, primary included, and would allow nothing.
 pub fn shard_pdb(cc: &CacheCluster, i: usize) -> PodDisruptionBudget {
     let mut labels = object_labels(cc);
     labels.insert(labels::SHARD.to_owned(), i.to_string());
     let mut selector = shard_labels(cc, i);
     selector.insert(labels::ROLE.to_owned(), "replica".to_owned());
-    budget(cc, shard_name(&cc.name_any(), i), labels, selector, 1)
+    let replicas = cc.spec.replicas();
+    budget(
+        cc,
+        shard_name(&cc.name_any(), i),
+        labels,
+        selector,
+        Budget::MinAvailable((replicas - 1).max(0)),
+    )
 }
 
 /// The cluster's primaries' PodDisruptionBudget: none may be evicted. A
@@ -172,8 +181,14 @@ pub fn primaries_pdb(cc: &CacheCluster) -> PodDisruptionBudget {
         primaries_pdb_name(&cc.name_any()),
         object_labels(cc),
         selector,
-        0,
+        Budget::MaxUnavailable(0),
     )
+}
+
+/// How many of a budget's pods may go.
+enum Budget {
+    MinAvailable(i32),
+    MaxUnavailable(i32),
 }
 
 /// The name of the primaries' PodDisruptionBudget.
@@ -186,12 +201,17 @@ fn budget(
     name: String,
     labels: BTreeMap<String, String>,
     selector: BTreeMap<String, String>,
-    max_unavailable: i32,
+    allowed: Budget,
 ) -> PodDisruptionBudget {
+    let (min_available, max_unavailable) = match allowed {
+        Budget::MinAvailable(n) => (Some(IntOrString::Int(n)), None),
+        Budget::MaxUnavailable(n) => (None, Some(IntOrString::Int(n))),
+    };
     PodDisruptionBudget {
         metadata: meta(cc, name, labels),
         spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(max_unavailable)),
+            min_available,
+            max_unavailable,
             selector: Some(LabelSelector {
                 match_labels: Some(selector),
                 ..LabelSelector::default()
@@ -635,7 +655,9 @@ spec:
         let pdb = shard_pdb(&cc, 1);
         assert_eq!(pdb.metadata.name.as_deref(), Some("c-1"));
         let spec = pdb.spec.unwrap();
-        assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+        // One replica: none needs to stay.
+        assert_eq!(spec.min_available, Some(IntOrString::Int(0)));
+        assert_eq!(spec.max_unavailable, None);
         let mut replicas = shard_labels(&cc, 1);
         replicas.insert(labels::ROLE.into(), "replica".into());
         assert_eq!(spec.selector.unwrap().match_labels.unwrap(), replicas);
