@@ -58,7 +58,9 @@ fn primaries(s: &CacheClusterStatus) -> Vec<String> {
         .collect()
 }
 
-/// Events of `reason` on the cluster.
+/// Events of `reason` in the namespace, each as many times as it
+/// happened (the recorder folds repeats into one Event's series, keeping
+/// the first note).
 async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<String>> {
     Ok(ns
         .api::<Event>()
@@ -67,7 +69,10 @@ async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<String>>
         .items
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| e.note.unwrap_or_default())
+        .flat_map(|e| {
+            let times = e.series.as_ref().map_or(1, |s| s.count.max(1));
+            vec![e.note.unwrap_or_default(); times as usize]
+        })
         .collect())
 }
 
@@ -189,11 +194,16 @@ async fn a_drain_and_a_smaller_shard_switch_primaries_over_first() -> anyhow::Re
         "{:?}",
         primaries(&last)
     );
+    // The shrink's own switchover (its Event may trail the status).
+    let switchovers = wait_for("the shrink's switchover event", timeout(), || async {
+        let all = events(&ns, "Switchover").await?;
+        Ok((all.len() >= 2).then_some(all))
+    })
+    .await?;
     println!(
-        "drain: {:.1} s; replicasPerShard 1 → 0: {:.1} s; {} switchovers",
+        "drain: {:.1} s; replicasPerShard 1 → 0: {:.1} s; switchovers: {switchovers:?}",
         drain_took.as_secs_f64(),
         shrink_took.as_secs_f64(),
-        events(&ns, "Switchover").await?.len()
     );
 
     stop.store(true, Ordering::Relaxed);
@@ -209,6 +219,10 @@ async fn a_drain_and_a_smaller_shard_switch_primaries_over_first() -> anyhow::Re
         failovers.is_empty(),
         "only planned switchovers: {failovers:?}"
     );
+    // The pods the drain and the shrink started came up without a failed
+    // probe (the startup probe covers their start).
+    let unhealthy = events(&ns, "Unhealthy").await?;
+    assert!(unhealthy.is_empty(), "probe failures: {unhealthy:?}");
     ns.delete().await;
     Ok(())
 }

@@ -441,8 +441,14 @@ pub fn shard_statefulset(
         liveness_probe: Some(http_probe("/livez", 10, 3)),
         // The liveness probe waits for the process to answer at all (up to
         // a minute: a replica's first full sync keeps the node busy), so a
-        // starting pod reports no failures.
-        startup_probe: Some(http_probe("/livez", 1, 60)),
+        // starting pod reports no failures; its first try comes a second
+        // after the start, when the process listens (a try at once failed
+        // with `connection refused`, an `Unhealthy` event, in the drain
+        // e2e).
+        startup_probe: Some(Probe {
+            initial_delay_seconds: Some(1),
+            ..http_probe("/livez", 1, 60)
+        }),
         resources: cc.spec.node_resources(),
         volume_mounts: Some(vec![
             VolumeMount {
