@@ -260,10 +260,13 @@ pub fn node_pid(pod_ip: &str) -> Option<u32> {
 /// Kills the node process of the pod at `pod_ip` with SIGKILL (its
 /// container restarts, empty); its pid.
 pub fn kill_node(pod_ip: &str) -> anyhow::Result<u32> {
+    signal_node(pod_ip, nix::sys::signal::Signal::SIGKILL)
+}
+
+/// Sends `signal` to the node process of the pod at `pod_ip` (SIGSTOP
+/// freezes it as a hung machine would, SIGCONT thaws it); its pid.
+pub fn signal_node(pod_ip: &str, signal: nix::sys::signal::Signal) -> anyhow::Result<u32> {
     let pid = node_pid(pod_ip).with_context(|| format!("no node process for {pod_ip}"))?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)?;
     Ok(pid)
 }

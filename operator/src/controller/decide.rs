@@ -269,7 +269,10 @@ pub fn changes(prev: &CacheClusterStatus, obs: &Observation, replicas: usize) ->
         stuck: Vec::new(),
         rolling: Step::Done,
     };
-    if held {
+    // While a move copies, only the shards outside it may fail over, and
+    // only while there is room below its epoch.
+    let moving = resharding::moving(prev.rebalance.as_ref());
+    if held && epoch::during_move(prev).is_none() {
         return out;
     }
     let unseen = Seen::default();
@@ -278,6 +281,9 @@ pub fn changes(prev: &CacheClusterStatus, obs: &Observation, replicas: usize) ->
         let Some(primary) = &shard.primary else {
             continue;
         };
+        if moving.contains(&shard.name.as_str()) {
+            continue;
+        }
         let replicas: Vec<(&str, &Seen)> = shard
             .replicas
             .iter()
@@ -410,6 +416,13 @@ pub fn layout(
     if !changes.held {
         status.epoch = planned.epoch;
         status.shards = planned.shards.clone();
+    } else if let (false, Some(epoch)) = (changes.promotions.is_empty(), epoch::during_move(prev)) {
+        // A failover while a move copies: only the promoted shards change,
+        // under an epoch below the move's.
+        status.epoch = epoch;
+        for p in &changes.promotions {
+            status.shards[p.shard] = planned.shards[p.shard].clone();
+        }
     }
     let document = super::topology::document(status.epoch, &status.shards);
     let guarded = status

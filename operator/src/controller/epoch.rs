@@ -7,6 +7,15 @@
 //! written there before its source hears of it, and the source hands it to
 //! the target at the handoff). The status records an epoch before any node
 //! sees it, so a restarted operator never reuses one for another document.
+//!
+//! A move reserves its epoch [`ROOM_DURING_A_MOVE`] above the next one
+//! ([`for_move`]). While it copies, no document may go above it (one with
+//! the old owners of its slots under a newer epoch would undo its handoff
+//! on the nodes), but one may go below it ([`during_move`]): a node keeps a
+//! handoff's change of owner over any older document it installs, and the
+//! source hands off only above every epoch it knows. So a shard outside the
+//! move fails over without waiting for it; the document after the move
+//! takes the move's epoch, above those.
 
 use super::resharding::reserved_epoch;
 use crate::crd::CacheClusterStatus;
@@ -15,6 +24,31 @@ use crate::crd::CacheClusterStatus;
 /// epoch a move reserved.
 pub fn next(status: &CacheClusterStatus) -> u64 {
     status.epoch.max(reserved_epoch(status.rebalance.as_ref())) + 1
+}
+
+/// How many documents may be made while a move copies (failovers of
+/// shards outside it): the room [`for_move`] leaves below the move's epoch.
+pub const ROOM_DURING_A_MOVE: u64 = 16;
+
+/// The epoch a move starting now reserves: room for
+/// [`ROOM_DURING_A_MOVE`] documents below it.
+pub fn for_move(status: &CacheClusterStatus) -> u64 {
+    next(status) + ROOM_DURING_A_MOVE
+}
+
+/// The epoch of a document made while moves copy: above the status's and
+/// below every copying move's; `None` when there is no room left (the
+/// document waits for the moves).
+pub fn during_move(status: &CacheClusterStatus) -> Option<u64> {
+    let below = status
+        .rebalance
+        .iter()
+        .flat_map(|r| &r.moves)
+        .filter(|m| m.state == crate::crd::MoveState::Copying)
+        .map(|m| m.epoch)
+        .min()?;
+    let epoch = status.epoch + 1;
+    (epoch < below).then_some(epoch)
 }
 
 /// After a move's handoff under `move_epoch`: the document that gives the
@@ -84,6 +118,27 @@ mod tests {
         assert_eq!(after_handoff(4, 7), 7);
         assert_eq!(after_handoff(7, 7), 8);
         assert_eq!(after_handoff(9, 7), 10);
+    }
+
+    #[test]
+    fn documents_during_a_move_go_below_it_while_there_is_room() {
+        let mut s = with_moves(5, &[]);
+        assert_eq!(during_move(&s), None, "no move copies");
+        let reserved = for_move(&s);
+        assert_eq!(reserved, 6 + ROOM_DURING_A_MOVE);
+        s = with_moves(5, &[reserved]);
+        assert_eq!(during_move(&s), None, "a pending move holds nothing");
+        s.rebalance.as_mut().unwrap().moves[0].state = MoveState::Copying;
+        // Each document takes the next epoch, up to the move's.
+        let mut made = 0;
+        while let Some(e) = during_move(&s) {
+            assert!(e > s.epoch && e < reserved);
+            s.epoch = e;
+            made += 1;
+        }
+        assert_eq!(made, ROOM_DURING_A_MOVE);
+        // The move's handoff still goes above them all.
+        assert_eq!(after_handoff(s.epoch, reserved), reserved);
     }
 
     #[test]

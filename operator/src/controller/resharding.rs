@@ -94,8 +94,20 @@ pub fn current(r: &RebalanceStatus) -> Option<usize> {
     rebalance::next_move(&states)
 }
 
+/// The shards a copying move involves (its source and target): their
+/// layout stays as recorded until it ends.
+pub fn moving(r: Option<&RebalanceStatus>) -> Vec<&str> {
+    r.iter()
+        .flat_map(|r| &r.moves)
+        .filter(|m| m.state == MoveState::Copying)
+        .flat_map(|m| [m.from.as_str(), m.to.as_str()])
+        .collect()
+}
+
 /// Whether a move is copying: no new topology document may be made then
-/// (one with the old layout under a newer epoch would undo its handoff).
+/// above its epoch (one with the old layout under a newer epoch would undo
+/// its handoff); below it, only for failovers of other shards
+/// ([`epoch::during_move`]).
 pub fn holds_topology(r: Option<&RebalanceStatus>) -> bool {
     r.is_some_and(|r| r.moves.iter().any(|m| m.state == MoveState::Copying))
 }
@@ -431,10 +443,11 @@ pub struct Begun {
     pub ranges: Vec<SlotRange>,
 }
 
-/// Starts move `index` in `status`: it reserves the next epoch (recorded
-/// before any node hears of it) and becomes `Copying`.
+/// Starts move `index` in `status`: it reserves its epoch (recorded before
+/// any node hears of it; [`epoch::for_move`] leaves room below it for the
+/// failovers of other shards) and becomes `Copying`.
 pub fn begin(status: &mut CacheClusterStatus, cluster: &str, index: usize) -> Begun {
-    let epoch = epoch::next(status);
+    let epoch = epoch::for_move(status);
     let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[index];
     m.epoch = epoch;
     m.state = MoveState::Copying;

@@ -185,6 +185,59 @@ fn a_lost_primary_is_replaced_under_a_new_epoch() {
 }
 
 #[test]
+fn a_shard_outside_a_copying_move_fails_over_below_the_moves_epoch() {
+    // Shard c-0 moves slots to a new shard c-2 under epoch 30; c-1's
+    // primary is lost.
+    let mut prev = settled();
+    prev.shards.push(ShardStatus {
+        name: "c-2".into(),
+        slots: vec![],
+        primary: Some(node("c-2-0")),
+        replicas: vec![node("c-2-1")],
+    });
+    copying(&mut prev);
+    let mv = &mut prev.rebalance.as_mut().unwrap().moves[0];
+    (mv.to, mv.epoch) = ("c-2".into(), 30);
+    let mut obs = healthy();
+    for o in 0..2 {
+        let pod = format!("c-2-{o}");
+        obs.pods.insert(pod.clone(), obs.pods["c-0-0"].clone());
+        obs.pods.get_mut(&pod).unwrap().ip = Some(ip(&pod));
+        obs.seen.insert(pod, replica_seen(100));
+    }
+    obs.seen.insert("c-2-0".into(), primary_seen(100));
+    obs.seen.insert("c-1-0".into(), lost());
+    let c = changes(&prev, &obs, 1);
+    assert!(c.held);
+    assert_eq!(c.promotions.len(), 1);
+    assert_eq!(c.promotions[0].replica, "c-1-1");
+    assert_eq!(c.rolling, Step::Done, "nothing else while it copies");
+    let shape = Shape {
+        wanted: 3,
+        spare: 0,
+        shards: 3,
+        replicas: 1,
+    };
+    let layout = layout("c", shape, &prev, &obs, &c, None);
+    assert_eq!(layout.status.epoch, EPOCH + 1);
+    assert!(layout.status.epoch < 30);
+    assert_eq!(layout.status.shards[1].primary, Some(node("c-1-1")));
+    // The moving shards stay as recorded.
+    assert_eq!(layout.status.shards[0], prev.shards[0]);
+    assert_eq!(layout.status.shards[2], prev.shards[2]);
+    assert_eq!(layout.document.unwrap().epoch, EPOCH + 1);
+    // A lost primary of a moving shard waits for the move, as before.
+    obs.seen.insert("c-1-0".into(), primary_seen(100));
+    obs.seen.insert("c-0-0".into(), lost());
+    assert!(changes(&prev, &obs, 1).promotions.is_empty());
+    // So does any failover once the room below the move is spent.
+    prev.epoch = 29;
+    let mut obs = healthy();
+    obs.seen.insert("c-1-0".into(), lost());
+    assert!(changes(&prev, &obs, 1).promotions.is_empty());
+}
+
+#[test]
 fn a_promotion_goes_above_an_epoch_a_move_reserved() {
     let mut prev = settled();
     prev.rebalance = Some(RebalanceStatus {
