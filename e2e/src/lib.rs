@@ -244,29 +244,54 @@ pub async fn cluster_client(
 
 /// The pid of the node process of the pod at `pod_ip`, found by its
 /// environment (the pods' processes run on this machine). By IP, not by
-/// name: clusters in different namespaces have pods of the same name.
+/// name: clusters in different namespaces have pods of the same name. The
+/// first found: the node agent's shim that started it, or the node itself.
 pub fn node_pid(pod_ip: &str) -> Option<u32> {
+    node_pids(pod_ip).into_iter().next().map(|(pid, _)| pid)
+}
+
+/// Every process of the pod at `pod_ip` that runs (or started) the node,
+/// in pid order, each with whether it is the agent's shim
+/// (`__tidecache-exec`, `__tidecache-init`) rather than the node itself.
+fn node_pids(pod_ip: &str) -> Vec<(u32, bool)> {
     let wanted = format!("POD_IP={pod_ip}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let is_node = String::from_utf8_lossy(&cmd).contains("cache-node");
-        let has = env.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
-        (is_node && has).then_some(pid)
-    })
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u32, bool)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+                .into_owned();
+            let has = env.split(|b| *b == 0).any(|v| v == wanted.as_bytes());
+            (cmd.contains("cache-node") && has).then(|| (pid, cmd.contains("__tidecache-")))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// Kills the node process of the pod at `pod_ip` with SIGKILL (its
 /// container restarts, empty); its pid.
 pub fn kill_node(pod_ip: &str) -> anyhow::Result<u32> {
-    signal_node(pod_ip, nix::sys::signal::Signal::SIGKILL)
+    let pid = node_pid(pod_ip).with_context(|| format!("no node process for {pod_ip}"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    Ok(pid)
 }
 
-/// Sends `signal` to the node process of the pod at `pod_ip` (SIGSTOP
-/// freezes it as a hung machine would, SIGCONT thaws it); its pid.
+/// Sends `signal` to the node process itself of the pod at `pod_ip`, not
+/// to the shim that started it (SIGSTOP freezes it as a hung machine
+/// would, SIGCONT thaws it); its pid.
 pub fn signal_node(pod_ip: &str, signal: nix::sys::signal::Signal) -> anyhow::Result<u32> {
-    let pid = node_pid(pod_ip).with_context(|| format!("no node process for {pod_ip}"))?;
+    let pid = node_pids(pod_ip)
+        .into_iter()
+        .find_map(|(pid, shim)| (!shim).then_some(pid))
+        .with_context(|| format!("no node process for {pod_ip}"))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)?;
     Ok(pid)
 }
