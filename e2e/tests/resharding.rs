@@ -289,9 +289,37 @@ async fn three_to_five_to_two_shards_under_load_loses_no_acknowledged_write() ->
     );
     let epoch_at_five = cc.status.as_ref().unwrap().epoch;
 
-    // 5 → 2: three shards drained over the two that stay, then deleted.
+    // 5 → 2: three shards drained over the two that stay, then deleted;
+    // moves of disjoint shards copy at once (seen in the status: a move
+    // stays Copying, then Committed, until a later pass checks on it).
+    let watching = Arc::new(AtomicBool::new(true));
+    let concurrency = {
+        let (api, watching) = (ns.api::<CacheCluster>(), watching.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while watching.load(Ordering::Relaxed) {
+                if let Ok(cc) = api.get("elastic").await {
+                    let active = cc.status.and_then(|s| s.rebalance).map_or(0, |r| {
+                        r.moves
+                            .iter()
+                            .filter(|m| {
+                                matches!(m.state, MoveState::Copying | MoveState::Committed)
+                            })
+                            .count()
+                    });
+                    most = most.max(active);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            most
+        })
+    };
     ns.apply_cluster(&manifest(2)).await?;
     let cc = wait_balanced(&ns, 2).await?;
+    watching.store(false, Ordering::Relaxed);
+    let most = concurrency.await?;
+    println!("5 → 2: at most {most} moves under way at once");
+    assert!(most >= 2, "moves of disjoint shards ran one at a time");
     settled_layout(&ns, &password, &cc).await?;
     assert!(cc.status.as_ref().unwrap().epoch > epoch_at_five);
     wait_for(

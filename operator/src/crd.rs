@@ -547,9 +547,14 @@ pub enum MoveState {
     #[default]
     Pending,
     /// The source streams the slots to the target and still owns them; a
-    /// restarted operator resumes (or restarts) this move before any other,
-    /// and no new topology document is made meanwhile.
+    /// restarted operator resumes (or restarts) it. Moves of disjoint
+    /// shards copy at once; no topology document goes above its epoch
+    /// meanwhile.
     Copying,
+    /// Handed over on the nodes while another move still copies: the
+    /// target serves the slots, and the status records it once no move
+    /// copies.
+    Committed,
     /// The target owns the slots.
     Done,
 }

@@ -27,6 +27,13 @@ struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MoveLabels {
+    namespace: String,
+    cluster: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     namespace: String,
     cluster: String,
@@ -55,6 +62,8 @@ pub struct Metrics {
     pushes: Counter,
     failovers: Counter,
     serverless: Serverless,
+    /// Each cluster's slot moves, by state: its rebalance's progress.
+    moves: Family<MoveLabels, Gauge>,
     /// 1 while this replica leads and its controller runs.
     pub leader: Gauge,
 }
@@ -134,6 +143,12 @@ impl Default for Metrics {
         ] {
             registry.register(name, help, family.clone());
         }
+        let moves = Family::<MoveLabels, Gauge>::default();
+        registry.register(
+            "cluster_moves",
+            "Slot moves of the cluster's current rebalance, by state (0 when none runs)",
+            moves.clone(),
+        );
         registry.register(
             "scale_decisions",
             "Serverless: autoscaling decisions that changed something, by action",
@@ -147,6 +162,7 @@ impl Default for Metrics {
             pushes,
             failovers,
             serverless,
+            moves,
             leader,
         }
     }
@@ -220,6 +236,27 @@ impl Metrics {
         set(&s.max_shards, limits.max_shards as u64);
     }
 
+    /// A cluster's slot moves by state, from its status.
+    pub fn moves(&self, cc: &crate::crd::CacheCluster, r: Option<&crate::crd::RebalanceStatus>) {
+        use crate::crd::MoveState;
+        let ClusterLabels { namespace, cluster } = cluster_labels(cc);
+        for (state, word) in [
+            (MoveState::Pending, "pending"),
+            (MoveState::Copying, "copying"),
+            (MoveState::Committed, "committed"),
+            (MoveState::Done, "done"),
+        ] {
+            let n = r.map_or(0, |r| r.moves.iter().filter(|m| m.state == state).count());
+            self.moves
+                .get_or_create(&MoveLabels {
+                    namespace: namespace.clone(),
+                    cluster: cluster.clone(),
+                    state: word,
+                })
+                .set(n as i64);
+        }
+    }
+
     /// An autoscaling decision that changed something.
     pub fn scale_decision(&self, cc: &crate::crd::CacheCluster, action: &str) {
         let ClusterLabels { namespace, cluster } = cluster_labels(cc);
@@ -268,5 +305,51 @@ async fn render(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
             [(header::CONTENT_TYPE, "text/plain")],
             String::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CacheCluster, MoveState, MoveStatus, RebalanceStatus};
+
+    #[test]
+    fn a_clusters_moves_are_counted_by_state() {
+        let cc: CacheCluster = serde_yaml::from_str(
+            "apiVersion: tidecache.io/v1alpha1\nkind: CacheCluster\nmetadata: {name: c, namespace: ns}\nspec: {}",
+        )
+        .unwrap();
+        let mv = |state| MoveStatus {
+            from: "c-0".into(),
+            to: "c-1".into(),
+            slots: vec![],
+            keys: 0,
+            state,
+            epoch: 0,
+            attempts: 0,
+            last_error: None,
+            retry_after: None,
+        };
+        let r = RebalanceStatus {
+            shards: 3,
+            moves: vec![
+                mv(MoveState::Done),
+                mv(MoveState::Copying),
+                mv(MoveState::Copying),
+            ],
+        };
+        let m = Metrics::default();
+        m.moves(&cc, Some(&r));
+        let text = m.encode().unwrap();
+        let line = |state: &str, n: u32| {
+            format!(
+                "tidecache_operator_cluster_moves{{namespace=\"ns\",cluster=\"c\",state=\"{state}\"}} {n}"
+            )
+        };
+        for want in [line("copying", 2), line("done", 1), line("pending", 0)] {
+            assert!(text.contains(&want), "{want} in\n{text}");
+        }
+        m.moves(&cc, None);
+        assert!(m.encode().unwrap().contains(&line("copying", 0)));
     }
 }

@@ -37,14 +37,19 @@ pub fn for_move(status: &CacheClusterStatus) -> u64 {
 }
 
 /// The epoch of a document made while moves copy: above the status's and
-/// below every copying move's; `None` when there is no room left (the
+/// below every copying (or handed-over, unrecorded) move's; `None` when there is no room left (the
 /// document waits for the moves).
 pub fn during_move(status: &CacheClusterStatus) -> Option<u64> {
     let below = status
         .rebalance
         .iter()
         .flat_map(|r| &r.moves)
-        .filter(|m| m.state == crate::crd::MoveState::Copying)
+        .filter(|m| {
+            matches!(
+                m.state,
+                crate::crd::MoveState::Copying | crate::crd::MoveState::Committed
+            )
+        })
         .map(|m| m.epoch)
         .min()?;
     let epoch = status.epoch + 1;

@@ -220,6 +220,7 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         outcome.requeue = outcome.requeue.min(autoscale::SAMPLE_EVERY);
     }
     act::publish_all(&ctx, &cc, outcome.notes).await;
+    ctx.metrics.moves(&cc, outcome.status.rebalance.as_ref());
     writer.save(&outcome.status).await?;
     Ok(Action::requeue(outcome.requeue))
 }
@@ -420,6 +421,18 @@ async fn rebalance(
                 }
             }
         }
+        Next::Record => {
+            match resharding::record(status) {
+                Ok(()) => {
+                    info!(cluster = %name, epoch = status.epoch, "moves handed over meanwhile recorded")
+                }
+                Err(e) => {
+                    warn!(cluster = %name, error = %e, "a finished move does not fit the status; planning again")
+                }
+            }
+            writer.save(status).await?;
+            Ok(Some(resharding::SOON))
+        }
         Next::Finish => {
             let finished = resharding::finish(status, shape.wanted, shape.spare);
             // The drained shards' StatefulSets go in `prune_shards`, on this
@@ -497,6 +510,9 @@ async fn rebalance(
             let mut next = status.clone();
             match resharding::conclude(&mut next, index, verdict, on_target, Timestamp::now()) {
                 Conclusion::Wait => return Ok(Some(resharding::SOON)),
+                Conclusion::Committed => {
+                    info!(cluster = %name, %id, from = %mv.from, to = %mv.to, epoch = mv.epoch, "move handed over; recorded once the other moves end")
+                }
                 Conclusion::Done(misfit) => match misfit {
                     Some(e) => {
                         warn!(cluster = %name, %id, error = %e, "a finished move does not fit the status; planning again")

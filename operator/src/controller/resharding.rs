@@ -88,28 +88,29 @@ pub fn start(
     })
 }
 
-/// The move to work on: the one copying, else the first pending.
-pub fn current(r: &RebalanceStatus) -> Option<usize> {
-    let states: Vec<MoveState> = r.moves.iter().map(|m| m.state).collect();
-    rebalance::next_move(&states)
+/// Whether a move holds its shards: copying, or handed over and not yet
+/// recorded.
+fn active(m: &MoveStatus) -> bool {
+    matches!(m.state, MoveState::Copying | MoveState::Committed)
 }
 
-/// The shards a copying move involves (its source and target): their
-/// layout stays as recorded until it ends.
+/// The shards the copying (or handed-over, unrecorded) moves involve,
+/// sources and targets: their layout stays as recorded until the moves are
+/// recorded, and no other move may use them meanwhile.
 pub fn moving(r: Option<&RebalanceStatus>) -> Vec<&str> {
     r.iter()
         .flat_map(|r| &r.moves)
-        .filter(|m| m.state == MoveState::Copying)
+        .filter(|m| active(m))
         .flat_map(|m| [m.from.as_str(), m.to.as_str()])
         .collect()
 }
 
-/// Whether a move is copying: no new topology document may be made then
-/// above its epoch (one with the old layout under a newer epoch would undo
-/// its handoff); below it, only for failovers of other shards
-/// ([`epoch::during_move`]).
+/// Whether a move is copying or handed over unrecorded: no new topology
+/// document may be made then above its epoch (one with the old layout
+/// under a newer epoch would undo its handoff); below it, only for
+/// failovers of other shards ([`epoch::during_move`]).
 pub fn holds_topology(r: Option<&RebalanceStatus>) -> bool {
-    r.is_some_and(|r| r.moves.iter().any(|m| m.state == MoveState::Copying))
+    r.is_some_and(|r| r.moves.iter().any(active))
 }
 
 /// The highest epoch any move reserved: documents must go above it.
@@ -297,6 +298,9 @@ pub enum Next {
     Plan,
     /// Every move is done: record the end ([`finish`]).
     Finish,
+    /// No move copies any more and some handed over: record them
+    /// ([`record`]).
+    Record,
     /// Start move `index` ([`begin`]), then order its source to migrate.
     Start {
         index: usize,
@@ -335,38 +339,58 @@ pub fn next(
             Next::Wait(LATER)
         };
     };
-    let Some(index) = current(r) else {
+    let copying = r.moves.iter().any(|m| m.state == MoveState::Copying);
+    if !copying && r.moves.iter().any(|m| m.state == MoveState::Committed) {
+        return Next::Record;
+    }
+    if r.moves.iter().all(|m| m.state == MoveState::Done) {
         return Next::Finish;
-    };
-    let mv = &r.moves[index];
-    let (Some(source), Some(target)) = (endpoint(addresses, &mv.from), endpoint(addresses, &mv.to))
-    else {
-        return Next::Wait(LATER);
-    };
-    if mv.state == MoveState::Copying {
-        return Next::Check {
-            index,
-            source,
-            target,
+    }
+    let endpoints =
+        |mv: &MoveStatus| Some((endpoint(addresses, &mv.from)?, endpoint(addresses, &mv.to)?));
+    // A pending move whose shards no other move holds starts, once every
+    // shard serves and its backoff (after a failure) is over: moves of
+    // disjoint shards copy at once.
+    let busy = moving(Some(r));
+    let mut wait = LATER;
+    if all_serving {
+        for (index, mv) in r.moves.iter().enumerate() {
+            if mv.state != MoveState::Pending
+                || busy.contains(&mv.from.as_str())
+                || busy.contains(&mv.to.as_str())
+            {
+                continue;
+            }
+            if let Some(left) = mv
+                .retry_after
+                .as_ref()
+                .and_then(|t| t.0.duration_since(now).try_into().ok())
+                .filter(|d: &Duration| !d.is_zero())
+            {
+                wait = wait.min(left);
+                continue;
+            }
+            if let Some((source, target)) = endpoints(mv) {
+                return Next::Start {
+                    index,
+                    source,
+                    target,
+                };
+            }
+        }
+    }
+    // Else a copying move is checked on, even in a cluster not all serving.
+    if let Some(index) = r.moves.iter().position(|m| m.state == MoveState::Copying) {
+        return match endpoints(&r.moves[index]) {
+            Some((source, target)) => Next::Check {
+                index,
+                source,
+                target,
+            },
+            None => Next::Wait(LATER),
         };
     }
-    if !all_serving {
-        return Next::Wait(LATER);
-    }
-    // A failed move waits out its backoff first.
-    if let Some(wait) = mv
-        .retry_after
-        .as_ref()
-        .and_then(|t| t.0.duration_since(now).try_into().ok())
-        .filter(|d: &Duration| !d.is_zero())
-    {
-        return Next::Wait(wait);
-    }
-    Next::Start {
-        index,
-        source,
-        target,
-    }
+    Next::Wait(wait)
 }
 
 fn endpoint(shards: &[ShardStatus], shard: &str) -> Option<Endpoint> {
@@ -494,6 +518,8 @@ pub fn abort_for_lost_source(
 pub enum Conclusion {
     /// Still running: look again soon.
     Wait,
+    /// Handed over while other moves copy: recorded with them.
+    Committed,
     /// The target owns the slots (`Some(why)`: they did not fit the status,
     /// which is planned again).
     Done(Option<String>),
@@ -506,6 +532,38 @@ pub enum Conclusion {
     },
 }
 
+/// Records the moves handed over (`Committed`) once no move copies: their
+/// slots go to their targets in `status`, and the epoch goes to the
+/// highest any of them, or a failed attempt meanwhile, took (the nodes run
+/// those). `Err` when a move does not fit the status: the rebalance is
+/// dropped, to be planned again, above every epoch it reserved.
+pub fn record(status: &mut CacheClusterStatus) -> Result<(), String> {
+    let moves = status
+        .rebalance
+        .as_ref()
+        .expect("a rebalance")
+        .moves
+        .clone();
+    let mut top = 0;
+    for (i, mv) in moves.iter().enumerate() {
+        match mv.state {
+            MoveState::Committed => {
+                if let Err(e) = apply_done(&mut status.shards, mv) {
+                    status.epoch = epoch::next(status);
+                    status.rebalance = None;
+                    return Err(e);
+                }
+                status.rebalance.as_mut().expect("a rebalance").moves[i].state = MoveState::Done;
+                top = top.max(mv.epoch);
+            }
+            MoveState::Pending if mv.attempts > 0 => top = top.max(mv.epoch),
+            _ => {}
+        }
+    }
+    status.epoch = epoch::after_handoff(status.epoch, top);
+    Ok(())
+}
+
 /// Records in `status` what move `index` came to, from [`judge`]'s verdict
 /// and the target's import state.
 pub fn conclude(
@@ -516,21 +574,41 @@ pub fn conclude(
     now: Timestamp,
 ) -> Conclusion {
     let mv = status.rebalance.as_ref().expect("a rebalance").moves[index].clone();
+    let others_copy = |status: &CacheClusterStatus| {
+        let moves = &status.rebalance.as_ref().expect("a rebalance").moves;
+        moves
+            .iter()
+            .enumerate()
+            .any(|(i, m)| i != index && m.state == MoveState::Copying)
+    };
     match verdict {
         Verdict::Wait => Conclusion::Wait,
         Verdict::Done => {
-            if let Err(e) = apply_done(&mut status.shards, &mv) {
-                // The nodes know the move's epoch: later documents go above it.
-                status.epoch = epoch::next(status);
-                status.rebalance = None;
-                return Conclusion::Done(Some(e));
+            status.rebalance.as_mut().expect("a rebalance").moves[index].state =
+                MoveState::Committed;
+            if others_copy(status) {
+                return Conclusion::Committed;
             }
-            status.epoch = epoch::after_handoff(status.epoch, mv.epoch);
-            status.rebalance.as_mut().expect("a rebalance").moves[index].state = MoveState::Done;
-            Conclusion::Done(None)
+            match record(status) {
+                Ok(()) => Conclusion::Done(None),
+                Err(e) => Conclusion::Done(Some(e)),
+            }
         }
         Verdict::Retry(why) => {
-            status.epoch = epoch::spent(status.epoch, mv.epoch);
+            // The document that settles the failed attempt's epoch (and
+            // lifts any freeze it left) goes above it; while other moves
+            // copy it waits for them ([`record`] takes it then), since it
+            // would go above theirs.
+            let others_active = {
+                let moves = &status.rebalance.as_ref().expect("a rebalance").moves;
+                moves
+                    .iter()
+                    .enumerate()
+                    .any(|(i, m)| i != index && active(m))
+            };
+            if !others_active {
+                status.epoch = epoch::spent(status.epoch, mv.epoch);
+            }
             let m = &mut status.rebalance.as_mut().expect("a rebalance").moves[index];
             m.state = MoveState::Pending;
             m.last_error = Some(why.clone());
@@ -585,7 +663,9 @@ mod tests {
 
     /// Runs every move of `r` on `s` as if each migration succeeded.
     fn run_all(s: &mut [ShardStatus], r: &mut RebalanceStatus) {
-        while let Some(i) = current(r) {
+        while let Some(i) =
+            rebalance::next_move(&r.moves.iter().map(|m| m.state).collect::<Vec<_>>())
+        {
             apply_done(s, &r.moves[i]).unwrap();
             r.moves[i].state = MoveState::Done;
         }
@@ -883,11 +963,13 @@ mod tests {
 
     #[test]
     fn a_failed_move_is_retried_under_a_new_epoch_after_its_backoff() {
-        let s3 = shards(3, 2);
+        // 1 → 2 shards: one move.
+        let s3 = shards(2, 1);
         let mut status = status_of(s3.clone(), 4);
-        let r = start(&status.shards, 3, &uniform(1)).unwrap();
+        let r = start(&status.shards, 2, &uniform(1)).unwrap();
+        assert_eq!(r.moves.len(), 1);
         planned(&mut status, r);
-        let Next::Start { index, .. } = next(&status, &s3, (3, 0), true, false, at(0)) else {
+        let Next::Start { index, .. } = next(&status, &s3, (2, 0), true, false, at(0)) else {
             panic!()
         };
         let first = begin(&mut status, "c", index);
@@ -915,11 +997,11 @@ mod tests {
         assert_eq!(mv.last_error.as_deref(), Some("migration failed"));
         // It waits out the backoff, then starts under a newer epoch.
         assert_eq!(
-            next(&status, &s3, (3, 0), true, false, at(1)),
+            next(&status, &s3, (2, 0), true, false, at(1)),
             Next::Wait(Duration::from_secs(2))
         );
         assert!(matches!(
-            next(&status, &s3, (3, 0), true, false, at(3)),
+            next(&status, &s3, (2, 0), true, false, at(3)),
             Next::Start { .. }
         ));
         let second = begin(&mut status, "c", index);
@@ -940,6 +1022,112 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// Runs `next` and, for a start, `begin`: the index started.
+    fn start_next(status: &mut CacheClusterStatus, addresses: &[ShardStatus]) -> Option<usize> {
+        match next(status, addresses, (4, 0), true, false, at(0)) {
+            Next::Start { index, .. } => {
+                begin(status, "c", index);
+                Some(index)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn moves_of_disjoint_shards_copy_at_once_and_are_recorded_together() {
+        // 2 → 4 shards.
+        let s4 = shards(4, 2);
+        let mut status = status_of(s4.clone(), 4);
+        let r = start(&status.shards, 4, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        let moves = status.rebalance.as_ref().unwrap().moves.clone();
+        let first = start_next(&mut status, &s4).expect("a start");
+        // Every other move that shares no shard with it starts too.
+        let mut running = vec![first];
+        while let Some(i) = start_next(&mut status, &s4) {
+            running.push(i);
+        }
+        assert!(running.len() >= 2, "{moves:?}");
+        let busy: Vec<&str> = running
+            .iter()
+            .flat_map(|&i| [moves[i].from.as_str(), moves[i].to.as_str()])
+            .collect();
+        let unique: std::collections::BTreeSet<&&str> = busy.iter().collect();
+        assert_eq!(unique.len(), busy.len(), "disjoint: {busy:?}");
+        // Then the copying moves are checked on.
+        assert!(matches!(
+            next(&status, &s4, (4, 0), true, false, at(0)),
+            Next::Check { .. }
+        ));
+        let before = status.epoch;
+        let top = running
+            .iter()
+            .map(|&i| status.rebalance.as_ref().unwrap().moves[i].epoch)
+            .max()
+            .unwrap();
+        // The first one done waits for the others: nothing changes in
+        // the layout, and a document may still go below them.
+        let c = conclude(&mut status, running[0], Verdict::Done, None, at(0));
+        assert_eq!(c, Conclusion::Committed);
+        assert_eq!(status.epoch, before);
+        assert_eq!(status.shards, s4);
+        assert!(holds_topology(status.rebalance.as_ref()));
+        assert!(epoch::during_move(&status).is_some());
+        // The last one records them all, under the highest epoch.
+        for &i in &running[1..] {
+            conclude(&mut status, i, Verdict::Done, None, at(0));
+        }
+        let states: Vec<MoveState> = status
+            .rebalance
+            .as_ref()
+            .unwrap()
+            .moves
+            .iter()
+            .map(|m| m.state)
+            .collect();
+        assert!(
+            running.iter().all(|&i| states[i] == MoveState::Done),
+            "{states:?}"
+        );
+        assert_eq!(status.epoch, top);
+        ownership(&status.shards).unwrap();
+    }
+
+    #[test]
+    fn a_move_failing_beside_a_handed_over_one_waits_to_settle_its_epoch() {
+        let s4 = shards(4, 2);
+        let mut status = status_of(s4.clone(), 4);
+        let r = start(&status.shards, 4, &uniform(1)).unwrap();
+        planned(&mut status, r);
+        let a = start_next(&mut status, &s4).unwrap();
+        let b = start_next(&mut status, &s4).unwrap();
+        let epochs =
+            |s: &CacheClusterStatus, i: usize| s.rebalance.as_ref().unwrap().moves[i].epoch;
+        let (ea, eb) = (epochs(&status, a), epochs(&status, b));
+        assert!(eb > ea);
+        assert_eq!(
+            conclude(&mut status, b, Verdict::Done, None, at(0)),
+            Conclusion::Committed
+        );
+        // `a` fails: its spent epoch is below `b`'s, but no document is
+        // made now (the status keeps its epoch) ...
+        let before = status.epoch;
+        assert!(matches!(
+            conclude(&mut status, a, Verdict::Retry("x".into()), None, at(0)),
+            Conclusion::Retry { .. }
+        ));
+        assert_eq!(status.epoch, before);
+        // ... and with nothing copying, `b` is recorded, above both.
+        assert_eq!(next(&status, &s4, (4, 0), true, false, at(0)), Next::Record);
+        record(&mut status).unwrap();
+        assert_eq!(status.epoch, eb.max(ea));
+        assert_eq!(
+            status.rebalance.as_ref().unwrap().moves[b].state,
+            MoveState::Done
+        );
+        assert!(!holds_topology(status.rebalance.as_ref()));
     }
 
     #[test]
@@ -1055,9 +1243,6 @@ mod tests {
         assert_eq!(reserved_epoch(Some(&r)), 9);
         assert_eq!(reserved_epoch(None), 0);
         assert_eq!(migration_id("sessions", 9), "sessions-e9");
-        assert_eq!(current(&r), Some(0));
-        r.moves[0].state = MoveState::Copying;
-        assert_eq!(current(&r), Some(0));
     }
 
     #[test]
