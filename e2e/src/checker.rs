@@ -50,6 +50,39 @@ pub async fn run_every(
     seen
 }
 
+/// A checker writing in the background ([`run`]).
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Checked>,
+}
+
+impl Running {
+    /// Preloads `n` keys ([`preload`]) through a client seeded at `seed`,
+    /// gives the replicas 2 s to take them (replication is asynchronous),
+    /// then starts the checker.
+    pub async fn after_preload(
+        seed: &(String, u16),
+        password: &str,
+        n: u64,
+    ) -> anyhow::Result<Running> {
+        let mut conn = crate::cluster_client(seed, password).await?;
+        preload(&mut conn, n).await?;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(
+            crate::cluster_client(seed, password).await?,
+            stop.clone(),
+        ));
+        Ok(Running { stop, task })
+    }
+
+    /// Stops the checker; what it saw.
+    pub async fn stop(self) -> anyhow::Result<Checked> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
+}
+
 /// Writes `pre:{i}` = i for i below `n`.
 pub async fn preload(
     conn: &mut redis::cluster_async::ClusterConnection,
@@ -96,6 +129,32 @@ impl Checked {
             }
         }
         Ok(lost)
+    }
+
+    /// After a primary was killed: every one of the `preloaded` keys must
+    /// be there, read through `conn`; writes the killed primary alone
+    /// acknowledged (without `WAIT`) may be lost, as in any failover, and
+    /// are reported, not asserted.
+    pub async fn verify_after_a_kill(
+        &self,
+        conn: &mut redis::cluster_async::ClusterConnection,
+        preloaded: u64,
+    ) -> anyhow::Result<()> {
+        let missing = missing_preloaded(conn, preloaded).await?;
+        let lost = self.lost(conn).await?;
+        println!(
+            "checker: {} acknowledged writes, {} lost (acknowledged without WAIT by the killed primary), {} errors",
+            self.writes.len(),
+            lost.len(),
+            self.errors.len()
+        );
+        anyhow::ensure!(
+            missing.is_empty(),
+            "keys written before the change lost: {:?}",
+            &missing[..missing.len().min(10)]
+        );
+        anyhow::ensure!(self.writes.len() > 100, "the checker ran");
+        Ok(())
     }
 
     /// Prints the tally and fails on any error or lost write.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands as _;
 use tidecache_operator::crd::CacheCluster;
 
-use crate::timeline::{row, write_timeline};
-use crate::{TestNamespace, checker, cluster_client, pod_addr, repo_root, timeout};
+use crate::timeline::{row, write_summary, write_timeline};
+use crate::{TestNamespace, checker, cluster_client, pod_addr, timeout};
 
 /// When things happened, from the start of the load.
 #[derive(Debug, Clone, Copy)]
@@ -165,17 +165,15 @@ pub async fn fill_past_the_memory_target(
     let fill_errors = filler.await?;
     let crossed = crossed.expect("memory crossed the target");
     let decided = decided.expect("a decision");
-    let summary = format!(
-        "{name}: crossing at {:.1} s, decision {:.1} s after it, new shard serving {:.1} s after the decision, {} KiB filled\n",
-        crossed.as_secs_f64(),
-        (decided.saturating_sub(crossed)).as_secs_f64(),
-        (served - decided).as_secs_f64(),
-        filled.load(Ordering::Relaxed)
-    );
-    print!("{summary}");
-    std::fs::write(
-        repo_root().join(format!("target/e2e-timelines/{name}.txt")),
-        &summary,
+    write_summary(
+        name,
+        &format!(
+            "{name}: crossing at {:.1} s, decision {:.1} s after it, new shard serving {:.1} s after the decision, {} KiB filled",
+            crossed.as_secs_f64(),
+            (decided.saturating_sub(crossed)).as_secs_f64(),
+            (served - decided).as_secs_f64(),
+            filled.load(Ordering::Relaxed)
+        ),
     )?;
     assert!(
         decided.saturating_sub(crossed) <= Duration::from_secs(10),

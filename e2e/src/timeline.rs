@@ -85,6 +85,17 @@ pub fn settled_at(cc: &CacheCluster, shards: usize) -> bool {
         && s.shards.iter().all(|sh| !sh.slots.is_empty())
 }
 
+/// Prints a scenario's measured times and keeps them beside its timeline
+/// (`target/e2e-timelines/<name>.txt`), where a CI run's log does not show
+/// them.
+pub fn write_summary(name: &str, summary: &str) -> anyhow::Result<()> {
+    println!("{summary}");
+    let dir = repo_root().join("target/e2e-timelines");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.txt")), format!("{summary}\n"))?;
+    Ok(())
+}
+
 pub fn write_timeline(name: &str, rows: &[Row]) -> anyhow::Result<()> {
     let dir = repo_root().join("target/e2e-timelines");
     std::fs::create_dir_all(&dir)?;

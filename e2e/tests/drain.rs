@@ -6,8 +6,6 @@
 //! beyond the redirects and retries it handles. Alone in its file: a drain
 //! evicts every pod of the node, whatever test it belongs to.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -88,15 +86,7 @@ async fn a_drain_and_a_smaller_shard_switch_primaries_over_first() -> anyhow::Re
     let pods = ns.pods("drain").await?;
     let seed = pod_addr(&pods[0]).unwrap();
 
-    let mut conn = cluster_client(&seed, &password).await?;
-    checker::preload(&mut conn, 5_000).await?;
-    // The replicas must hold the data before anything moves.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(checker::run(
-        cluster_client(&seed, &password).await?,
-        stop.clone(),
-    ));
+    let load = checker::Running::after_preload(&seed, &password, 5_000).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The node to drain: one hosting a primary, preferring one without an
@@ -206,8 +196,7 @@ async fn a_drain_and_a_smaller_shard_switch_primaries_over_first() -> anyhow::Re
         shrink_took.as_secs_f64(),
     );
 
-    stop.store(true, Ordering::Relaxed);
-    let checked = load.await?;
+    let checked = load.stop().await?;
     let mut conn =
         cluster_client(&pod_addr(&ns.pods("drain").await?[0]).unwrap(), &password).await?;
     let lost = checked.lost(&mut conn).await?;

@@ -3,8 +3,6 @@
 //! (replicas first, each primary after a planned switchover); every
 //! acknowledged write is there at the end and the client saw no error.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt as _;
@@ -37,15 +35,7 @@ async fn a_rolling_image_update_loses_no_acknowledged_write() -> anyhow::Result<
     let primaries_before = primaries(&ns).await?;
     let seed = pod_addr(&pods[0]).unwrap();
 
-    let mut conn = cluster_client(&seed, &password).await?;
-    checker::preload(&mut conn, 5_000).await?;
-    // Replicas must hold the data before anything restarts.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = tokio::spawn(checker::run(
-        cluster_client(&seed, &password).await?,
-        stop.clone(),
-    ));
+    let load = checker::Running::after_preload(&seed, &password, 5_000).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let started = Instant::now();
@@ -95,8 +85,7 @@ async fn a_rolling_image_update_loses_no_acknowledged_write() -> anyhow::Result<
         "each shard switched over before its primary was replaced"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    let seen = load.await?;
+    let seen = load.stop().await?;
 
     let pods = ns.pods("rolling").await?;
     let seed = pods.iter().find_map(pod_addr).unwrap();

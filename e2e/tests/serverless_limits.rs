@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
-use tidecache_e2e::timeline::{decisions, settled_at, watch, write_timeline};
+use tidecache_e2e::timeline::{decisions, settled_at, watch, write_summary, write_timeline};
 use tidecache_e2e::{TestNamespace, checker, cluster_client, install_operator, pod_addr, timeout};
 use tidecache_operator::crd::CacheCluster;
 
@@ -106,10 +106,7 @@ async fn cpu_past_the_target_scales_out_then_in_after_the_window() -> anyhow::Re
         settled_at(cc, 2)
     })
     .await?;
-    println!(
-        "scaled out to 2 shards {:?} after the decision",
-        start.elapsed() - scaled_out
-    );
+    let serving = start.elapsed() - scaled_out;
 
     // 3. The load stops: one shard fewer after the window, and nothing lost.
     stop_load.store(true, Ordering::Relaxed);
@@ -125,11 +122,24 @@ async fn cpu_past_the_target_scales_out_then_in_after_the_window() -> anyhow::Re
         .into_iter()
         .filter(|d| d.action == "ScaleIn")
         .collect();
-    println!(
-        "scaled in {:?} after the load stopped: {:?}",
-        start.elapsed() - quiet,
-        ins.iter().map(|d| &d.reason).collect::<Vec<_>>()
-    );
+    write_summary(
+        "serverless-cpu",
+        &format!(
+            "serverless scenarios 2 and 3: {} {} → {} decided {:.1} s after the load began ({}), 2 shards serving {:.1} s after the decision; {} {:.1} s after the load stopped ({:?})",
+            d.action,
+            d.from,
+            d.to,
+            scaled_out.as_secs_f64(),
+            d.reason,
+            serving.as_secs_f64(),
+            ins.iter()
+                .map(|d| format!("{} {} → {}", d.action, d.from, d.to))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (start.elapsed() - quiet).as_secs_f64(),
+            ins.iter().map(|d| &d.reason).collect::<Vec<_>>()
+        ),
+    )?;
     assert!(
         ins.iter().all(|d| d.to == d.from - 1),
         "one step at a time: {ins:?}"

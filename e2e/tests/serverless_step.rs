@@ -12,10 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands as _;
-use tidecache_e2e::timeline::{decisions, watch, write_timeline};
-use tidecache_e2e::{
-    TestNamespace, checker, cluster_client, install_operator, pod_addr, repo_root,
-};
+use tidecache_e2e::timeline::{decisions, watch, write_summary, write_timeline};
+use tidecache_e2e::{TestNamespace, checker, cluster_client, install_operator, pod_addr};
 use tidecache_operator::crd::CacheCluster;
 
 /// Nodes of 200m: one paced reader sits well under the 70% target, four do
@@ -134,7 +132,7 @@ async fn a_step_to_four_times_the_load_is_absorbed_within_three_minutes() -> any
     write_timeline("serverless-step", &rows)?;
     let s = absorbed.status.clone().unwrap_or_default();
     let summary = format!(
-        "serverless scenario 5: CPU {base}% of 1 shard before the step; absorbed {:.1} s after it at {} shards, CPU {}%; decisions {:?}\n",
+        "serverless scenario 5: CPU {base}% of 1 shard before the step; absorbed {:.1} s after it at {} shards, CPU {}%; decisions {:?}",
         took.as_secs_f64(),
         s.current_shards,
         cpu_percent(&absorbed),
@@ -143,11 +141,7 @@ async fn a_step_to_four_times_the_load_is_absorbed_within_three_minutes() -> any
             .map(|d| format!("{} {} → {}", d.action, d.from, d.to))
             .collect::<Vec<_>>()
     );
-    print!("{summary}");
-    std::fs::write(
-        repo_root().join("target/e2e-timelines/serverless-step.txt"),
-        &summary,
-    )?;
+    write_summary("serverless-step", &summary)?;
     assert!(took <= limit, "absorbed after {took:?}");
 
     stop.store(true, Ordering::Relaxed);

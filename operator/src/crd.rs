@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(
         name = "Replicas",
         type_ = "integer",
-        json_path = ".spec.replicasPerShard",
+        json_path = ".status.replicasPerShard",
         description = "replicas per shard"
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
@@ -408,9 +408,14 @@ pub struct CacheClusterStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardStatus>,
 
-    /// Number of shards that exist (the scale subresource's replicas).
+    /// Number of shards that serve data (the scale subresource's
+    /// replicas); warm spares are not counted.
     #[serde(default)]
     pub current_shards: i32,
+
+    /// Replicas per shard, as the spec asks or its mode's default.
+    #[serde(default)]
+    pub replicas_per_shard: i32,
 
     /// Label selector of the cluster's pods (for the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -652,6 +652,7 @@ pub fn conclude(
     status.observed_generation = generation;
     // The spares serve no data: what clients are served by.
     status.current_shards = (shape.shards - shape.spare) as i32;
+    status.replicas_per_shard = shape.replicas as i32;
     status.selector = Some(desired::selector_string(cc));
     status.endpoints = Some(Endpoints {
         primary: format!("{name}.{ns}.svc:{CLIENT_PORT}"),

@@ -121,10 +121,6 @@ pub fn relabel(shards: &[ShardStatus], pods: &BTreeMap<String, PodView>) -> Vec<
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tidecache_topology::admin::Replication;
-
     use super::*;
     use crate::crd::NodeStatus;
 
@@ -145,20 +141,7 @@ mod tests {
     }
 
     fn seen(primary: bool, offset: u64) -> Seen {
-        Seen {
-            pod_alive: true,
-            epoch: Some(3),
-            unreachable_for: Duration::ZERO,
-            replication: Some(Replication {
-                primary,
-                replid: "h".into(),
-                offset,
-                link_up: !primary,
-                syncing: false,
-                lease_clock_ms: None,
-            }),
-            usage: None,
-        }
+        Seen::answering(primary, offset, 3)
     }
 
     /// c-0-0 primary; c-0-1 and c-0-2 replicas at offsets 40 and 45.

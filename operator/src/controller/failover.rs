@@ -36,6 +36,26 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// A node that answered under `epoch`: a primary, or a replica of
+    /// history `h` with its link up, at `offset` (the rules' tests).
+    #[cfg(test)]
+    pub fn answering(primary: bool, offset: u64, epoch: u64) -> Seen {
+        Seen {
+            pod_alive: true,
+            epoch: Some(epoch),
+            unreachable_for: Duration::ZERO,
+            replication: Some(Replication {
+                primary,
+                replid: "h".into(),
+                offset,
+                link_up: !primary,
+                syncing: false,
+                lease_clock_ms: None,
+            }),
+            usage: None,
+        }
+    }
+
     pub fn answered(&self) -> bool {
         self.epoch.is_some()
     }

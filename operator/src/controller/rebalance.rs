@@ -1194,6 +1194,51 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_hot_from_slots_heavier_than_its_excess_is_left_alone() {
+        // Two byte-even shards; slots 100 and 200 of shard 0 carry 95% of
+        // the load, each heavier than shard 0's excess over the target.
+        // Moving one would overshoot, and ordinary slots carry no load:
+        // no plan (a slot cannot be split; the module documentation says
+        // why the bound is the trigger).
+        let current = Ownership::from_ranges((0..2).zip(even_split(2))).unwrap();
+        let mut loads = vec![
+            SlotLoad {
+                keys: 10,
+                bytes: 5000,
+                calls: 1,
+                cpu_usec: 1,
+            };
+            SLOTS
+        ];
+        for slot in [100, 200] {
+            loads[slot].cpu_usec = 19 * 16384 / 2;
+        }
+        assert!(plan(&current, &loads, &[0, 1]).unwrap().is_empty());
+        // Eight such keys instead: three of them move, few bytes with them.
+        loads[100].cpu_usec = 1;
+        loads[200].cpu_usec = 1;
+        for i in 0..8 {
+            loads[100 + 900 * i].cpu_usec = 19 * 16384 / 8;
+        }
+        let c = Case {
+            current,
+            loads,
+            desired: vec![0, 1],
+        };
+        let p = plan(&c.current, &c.loads, &c.desired).unwrap();
+        let end = check(&c, &p);
+        let hot_moved = (0..8).filter(|i| end.owner(100 + 900 * i) == 1).count();
+        assert_eq!(hot_moved, 3, "{p:?}");
+        let slots_moved: usize = p
+            .moves
+            .iter()
+            .flat_map(|m| &m.ranges)
+            .map(SlotRange::len)
+            .sum();
+        assert!(slots_moved < 8192 / 4, "{slots_moved} slots moved");
+    }
+
+    #[test]
     fn a_shard_within_its_own_heaviest_slot_counts_as_balanced() {
         // Shard 0: slot 100 (2X) and ordinary slots worth X/2; shard 1:
         // ordinary slots worth X/2. T = 1.5X, and shard 0 is X above it,

@@ -101,10 +101,6 @@ pub fn next_step(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tidecache_topology::admin::Replication;
-
     use super::*;
     use crate::crd::NodeStatus;
 
@@ -132,20 +128,7 @@ mod tests {
     }
 
     fn node(primary: bool, offset: u64) -> Seen {
-        Seen {
-            pod_alive: true,
-            epoch: Some(4),
-            unreachable_for: Duration::ZERO,
-            replication: Some(Replication {
-                primary,
-                replid: "h".into(),
-                offset,
-                link_up: !primary,
-                syncing: false,
-                lease_clock_ms: None,
-            }),
-            usage: None,
-        }
+        Seen::answering(primary, offset, 4)
     }
 
     struct World {
