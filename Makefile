@@ -8,7 +8,7 @@ help: ## List the targets
 up: ## Run Tidecache here: embedded control plane, operator, a sample CacheCluster
 	e2e/scripts/up.sh
 
-load: ## Put load on `make up`'s Serverless cluster (redis-benchmark, bounded) to watch it scale
+load: ## Put load on `make up`'s Serverless cluster (tidecache-load, bounded) to watch it scale
 	e2e/scripts/load.sh
 
 down: ## Stop what `make up` started
