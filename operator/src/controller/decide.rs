@@ -143,15 +143,16 @@ impl Shape {
 
 /// How many warm spares to run beside `wanted` shards: the `asked` ones,
 /// but none that could never take slots (past the shard maximum), and
-/// none while the cluster is changing (moves planned, or a wanted shard
-/// without slots yet). A scale-out is then only a slot move onto a spare
-/// that already serves, and no new spare starting holds it up (a move
-/// starts only once every shard serves); the spare is replenished after.
+/// none while a wanted shard has no slots yet (a scale-out under way). A
+/// scale-out is then only a slot move onto a spare that already serves,
+/// and no new spare starting holds it up (a move starts only once every
+/// shard serves); the spare is replenished after. Moves at the same shard
+/// count or a scale-in keep the spare (a scale-in's drained shard becomes
+/// it).
 pub fn spare(asked: i32, wanted: usize, max_shards: usize, status: &CacheClusterStatus) -> usize {
-    let settled = status.rebalance.is_none()
-        && status.shards.len() >= wanted
+    let owning = status.shards.len() >= wanted
         && status.shards[..wanted].iter().all(|s| !s.slots.is_empty());
-    if settled {
+    if owning {
         usize::try_from(asked)
             .unwrap_or(0)
             .min(max_shards.saturating_sub(wanted))
