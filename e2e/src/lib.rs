@@ -133,6 +133,18 @@ pub async fn install_operator() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pod the status names as shard `shard`'s primary.
+pub fn primary_pod(cc: &CacheCluster, shard: &str) -> Option<String> {
+    cc.status
+        .as_ref()?
+        .shards
+        .iter()
+        .find(|s| s.name == shard)?
+        .primary
+        .as_ref()
+        .map(|p| p.pod.clone())
+}
+
 /// Every pod of namespace `ns`.
 pub async fn list_pods(ns: &str) -> anyhow::Result<Vec<Pod>> {
     let client = Client::try_default().await?;

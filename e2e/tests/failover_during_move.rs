@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use kube::ResourceExt as _;
 use nix::sys::signal::Signal;
 use tidecache_e2e::{
-    TestNamespace, checker, cluster_client, install_operator, kill_node, pod_addr, signal_node,
-    timeout, wait_for,
+    TestNamespace, checker, cluster_client, install_operator, kill_node, pod_addr, primary_pod,
+    signal_node, timeout, wait_for,
 };
 use tidecache_operator::crd::{CacheCluster, MoveState};
 
@@ -24,17 +24,6 @@ fn manifest(shards: u32) -> String {
          spec:\n  shards: {shards}\n  replicasPerShard: 1\n  \
          node:\n    resources: {{limits: {{memory: 256Mi}}}}\n"
     )
-}
-
-fn primary_of(cc: &CacheCluster, shard: &str) -> Option<String> {
-    cc.status
-        .as_ref()?
-        .shards
-        .iter()
-        .find(|s| s.name == shard)?
-        .primary
-        .as_ref()
-        .map(|p| p.pod.clone())
 }
 
 /// Thaws the frozen process however the test ends.
@@ -86,9 +75,9 @@ async fn a_shard_outside_a_copying_move_fails_over_without_waiting_for_it() -> a
         .find(|s| *s != from)
         .unwrap()
         .to_owned();
-    let victim = primary_of(&cc, &other).expect("the other shard's primary");
+    let victim = primary_pod(&cc, &other).expect("the other shard's primary");
     // The new shard's pods were not listed before the change.
-    let target_primary = primary_of(&cc, &to).expect("the target's primary");
+    let target_primary = primary_pod(&cc, &to).expect("the target's primary");
     let target_ip = ns
         .pods("busy")
         .await?
@@ -114,7 +103,7 @@ async fn a_shard_outside_a_copying_move_fails_over_without_waiting_for_it() -> a
                 .iter()
                 .any(|m| m.from == from && m.state == MoveState::Copying)
         });
-        let primary = primary_of(&cc, &other).filter(|p| *p != victim);
+        let primary = primary_pod(&cc, &other).filter(|p| *p != victim);
         match primary {
             Some(p) => Ok(Some((p, s.epoch, still_copying))),
             None => Ok(None),

@@ -17,7 +17,7 @@ use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams};
 use tidecache_e2e::{
     OPERATOR_NAMESPACE, TestNamespace, checker, cluster_client, install_operator, kill_node,
-    pod_addr, timeout, wait_for,
+    pod_addr, primary_pod, timeout, wait_for,
 };
 use tidecache_operator::crd::{CacheCluster, MoveState};
 
@@ -53,17 +53,6 @@ async fn copying_move(ns: &TestNamespace) -> anyhow::Result<(String, String, Cac
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn primary_pod(cc: &CacheCluster, shard: &str) -> Option<String> {
-    cc.status
-        .as_ref()?
-        .shards
-        .iter()
-        .find(|s| s.name == shard)?
-        .primary
-        .as_ref()
-        .map(|p| p.pod.clone())
 }
 
 /// Waits until the cluster runs `shards` shards with no rebalance left and

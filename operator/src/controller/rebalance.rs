@@ -1147,12 +1147,9 @@ mod tests {
         assert!(ranges <= 8, "{ranges} ranges: {p:?}");
     }
 
-    #[test]
-    fn a_shard_hot_by_a_few_slots_gives_slots_away_though_its_bytes_are_even() {
-        // Two shards with the same bytes; eight of shard 0's slots take
-        // 80% of the cluster's load. Bytes alone call for nothing.
-        let current = Ownership::from_ranges((0..2).zip(even_split(2))).unwrap();
-        let mut loads = vec![
+    /// Every slot the same bytes and one call's worth of load.
+    fn even_load() -> Vec<SlotLoad> {
+        vec![
             SlotLoad {
                 keys: 10,
                 bytes: 5000,
@@ -1160,7 +1157,15 @@ mod tests {
                 cpu_usec: 1,
             };
             SLOTS
-        ];
+        ]
+    }
+
+    #[test]
+    fn a_shard_hot_by_a_few_slots_gives_slots_away_though_its_bytes_are_even() {
+        // Two shards with the same bytes; eight of shard 0's slots take
+        // 80% of the cluster's load. Bytes alone call for nothing.
+        let current = Ownership::from_ranges((0..2).zip(even_split(2))).unwrap();
+        let mut loads = even_load();
         let bytes_only: Vec<SlotLoad> = loads
             .iter()
             .map(|l| SlotLoad { cpu_usec: 0, ..*l })
@@ -1201,15 +1206,7 @@ mod tests {
         // no plan (a slot cannot be split; the module documentation says
         // why the bound is the trigger).
         let current = Ownership::from_ranges((0..2).zip(even_split(2))).unwrap();
-        let mut loads = vec![
-            SlotLoad {
-                keys: 10,
-                bytes: 5000,
-                calls: 1,
-                cpu_usec: 1,
-            };
-            SLOTS
-        ];
+        let mut loads = even_load();
         for slot in [100, 200] {
             loads[slot].cpu_usec = 19 * 16384 / 2;
         }
