@@ -81,6 +81,12 @@ impl Background {
         self.handle.spawn(task)
     }
 
+    /// The connections' runtime, for a thread of its own that steps bulk
+    /// work under the keyspace lock (a snapshot): `None` in unit tests.
+    pub fn urgent_handle(&self) -> Option<Handle> {
+        self.urgent.clone()
+    }
+
     /// Runs `task` on the connections' runtime, at their priority, and
     /// waits for it: for the steps of bulk work that take the keyspace
     /// lock, and for what must not wait for a niced thread's turn (the
@@ -106,7 +112,7 @@ impl Background {
 
 /// Sets this thread's nice value to [`NICE`]. On Linux a nice value
 /// belongs to a thread, so the connections' threads keep theirs.
-fn lower_priority() {
+pub fn lower_priority() {
     let me = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(me), NICE) {
         warn!(error = %e, "could not lower the bulk-work thread's priority; migrations compete with clients for the CPU");

@@ -150,6 +150,15 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
 
+    /// Directory of the RDB file (Redis's `dir`): `SAVE` and `BGSAVE` write
+    /// it there, and a standalone node loads it at start-up.
+    #[arg(long, env = "TIDECACHE_DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Name of the RDB file in `--dir` (Redis's `dbfilename`).
+    #[arg(long, env = "TIDECACHE_DBFILENAME", default_value = "dump.rdb", value_parser = parse_file_name)]
+    pub dbfilename: String,
+
     /// CA certificates (PEM bundle) that client certificates must chain to.
     #[arg(long, env = "TIDECACHE_TLS_CA_CERT_FILE")]
     pub tls_ca_cert_file: Option<PathBuf>,
@@ -194,6 +203,14 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "TIDECACHE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// A file name without a directory part, as Redis requires of `dbfilename`.
+fn parse_file_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains('/') || s == "." || s == ".." {
+        return Err("dbfilename can't be a path, just a filename".into());
+    }
+    Ok(s.to_owned())
 }
 
 impl Config {

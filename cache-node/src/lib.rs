@@ -49,6 +49,12 @@
 //!   brief write freeze.
 //! - [`replication`]: replicas following a primary; `replication::role` is
 //!   the part the node's state holds (role, write lease, stream, link).
+//! - [`rdb`]: Redis's RDB format, written and read by our own code
+//!   (snapshots, `SAVE` files, `DUMP`/`RESTORE` payloads); `rdb::packed`
+//!   decodes the packed encodings Redis's files carry.
+//! - [`snapshot`]: snapshots through a fork-less capture, stepped under
+//!   the lock and written from a thread of their own; `SAVE`/`BGSAVE`'s
+//!   file (`snapshot::save`) and RDB loading (`snapshot::load`).
 //! - [`tls`]: the `--tls-*` files loaded into a rustls acceptor at start;
 //!   the TLS port's connections then run the same loop as plain ones.
 //! - [`slowlog`]: the last commands slower than a threshold (`SLOWLOG`).
@@ -75,9 +81,11 @@ pub mod migration;
 pub mod node;
 pub mod parse;
 pub mod pubsub;
+pub mod rdb;
 pub mod replication;
 pub mod server;
 pub mod slowlog;
+pub mod snapshot;
 pub mod state;
 pub mod tls;
 pub mod types;

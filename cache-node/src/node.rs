@@ -59,7 +59,10 @@ impl Node {
             config.cluster_announce_port = Some(addr.port());
         }
         let cluster = state::cluster_state(&config);
-        let db = db::Db::new(clock).with_eviction(config.eviction());
+        let mut db = db::Db::new(clock).with_eviction(config.eviction());
+        if !config.cluster_enabled {
+            load_rdb_file(&config, &mut db)?;
+        }
         let shared = state::Shared::new(config, db, cluster, cmd::calls());
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -118,4 +121,40 @@ async fn listen(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     TcpListener::bind((host, port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {host}:{port}: {e}"))
+}
+
+/// Loads the standalone node's RDB file (`--dir`/`--dbfilename`), if there
+/// is one, as redis-server does at start-up; a damaged file stops the
+/// start, as in redis-server, rather than serving part of it.
+fn load_rdb_file(config: &crate::config::Config, db: &mut db::Db) -> anyhow::Result<()> {
+    let path = config.dir.join(&config.dbfilename);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => anyhow::bail!("cannot open {}: {e}", path.display()),
+    };
+    let started = std::time::Instant::now();
+    let now = db.now_ms();
+    let loaded = crate::snapshot::load::read_batches(
+        file,
+        |_| true,
+        now,
+        |batch| crate::snapshot::load::store(db, batch),
+    )
+    .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
+    tracing::info!(
+        path = %path.display(),
+        keys = loaded.keys,
+        expired = loaded.expired,
+        bytes = loaded.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "DB loaded from disk"
+    );
+    if loaded.functions_skipped > 0 {
+        tracing::warn!(
+            libraries = loaded.functions_skipped,
+            "the RDB file's function libraries were skipped: this node runs no scripts"
+        );
+    }
+    Ok(())
 }

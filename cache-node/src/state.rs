@@ -102,6 +102,8 @@ pub struct Shared {
     this: std::sync::Weak<Shared>,
     /// Where migrations copy and apply keys, below the clients' priority.
     pub background: Arc<Background>,
+    /// `SAVE`/`BGSAVE`'s file and state.
+    pub saves: Arc<crate::snapshot::save::Saves>,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -131,7 +133,6 @@ impl Shared {
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
         Arc::new_cyclic(|this| Self {
-            config,
             db: Arc::new(Mutex::new(db)),
             cluster: Arc::new(RwLock::new(cluster)),
             cluster_mode,
@@ -157,7 +158,21 @@ impl Shared {
             lease: Default::default(),
             this: this.clone(),
             background: Arc::new(Background::start().expect("start the bulk-work thread")),
+            saves: Arc::new(crate::snapshot::save::Saves::new(
+                config.dir.clone(),
+                config.dbfilename.clone(),
+                unix_secs(),
+            )),
+            config,
         })
+    }
+
+    /// Runs closures on the keyspace from a thread of a snapshot's own.
+    pub fn locker(&self) -> crate::snapshot::Locker {
+        crate::snapshot::Locker {
+            db: self.db.clone(),
+            urgent: self.background.urgent_handle(),
+        }
     }
 
     /// A counted reference to this value, for a task that outlives the
@@ -346,4 +361,11 @@ pub fn cluster_state(config: &Config) -> ClusterState {
         },
         me,
     )
+}
+
+/// Unix time in whole seconds, from the system clock.
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

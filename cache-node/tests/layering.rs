@@ -383,11 +383,16 @@ const RANKS: &[(u32, &[&str], &str)] = &[
     ),
     (
         2,
-        &["client", "tls", "replication", "migration"],
+        &["client", "tls", "replication", "migration", "rdb"],
         "a connection's state (db's wake signals, frame, parse); tls loads config's files; \
-         replication and migration, whose tasks get the keyspace and topology cells (Handles), not the state",
+         replication and migration, whose tasks get the keyspace and topology cells (Handles), not the state; \
+         rdb encodes and decodes the keyspace's values",
     ),
-    (3, &["pubsub"], "subscriptions deliver to clients' handles"),
+    (
+        3,
+        &["pubsub", "snapshot"],
+        "subscriptions deliver to clients' handles; snapshots capture the keyspace into rdb on background's threads",
+    ),
     (
         4,
         &["state"],

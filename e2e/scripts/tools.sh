@@ -19,6 +19,7 @@
 #                                  lines:  eval "$(e2e/scripts/tools.sh env)"
 #   e2e/scripts/tools.sh check     exit 0 iff every tool is already cached
 #   e2e/scripts/tools.sh print-env print the `export` lines, never build
+#   e2e/scripts/tools.sh packages  install the Debian packages only (redis-server, redis-tools, ...)
 #   source e2e/scripts/tools.sh    build what is missing, export PATH and
 #                                  TIDECACHE_TOOLS_* in the current shell
 #
@@ -156,6 +157,8 @@ _tc_apt() {
 	[[ "${TIDECACHE_SKIP_APT:-0}" == 1 ]] && return 0
 	local -a missing=()
 	command -v redis-cli >/dev/null || missing+=(redis-tools)
+	# redis-server and redis-check-rdb: the RDB interoperability tests and the benchmarks' peer.
+	{ command -v redis-server && command -v redis-check-rdb; } >/dev/null || missing+=(redis-server)
 	command -v ip >/dev/null || missing+=(iproute2)
 	# nft: the partition scenario drops a pod's packets inside the netns.
 	command -v nft >/dev/null || missing+=(nftables)
@@ -246,13 +249,14 @@ env)
 	_tc_print_env
 	;;
 check) _tc_check ;;
+packages) _tc_apt ;;
 print-env)
 	_tc_init_vars
 	_tc_print_env
 	;;
 -h | --help | help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0" ;;
 *)
-	echo "usage: $0 [build|env|check]" >&2
+	echo "usage: $0 [build|env|check|packages]" >&2
 	exit 2
 	;;
 esac

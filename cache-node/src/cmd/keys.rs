@@ -369,6 +369,89 @@ fn freq_reply(policy: Kind, access: Access) -> Reply {
     Reply::Integer(access.lfu_counter.into())
 }
 
+/// `DUMP key`: the value in RDB's object encoding, as redis-server 7.0
+/// writes it (its `RESTORE` loads it, and ours loads its payloads).
+pub fn dump(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    cx.db.get(&args[1]).map_or(Reply::Null, |e| {
+        Reply::Bulk(Bytes::from(crate::rdb::dump_payload(e.value)))
+    })
+}
+
+/// `RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]`,
+/// checking in redis-server's order, with its error texts.
+pub fn restore(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    use crate::rdb::{RdbError, load_payload};
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (None, None);
+    let mut i = 4;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if eq(&args[i], "REPLACE") {
+            replace = true;
+        } else if eq(&args[i], "ABSTTL") {
+            absttl = true;
+        } else if eq(&args[i], "IDLETIME") && has_value && freq.is_none() {
+            match super::util::parse_i64(&args[i + 1]) {
+                None => return Reply::error(super::util::NOT_INTEGER),
+                Some(n) if n < 0 => {
+                    return Reply::error("ERR Invalid IDLETIME value, must be >= 0");
+                }
+                Some(n) => idle = Some(n as u64),
+            }
+            i += 1;
+        } else if eq(&args[i], "FREQ") && has_value && idle.is_none() {
+            match super::util::parse_i64(&args[i + 1]) {
+                None => return Reply::error(super::util::NOT_INTEGER),
+                Some(n) => match u8::try_from(n) {
+                    Ok(f) => freq = Some(f),
+                    Err(_) => {
+                        return Reply::error("ERR Invalid FREQ value, must be >= 0 and <= 255");
+                    }
+                },
+            }
+            i += 1;
+        } else {
+            return Reply::error(SYNTAX);
+        }
+        i += 1;
+    }
+    let key = &args[1];
+    if !replace && cx.db.peek(key).is_some() {
+        return Reply::error("BUSYKEY Target key name already exists.");
+    }
+    let ttl = match super::util::parse_i64(&args[2]) {
+        None => return Reply::error(super::util::NOT_INTEGER),
+        Some(n) if n < 0 => return Reply::error("ERR Invalid TTL value, must be >= 0"),
+        Some(n) => n as u64,
+    };
+    let value = match load_payload(&args[3]) {
+        Ok(v) => v,
+        Err(RdbError::Version(_) | RdbError::Checksum { .. }) => {
+            return Reply::error("ERR DUMP payload version or checksum are wrong");
+        }
+        Err(_) if args[3].len() < 10 => {
+            return Reply::error("ERR DUMP payload version or checksum are wrong");
+        }
+        Err(_) => return Reply::error("ERR Bad data format"),
+    };
+    let now = cx.db.now_ms();
+    let deadline = match ttl {
+        0 => None,
+        t if absttl => Some(t),
+        t => Some(now.saturating_add(t)),
+    };
+    if deadline.is_some_and(|at| at <= now) {
+        // Already expired: nothing is created, and REPLACE still removed the old key.
+        if replace {
+            cx.db.remove(key);
+        }
+        return Reply::OK;
+    }
+    cx.db.set(key.clone(), value, deadline);
+    cx.db.set_use(key, idle, freq);
+    Reply::OK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub fn info(cx: &mut Ctx, args: &[Bytes]) -> Reply {
         "server",
         "clients",
         "memory",
+        "persistence",
         "stats",
         "replication",
         "cpu",
@@ -177,6 +178,10 @@ fn render_section(shared: &Shared, db: &mut Db, section: &str, out: &mut String)
         "replication" => {
             w("# Replication", &"");
             super::repl::info(shared, out);
+        }
+        "persistence" => {
+            w("# Persistence", &"");
+            persistence_info(shared, &mut w);
         }
         "keyspace" => {
             w("# Keyspace", &"");
@@ -446,4 +451,106 @@ pub fn config_resetstat(cx: &mut Ctx, _: &[Bytes]) -> Reply {
         cx.shared.count_call(spec.id());
     }
     Reply::OK
+}
+
+/// `SAVE`: the RDB file written while the server waits (redis-server's
+/// behaviour; `BGSAVE` is the one to use on a live node).
+pub fn save(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    if let Err(e) = standalone_or_admin(cx, args) {
+        return e;
+    }
+    match cx.shared.saves.save(cx.db) {
+        Ok(_) => Reply::OK,
+        Err(e) if e.to_string().contains("in progress") => {
+            Reply::error("ERR Background save already in progress")
+        }
+        Err(e) => Reply::error(format!("ERR saving the RDB file: {e}")),
+    }
+}
+
+/// `BGSAVE [SCHEDULE]`: the RDB file written from a thread of its own,
+/// through a fork-less capture, while clients are served.
+pub fn bgsave(cx: &mut Ctx, args: &[Bytes]) -> Reply {
+    use crate::snapshot::save::Busy;
+    if let Err(e) = standalone_or_admin(cx, args) {
+        return e;
+    }
+    let schedule = match args.get(1) {
+        None => false,
+        Some(a) if args.len() == 2 && super::util::eq(a, "SCHEDULE") => true,
+        Some(_) => return Reply::error(super::util::SYNTAX),
+    };
+    match cx.shared.saves.begin_background(schedule) {
+        Err(Busy::Running) => Reply::error("ERR Background save already in progress"),
+        Err(Busy::Scheduled) => Reply::Simple("Background saving scheduled"),
+        Ok(()) => {
+            let saves = cx.shared.saves.clone();
+            let locker = cx.shared.locker();
+            let spawned = std::thread::Builder::new()
+                .name("tidecache-bgsave".into())
+                .spawn(move || {
+                    crate::background::lower_priority();
+                    saves.run_background(&locker, crate::state::unix_secs);
+                });
+            match spawned {
+                Ok(_) => Reply::Simple("Background saving started"),
+                Err(e) => {
+                    cx.shared
+                        .saves
+                        .state
+                        .lock()
+                        .expect("save state lock")
+                        .running_since = None;
+                    Reply::error(format!("ERR cannot start the background save: {e}"))
+                }
+            }
+        }
+    }
+}
+
+/// `SAVE` and `BGSAVE` are everyone's on a standalone node, as on
+/// redis-server; under the operator, where snapshots go to object storage
+/// and a blocking `SAVE` would stall a shard, only the admin user's.
+fn standalone_or_admin(cx: &Ctx, args: &[Bytes]) -> Result<(), Reply> {
+    if cx.shared.cluster_mode && cx.client.user != Some(crate::client::User::Admin) {
+        return Err(Reply::error(format!(
+            "NOPERM User {} has no permissions to run the '{}' command",
+            cx.client.user.map_or("default", crate::client::User::name),
+            String::from_utf8_lossy(&args[0]).to_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// `LASTSAVE`: Unix time of the last successful save.
+pub fn lastsave(cx: &mut Ctx, _: &[Bytes]) -> Reply {
+    Reply::Integer(cx.shared.saves.state().last_save as i64)
+}
+
+/// INFO's persistence section, with redis-server's field names.
+fn persistence_info(shared: &Shared, w: &mut dyn FnMut(&str, &dyn std::fmt::Display)) {
+    let s = shared.saves.state();
+    w("loading", &0);
+    w("async_loading", &0);
+    w(
+        "rdb_bgsave_in_progress",
+        &i32::from(s.running_since.is_some()),
+    );
+    w("rdb_last_save_time", &s.last_save);
+    w(
+        "rdb_last_bgsave_status",
+        &if s.last_bgsave_ok { "ok" } else { "err" },
+    );
+    w("rdb_last_bgsave_time_sec", &s.last_bgsave_secs);
+    w(
+        "rdb_current_bgsave_time_sec",
+        &s.running_since.map_or(-1, |t| t.elapsed().as_secs() as i64),
+    );
+    w("rdb_saves", &s.saves);
+    if let Some(last) = &s.last {
+        w("rdb_last_save_keys", &last.keys);
+        w("rdb_last_save_bytes", &last.bytes);
+        w("rdb_last_save_ms", &last.took.as_millis());
+    }
+    w("aof_enabled", &0);
 }

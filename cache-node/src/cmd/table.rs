@@ -347,6 +347,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("touch", -2, READONLY | FAST, ALL, &["@keyspace", "@read"], "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::touch),
     spec("rename", 3, WRITE, (1, 2, 1), &["@keyspace", "@write"], "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     spec("renamenx", 3, WRITE | FAST, (1, 2, 1), &["@keyspace", "@write"], "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    spec("dump", 2, READONLY, ONE, &["@keyspace", "@read"], "generic", "2.6.0", "Returns a serialized representation of the value stored at a key.", keys::dump),
+    spec("restore", -4, WRITE | DENYOOM, ONE, &["@keyspace", "@write", "@dangerous"], "generic", "2.6.0", "Creates a key from the serialized representation of a value.", keys::restore),
     spec("copy", -3, WRITE | DENYOOM, (1, 2, 1), &["@keyspace", "@write"], "generic", "6.2.0", "Copies the value of a key to a new key.", keys::copy),
     spec("keys", 2, READONLY, NONE, &["@keyspace", "@read", "@dangerous"], "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     spec("scan", -2, READONLY, NONE, &["@keyspace", "@read"], "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
@@ -467,6 +469,9 @@ pub static COMMANDS: &[Spec] = &[
     spec("readwrite", 1, LOADING | STALE | FAST, NONE, &["@connection"], "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", repl::readwrite),
     spec("replicaof", 3, ADMIN | NOSCRIPT | STALE, NONE, &["@admin", "@dangerous"], "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", repl::replicaof),
     spec("slaveof", 3, ADMIN | NOSCRIPT | STALE, NONE, &["@admin", "@dangerous"], "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", repl::replicaof),
+    spec("save", 1, NOSCRIPT, NONE, &["@admin", "@dangerous"], "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
+    spec("bgsave", -1, NOSCRIPT, NONE, &["@admin", "@dangerous"], "server", "1.0.0", "Asynchronously saves the database(s) to disk.", server::bgsave),
+    spec("lastsave", 1, LOADING | STALE | FAST, NONE, &["@admin", "@dangerous"], "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
     spec("time", 1, LOADING | STALE | FAST, NONE, &[], "server", "2.6.0", "Returns the server time.", server::time),
     spec("info", -1, LOADING | STALE, NONE, &["@dangerous"], "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     container("slowlog", "server", "2.2.12", "A container for slow log commands.", &[

@@ -2,20 +2,26 @@
 //! replication's full sync and slot migration read the keyspace through.
 //!
 //! A capture copies a set of slots as they were at the instant it started,
-//! while writes go on. It works slot by slot, copy-on-write at slot
-//! granularity: the capture walks its slots in order a bounded step at a
-//! time (the caller releases the keyspace lock between steps), and a write
-//! to a slot the capture has not reached yet first hands that slot's
-//! current contents — still those of the start instant, since nothing
-//! wrote to it since — to the capture. So every slot is copied exactly
-//! once, before its first later change, and the copy is the start
-//! instant's. Memory held on the capture's behalf is what its [`Sink`]
-//! buffers; nothing is duplicated in the keyspace itself.
+//! while writes go on. It walks its slots in order a bounded step at a
+//! time (the caller releases the keyspace lock between steps), and is
+//! copy-on-write at key granularity: a write to a key of a slot the walk
+//! has not reached yet first hands that key's current state — still the
+//! start instant's, since nothing wrote to it since — to the capture, and
+//! the capture notes the key as given (a key created since the start is
+//! noted too: it was absent at the start, so there is nothing to give).
+//! When the walk reaches the slot it gives the keys not noted. So every
+//! key is given exactly once, before its first later change, as it was at
+//! the start instant. A change with no key (a flush) gives the whole
+//! slot's remaining keys first.
 //!
-//! Slots are small (1/16384 of the keys), so the copy a write triggers is
-//! a short pause for that one write, not a stall.
+//! Memory held on the capture's behalf is what its [`Sink`] buffers plus
+//! the names of keys written during the capture: under a write load, only
+//! the keys actually written are copied early, not their slots (a uniform
+//! load touches every slot within a second, and slot-granular copying then
+//! amounts to a copy of everything, as a fork's page copying under load
+//! can). Nothing is duplicated in the keyspace itself.
 
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashSet, HashTable};
 
 use super::record::Record;
 use super::value::ValueRef;
@@ -55,6 +61,9 @@ pub(super) struct Capture {
     left: usize,
     /// Where the background walk goes on from.
     cursor: usize,
+    /// Per pending slot, the keys already given (or absent at the start)
+    /// because a write reached them first: the walk skips them.
+    given: HashMap<u16, HashSet<Box<[u8]>>>,
     sink: Box<dyn Sink>,
 }
 
@@ -63,8 +72,21 @@ impl Capture {
         self.pending[slot / 64] & (1 << (slot % 64)) != 0
     }
 
+    fn give(&mut self, slot: u16, r: &Record) {
+        if r.live_at(self.at_ms) {
+            let deadline = r.deadline();
+            self.sink.entry(
+                slot,
+                r.key(),
+                r.value(),
+                (deadline != 0).then_some(deadline),
+            );
+        }
+    }
+
     /// Gives `table` (slot `slot`'s) to the sink if the capture still
-    /// needs it; returns how many keys it gave.
+    /// needs it, but for the keys a write gave already; returns how many
+    /// keys it looked at.
     fn take(&mut self, slot: usize, table: &HashTable<Record>) -> usize {
         if !self.is_pending(slot) {
             return 0;
@@ -72,19 +94,30 @@ impl Capture {
         self.pending[slot / 64] &= !(1 << (slot % 64));
         self.left -= 1;
         let slot16 = slot as u16;
-        let mut given = 0;
-        for r in table.iter().filter(|r| r.live_at(self.at_ms)) {
-            let deadline = r.deadline();
-            self.sink.entry(
-                slot16,
-                r.key(),
-                r.value(),
-                (deadline != 0).then_some(deadline),
-            );
-            given += 1;
+        let given = self.given.remove(&slot16).unwrap_or_default();
+        for r in table.iter() {
+            if given.is_empty() || !given.contains(r.key()) {
+                self.give(slot16, r);
+            }
         }
         self.sink.slot_done(slot16);
-        given
+        table.len()
+    }
+
+    /// Gives `key`'s state (`record`, `None` if absent) before its first
+    /// change, if its slot is still pending.
+    fn take_key(&mut self, slot: usize, key: &[u8], record: Option<&Record>) {
+        if !self.is_pending(slot) {
+            return;
+        }
+        let given = self.given.entry(slot as u16).or_default();
+        if given.contains(key) {
+            return;
+        }
+        given.insert(key.into());
+        if let Some(r) = record {
+            self.give(slot as u16, r);
+        }
     }
 }
 
@@ -127,15 +160,24 @@ impl Captures {
             pending,
             left,
             cursor: 0,
+            given: HashMap::new(),
             sink,
         });
         id
     }
 
-    /// Called before anything in slot `slot` changes.
+    /// Called before slot `slot` changes as a whole (a flush).
     pub fn before_write(&mut self, slot: usize, table: &HashTable<Record>) {
         for c in &mut self.active {
             c.take(slot, table);
+        }
+    }
+
+    /// Called before `key` (of slot `slot`, its record `record` if it
+    /// exists) changes.
+    pub fn before_key_write(&mut self, slot: usize, key: &[u8], record: Option<&Record>) {
+        for c in &mut self.active {
+            c.take_key(slot, key, record);
         }
     }
 

@@ -178,10 +178,18 @@ impl Tables {
         }
     }
 
-    /// Called before the contents of `slot` change (not its access data).
+    /// Called before the contents of `slot` change as a whole.
     fn before_write(&mut self, slot: usize) {
         if !self.captures.is_empty() {
             self.captures.before_write(slot, &self.slots[slot]);
+        }
+    }
+
+    /// Called before `key` (at `at`) changes (not its access data).
+    fn before_key_write(&mut self, at: At, key: &[u8]) {
+        if !self.captures.is_empty() {
+            let record = self.slots[at.slot].find(at.hash, |r| r.key() == key);
+            self.captures.before_key_write(at.slot, key, record);
         }
     }
 
@@ -206,16 +214,14 @@ impl Tables {
 
     /// Adds the record of a key known to be absent; `at` is its key's.
     fn insert_at(&mut self, at: At, record: Record) {
-        self.before_write(at.slot);
+        self.before_key_write(at, record.key());
         let hasher = &self.hasher;
         self.slots[at.slot].insert_unique(at.hash, record, |r| hasher.hash_one(r.key()));
         self.counts.add(at.slot, 1);
     }
 
     fn remove_at(&mut self, at: At, key: &[u8]) -> Option<Record> {
-        // Even when the key is absent: an early copy of a slot is as
-        // consistent as a late one, and this one costs no lookup.
-        self.before_write(at.slot);
+        self.before_key_write(at, key);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let record = found.ok()?.remove().0;
         self.counts.add(at.slot, -1);
@@ -240,7 +246,7 @@ impl Tables {
         key: &[u8],
         f: impl FnOnce(Record) -> (Record, R),
     ) -> Option<R> {
-        self.before_write(at.slot);
+        self.before_key_write(at, key);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let (record, vacant) = found.ok()?.remove();
         let (record, result) = f(record);
@@ -467,6 +473,24 @@ impl Db {
             self.stats.hits += 1;
         }
         Some(Entry::of(record))
+    }
+
+    /// Sets what eviction knows of `key`'s use, as `RESTORE`'s `IDLETIME`
+    /// and `FREQ` (and an RDB file's LRU/LFU data) do: the LFU counter
+    /// under an LFU policy, the idle time under any other; the one the
+    /// policy does not track is ignored, as in Redis.
+    pub fn set_use(&mut self, key: &[u8], idle_secs: Option<u64>, freq: Option<u8>) {
+        let now = self.now_ms();
+        let settings = self.eviction;
+        let access = if settings.policy.is_lfu() {
+            freq.map(|f| evict::lfu_pack(evict::lfu_minutes(now), f))
+        } else {
+            idle_secs.map(|s| evict::lru_clock(now.saturating_sub(s.saturating_mul(1000))))
+        };
+        let at = self.tables.at(key);
+        if let (Some(access), Some(record)) = (access, self.tables.get_mut_at(at, key)) {
+            record.set_access(access);
+        }
     }
 
     /// `TOUCH`: records an access to `key` even for a `CLIENT NO-TOUCH`
