@@ -112,7 +112,7 @@ impl Background {
 
 /// Sets this thread's nice value to [`NICE`]. On Linux a nice value
 /// belongs to a thread, so the connections' threads keep theirs.
-pub fn lower_priority() {
+fn lower_priority() {
     let me = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(me), NICE) {
         warn!(error = %e, "could not lower the bulk-work thread's priority; migrations compete with clients for the CPU");

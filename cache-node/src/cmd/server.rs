@@ -488,10 +488,11 @@ pub fn bgsave(cx: &mut Ctx, args: &[Bytes]) -> Reply {
             let locker = cx.shared.locker();
             let spawned = std::thread::Builder::new()
                 .name("tidecache-bgsave".into())
-                .spawn(move || {
-                    crate::background::lower_priority();
-                    saves.run_background(&locker, crate::state::unix_secs);
-                });
+                // At the clients' priority: the serializing runs on their
+                // runtime in bounded steps anyway (see `snapshot`); this
+                // thread writes, and a niced writer under load only makes
+                // the snapshot, and the memory it holds, last longer.
+                .spawn(move || saves.run_background(&locker, crate::state::unix_secs));
             match spawned {
                 Ok(_) => Reply::Simple("Background saving started"),
                 Err(e) => {

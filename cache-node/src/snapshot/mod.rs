@@ -30,8 +30,10 @@ use crate::rdb;
 /// Keys serialized per lock hold.
 const STEP_KEYS: usize = 512;
 
-/// Bytes a step lets the buffer reach before it hands it to the writer.
-const CHUNK: usize = 1 << 20;
+/// Bytes a step lets the buffer reach before it releases the lock and
+/// hands the buffer to the writer: about half a millisecond of
+/// serializing, the longest a client waits for the lock on its account.
+const CHUNK: usize = 128 << 10;
 
 /// Where a capture's keys are serialized: the writer takes the bytes.
 #[derive(Default)]
@@ -127,7 +129,13 @@ impl Snapshotter {
     /// The bytes serialized so far, for the output; they count into the
     /// checksum.
     pub fn take_chunk(&mut self) -> Vec<u8> {
-        let bytes = std::mem::take(&mut self.buf.lock().expect("snapshot buffer lock").bytes);
+        // The next step starts from a buffer of a chunk's size, so it does
+        // not grow it by doubling (copying every byte again each time).
+        let fresh = Vec::with_capacity(CHUNK + CHUNK / 4);
+        let bytes = std::mem::replace(
+            &mut self.buf.lock().expect("snapshot buffer lock").bytes,
+            fresh,
+        );
         self.crc.update(&bytes);
         self.written += bytes.len() as u64;
         bytes
@@ -221,16 +229,41 @@ pub struct Locker {
 }
 
 impl Locker {
+    /// Runs `f` and waits for it.
     pub fn run<R: Send + 'static>(&self, f: impl FnOnce(&mut Db) -> R + Send + 'static) -> R {
+        self.start(f).wait()
+    }
+
+    /// Starts `f`, to be waited for later: the writer writes one chunk
+    /// while the next is serialized.
+    pub fn start<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> R + Send + 'static,
+    ) -> Pending<R> {
         let db = self.db.clone();
         let job = move || f(&mut db.lock().expect("db lock"));
         match &self.urgent {
-            Some(h) => match h.block_on(h.spawn(async move { job() })) {
+            Some(h) => Pending::Running(h.clone(), h.spawn(async move { job() })),
+            None => Pending::Done(job()),
+        }
+    }
+}
+
+/// A closure [`Locker::start`]ed.
+pub enum Pending<R> {
+    Running(tokio::runtime::Handle, tokio::task::JoinHandle<R>),
+    Done(R),
+}
+
+impl<R> Pending<R> {
+    pub fn wait(self) -> R {
+        match self {
+            Pending::Done(r) => r,
+            Pending::Running(h, join) => match h.block_on(join) {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => panic!("keyspace step cancelled: {e}"),
             },
-            None => job(),
         }
     }
 }
@@ -249,14 +282,23 @@ pub fn write_stepwise(
         let aux: Vec<(&str, &[u8])> = aux.iter().map(|(k, v)| (k.as_str(), &v[..])).collect();
         Snapshotter::start(db, slots, &aux)
     });
+    let step = |stepper: Stepper| locker.start(move |db| stepper.step(db));
+    let mut next = Some(step(snap.stepper()));
     loop {
-        let stepper = snap.stepper();
-        let done = locker.run(move |db| stepper.step(db));
+        let done = next.take().expect("a step runs").wait();
         if done {
             snap.set_done();
         }
         let chunk = snap.take_chunk();
+        // The next step serializes while this chunk is written: the
+        // buffer is taken whole, so chunks stay in order.
+        if !done {
+            next = Some(step(snap.stepper()));
+        }
         if let Err(e) = out.write_all(&chunk) {
+            if let Some(step) = next.take() {
+                step.wait();
+            }
             let id = snap.id;
             locker.run(move |db| drop(db.cancel_capture(id)));
             return Err(e);
