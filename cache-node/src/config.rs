@@ -159,6 +159,44 @@ pub struct Config {
     #[arg(long, env = "TIDECACHE_DBFILENAME", default_value = "dump.rdb", value_parser = parse_file_name)]
     pub dbfilename: String,
 
+    /// Where snapshots go: `s3://bucket[/prefix]` (S3 or an S3-compatible
+    /// server, see `--snapshot-endpoint`), or a local directory. Defaults
+    /// to `<dir>/snapshots`.
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_STORE")]
+    pub snapshot_store: Option<String>,
+
+    /// An S3-compatible endpoint, e.g. `http://garage:3900` (AWS's without).
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_ENDPOINT")]
+    pub snapshot_endpoint: Option<String>,
+
+    /// The S3 region requests are signed for.
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_REGION", default_value = "us-east-1")]
+    pub snapshot_region: String,
+
+    /// Path-style S3 requests (`endpoint/bucket/key`), which S3-compatible
+    /// servers want; `no` uses virtual-hosted style, as AWS prefers.
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_PATH_STYLE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub snapshot_path_style: bool,
+
+    /// The S3 access key id (from a Secret, through the environment).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub snapshot_access_key_id: Option<String>,
+
+    /// The S3 secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub snapshot_secret_access_key: Option<String>,
+
+    /// Compress snapshot objects with zstd at this level (1-19); 0 writes
+    /// plain RDB, which redis-server loads as it is.
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_ZSTD_LEVEL", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub snapshot_zstd_level: i32,
+
+    /// A file holding the AES-256-GCM key snapshot objects are encrypted
+    /// with (32 bytes, 64 hex digits or base64; e.g. a mounted Secret).
+    /// Restores need it to read encrypted objects.
+    #[arg(long, env = "TIDECACHE_SNAPSHOT_ENCRYPTION_KEY_FILE")]
+    pub snapshot_encryption_key_file: Option<PathBuf>,
+
     /// CA certificates (PEM bundle) that client certificates must chain to.
     #[arg(long, env = "TIDECACHE_TLS_CA_CERT_FILE")]
     pub tls_ca_cert_file: Option<PathBuf>,

@@ -37,6 +37,12 @@ pub async fn serve(
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if shared.gate.lock().expect("gate lock").is_some() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "restoring a snapshot, or the restore failed",
+        );
+    }
     if shared.cluster.read().expect("cluster lock").is_configured() {
         (StatusCode::OK, "ready")
     } else {
@@ -213,6 +219,57 @@ impl Collector for NodeCollector {
             "tidecache_protocol_errors",
             "Connections closed for protocol errors.",
             s.stats.protocol_errors.load(Ordering::Relaxed),
+        )?;
+        let jobs = &s.jobs;
+        for (name, help, v) in [
+            (
+                "tidecache_snapshots_done",
+                "Snapshots written to the snapshot store.",
+                &jobs.snapshots_done,
+            ),
+            (
+                "tidecache_snapshots_failed",
+                "Snapshots that failed.",
+                &jobs.snapshots_failed,
+            ),
+            (
+                "tidecache_restores_done",
+                "Restores from the snapshot store that completed.",
+                &jobs.restores_done,
+            ),
+            (
+                "tidecache_restores_failed",
+                "Restores that failed (the node then serves no data).",
+                &jobs.restores_failed,
+            ),
+        ] {
+            counter(&mut enc, name, help, v.load(Ordering::Relaxed))?;
+        }
+        let running = |job: &std::sync::Mutex<Option<crate::snapshot::jobs::Job>>| {
+            let job = job.lock().expect("job lock");
+            i64::from(
+                job.as_ref()
+                    .is_some_and(|j| j.phase == crate::snapshot::jobs::Phase::Running),
+            )
+        };
+        gauge(
+            &mut enc,
+            "tidecache_snapshot_in_progress",
+            "1 while a snapshot runs.",
+            running(&jobs.snapshot),
+        )?;
+        gauge(
+            &mut enc,
+            "tidecache_restore_in_progress",
+            "1 while a restore runs.",
+            running(&jobs.restore),
+        )?;
+        let saves = s.saves.state();
+        gauge(
+            &mut enc,
+            "tidecache_rdb_last_save_time",
+            "Unix time of the last successful SAVE or BGSAVE.",
+            saves.last_save as i64,
         )?;
         let mut family = enc.encode_descriptor(
             "tidecache_command_calls",

@@ -63,7 +63,9 @@ impl Node {
         if !config.cluster_enabled {
             load_rdb_file(&config, &mut db)?;
         }
-        let shared = state::Shared::new(config, db, cluster, cmd::calls());
+        let store = snapshot_store(&config)?;
+        let jobs = crate::snapshot::jobs::Jobs::new(Some(store), snapshot_key(&config)?);
+        let shared = state::Shared::new(config, db, cluster, cmd::calls(), jobs);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let http_addr = if shared.config.http_port != 0 {
@@ -139,6 +141,7 @@ fn load_rdb_file(config: &crate::config::Config, db: &mut db::Db) -> anyhow::Res
         file,
         |_| true,
         now,
+        |_| Ok(()),
         |batch| crate::snapshot::load::store(db, batch),
     )
     .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
@@ -157,4 +160,41 @@ fn load_rdb_file(config: &crate::config::Config, db: &mut db::Db) -> anyhow::Res
         );
     }
     Ok(())
+}
+
+/// The snapshot store and codec the `--snapshot-*` flags describe.
+fn snapshot_store(config: &crate::config::Config) -> anyhow::Result<crate::snapshot::store::Store> {
+    use crate::snapshot::codec::Codec;
+    use crate::snapshot::store::{Store, StoreConfig};
+    let url = config
+        .snapshot_store
+        .clone()
+        .unwrap_or_else(|| config.dir.join("snapshots").display().to_string());
+    let cfg = StoreConfig {
+        url,
+        endpoint: config.snapshot_endpoint.clone(),
+        region: config.snapshot_region.clone(),
+        path_style: config.snapshot_path_style,
+        access_key_id: config.snapshot_access_key_id.clone(),
+        secret_access_key: config.snapshot_secret_access_key.clone(),
+    };
+    let codec = Codec {
+        zstd_level: (config.snapshot_zstd_level > 0).then_some(config.snapshot_zstd_level),
+        key: snapshot_key(config)?,
+    };
+    Store::open(&cfg, codec)
+}
+
+/// The snapshot encryption key, read from its file.
+fn snapshot_key(
+    config: &crate::config::Config,
+) -> anyhow::Result<Option<crate::snapshot::codec::EncryptionKey>> {
+    let Some(path) = &config.snapshot_encryption_key_file else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    crate::snapshot::codec::EncryptionKey::parse(&bytes)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

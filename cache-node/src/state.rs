@@ -104,6 +104,11 @@ pub struct Shared {
     pub background: Arc<Background>,
     /// `SAVE`/`BGSAVE`'s file and state.
     pub saves: Arc<crate::snapshot::save::Saves>,
+    /// Snapshots to and restores from the snapshot store.
+    pub jobs: Arc<crate::snapshot::jobs::Jobs>,
+    /// While a restore runs or after it failed, the error commands get
+    /// (but admin ones); `None` serves them.
+    pub gate: crate::snapshot::jobs::Gate,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -119,7 +124,13 @@ pub struct Shared {
 impl Shared {
     /// The node's state, counting calls of the commands in `calls`
     /// (`cmd::calls()`).
-    pub fn new(config: Config, db: Db, cluster: ClusterState, calls: Calls) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        db: Db,
+        cluster: ClusterState,
+        calls: Calls,
+        jobs: crate::snapshot::jobs::Jobs,
+    ) -> Arc<Self> {
         let maxmemory = AtomicU64::new(config.maxmemory);
         let idle_timeout = AtomicU64::new(config.timeout.into());
         let limits = Limits {
@@ -163,6 +174,8 @@ impl Shared {
                 config.dbfilename.clone(),
                 unix_secs(),
             )),
+            jobs: Arc::new(jobs),
+            gate: Default::default(),
             config,
         })
     }

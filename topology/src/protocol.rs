@@ -245,6 +245,8 @@ pub enum Group {
     Repl,
     Lease,
     SlotStats,
+    Snapshot,
+    Restore,
 }
 
 impl Group {
@@ -255,6 +257,8 @@ impl Group {
         Group::Repl,
         Group::Lease,
         Group::SlotStats,
+        Group::Snapshot,
+        Group::Restore,
     ];
 
     /// The word on the wire.
@@ -266,6 +270,8 @@ impl Group {
             Group::Repl => "REPL",
             Group::Lease => "LEASE",
             Group::SlotStats => "SLOTSTATS",
+            Group::Snapshot => "SNAPSHOT",
+            Group::Restore => "RESTORE",
         }
     }
 
@@ -278,6 +284,8 @@ impl Group {
             Group::Repl => "tidecache|repl",
             Group::Lease => "tidecache|lease",
             Group::SlotStats => "tidecache|slotstats",
+            Group::Snapshot => "tidecache|snapshot",
+            Group::Restore => "tidecache|restore",
         }
     }
 
@@ -298,6 +306,8 @@ impl Group {
             }
             Group::Lease => "TIDECACHE LEASE RENEW|WAIVE|FENCE <epoch>",
             Group::SlotStats => "TIDECACHE SLOTSTATS [LOAD]",
+            Group::Snapshot => "TIDECACHE SNAPSHOT START <id> <object> | STATUS",
+            Group::Restore => "TIDECACHE RESTORE START <id> <snapshot id|-> <object>... | STATUS",
         }
     }
 
@@ -313,7 +323,9 @@ impl Group {
 /// sends for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("ERR unknown command: expected TIDECACHE TOPOLOGY|MIGRATE|IMPORT|REPL|LEASE|SLOTSTATS")]
+    #[error(
+        "ERR unknown command: expected TIDECACHE TOPOLOGY|MIGRATE|IMPORT|REPL|LEASE|SLOTSTATS|SNAPSHOT|RESTORE"
+    )]
     Unknown,
     #[error("ERR syntax error: expected {}", .0.usage())]
     Syntax(Group),
@@ -422,6 +434,20 @@ pub enum Request<'a, P: ?Sized = [u8]> {
     SlotStats {
         load: bool,
     },
+    /// Snapshots the node's slots into object `object` of its store.
+    SnapshotStart {
+        id: &'a str,
+        object: &'a str,
+    },
+    SnapshotStatus,
+    /// Empties the node and loads `objects`, keeping the keys of its
+    /// slots; with `snapshot`, each object must belong to that snapshot.
+    RestoreStart {
+        id: &'a str,
+        snapshot: Option<&'a str>,
+        objects: Vec<&'a str>,
+    },
+    RestoreStatus,
 }
 
 impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
@@ -446,6 +472,8 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
             | Request::LeaseWaive { .. }
             | Request::LeaseFence { .. } => Group::Lease,
             Request::SlotStats { .. } => Group::SlotStats,
+            Request::SnapshotStart { .. } | Request::SnapshotStatus => Group::Snapshot,
+            Request::RestoreStart { .. } | Request::RestoreStatus => Group::Restore,
         }
     }
 
@@ -525,6 +553,19 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
                     words(&["LOAD"]);
                 }
             }
+            Request::SnapshotStart { id, object } => {
+                words(&[COMMAND, "SNAPSHOT", "START", id, object]);
+            }
+            Request::SnapshotStatus => words(&[COMMAND, "SNAPSHOT", "STATUS"]),
+            Request::RestoreStart {
+                id,
+                snapshot,
+                objects,
+            } => {
+                words(&[COMMAND, "RESTORE", "START", id, snapshot.unwrap_or("-")]);
+                words(objects);
+            }
+            Request::RestoreStatus => words(&[COMMAND, "RESTORE", "STATUS"]),
         }
     }
 
@@ -593,6 +634,18 @@ impl<P: AsRef<[u8]> + ?Sized> Request<'_, P> {
             Request::LeaseWaive { epoch } => Request::LeaseWaive { epoch: *epoch },
             Request::LeaseFence { epoch } => Request::LeaseFence { epoch: *epoch },
             Request::SlotStats { load } => Request::SlotStats { load: *load },
+            Request::SnapshotStart { id, object } => Request::SnapshotStart { id, object },
+            Request::SnapshotStatus => Request::SnapshotStatus,
+            Request::RestoreStart {
+                id,
+                snapshot,
+                objects,
+            } => Request::RestoreStart {
+                id,
+                snapshot: *snapshot,
+                objects: objects.clone(),
+            },
+            Request::RestoreStatus => Request::RestoreStatus,
         }
     }
 }
@@ -652,6 +705,22 @@ impl<'a> Request<'a, [u8]> {
             Request::LeaseFence { epoch: 4 },
             Request::SlotStats { load: false },
             Request::SlotStats { load: true },
+            Request::SnapshotStart {
+                id: "s-1",
+                object: "c/s-1/shard-0.rdb",
+            },
+            Request::SnapshotStatus,
+            Request::RestoreStart {
+                id: "r-1",
+                snapshot: Some("s-1"),
+                objects: vec!["c/s-1/shard-0.rdb", "c/s-1/shard-1.rdb"],
+            },
+            Request::RestoreStart {
+                id: "r-2",
+                snapshot: None,
+                objects: vec!["dump.rdb"],
+            },
+            Request::RestoreStatus,
         ]
     }
 }
@@ -808,6 +877,20 @@ impl<'a, P: AsRef<[u8]>> Request<'a, P> {
                     Err(syntax)
                 }
             }
+            Group::Snapshot if is("START") && n == 5 => Ok(Request::SnapshotStart {
+                id: id(3)?,
+                object: text(4)?,
+            }),
+            Group::Snapshot if is("STATUS") && n == 3 => Ok(Request::SnapshotStatus),
+            Group::Restore if is("START") && n >= 6 => Ok(Request::RestoreStart {
+                id: id(3)?,
+                snapshot: match text(4)? {
+                    "-" => None,
+                    s => Some(s),
+                },
+                objects: (5..n).map(text).collect::<Result<_, _>>()?,
+            }),
+            Group::Restore if is("STATUS") && n == 3 => Ok(Request::RestoreStatus),
             _ => Err(syntax),
         }
     }

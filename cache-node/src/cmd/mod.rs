@@ -505,6 +505,11 @@ fn replication_gate(cx: &Ctx, spec: &Spec, writes: bool) -> Result<(), Reply> {
     if cx.client.user == Some(User::Admin) {
         return Ok(());
     }
+    if spec.flags & flags::LOADING == 0
+        && let Some(refusal) = shared.gate.lock().expect("gate lock").as_ref()
+    {
+        return Err(Reply::error(refusal.clone()));
+    }
     match shared.role.get() {
         crate::replication::Role::Primary => {
             if writes && shared.cluster_mode {
@@ -833,6 +838,6 @@ mod tests {
         // Every action row is one of them.
         let tidecache = lookup(COMMANDS, b"tidecache").unwrap();
         let actions = tidecache.rows().filter(|s| s.name.split('|').count() == 3);
-        assert_eq!(actions.count(), 17);
+        assert_eq!(actions.count(), 21);
     }
 }

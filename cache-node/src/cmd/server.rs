@@ -554,4 +554,20 @@ fn persistence_info(shared: &Shared, w: &mut dyn FnMut(&str, &dyn std::fmt::Disp
         w("rdb_last_save_ms", &last.took.as_millis());
     }
     w("aof_enabled", &0);
+    // The snapshot store's last snapshot and restore (`TIDECACHE SNAPSHOT`/`RESTORE`).
+    for (prefix, job) in [
+        ("snapshot", &shared.jobs.snapshot),
+        ("restore", &shared.jobs.restore),
+    ] {
+        let job = job.lock().expect("job lock").clone();
+        let Some(job) = job else {
+            w(&format!("tidecache_{prefix}_phase"), &"none");
+            continue;
+        };
+        for (k, v) in job.fields() {
+            if k != "objects" && k != "slots" {
+                w(&format!("tidecache_{prefix}_{k}"), &v);
+            }
+        }
+    }
 }

@@ -544,6 +544,14 @@ pub static COMMANDS: &[Spec] = &[
             spec("tidecache|lease|fence", 4, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Holds the primary's writes for a switchover; returns the stream's end.", repl::lease_fence),
         ]),
         spec("tidecache|slotstats", -2, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin"], "server", "0.1.0", "Returns slot, keys and estimated bytes of every slot holding keys and, with LOAD, the commands and CPU time each recently served (what the operator balances).", migrate::slot_stats),
+        nested(spec("tidecache|snapshot", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Snapshots the node's slots into its snapshot store (START id object) or reports the last snapshot (STATUS).", admin::syntax), &[
+            spec("tidecache|snapshot|start", 5, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Starts a fork-less snapshot of the node's slots into an object of its store.", admin::snapshot_start),
+            spec("tidecache|snapshot|status", 3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Returns how the last snapshot stands, or nil.", admin::snapshot_status),
+        ]),
+        nested(spec("tidecache|restore", -3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Loads snapshot objects, keeping the node's slots (START id snapshot|- object...), or reports the last restore (STATUS).", admin::syntax), &[
+            spec("tidecache|restore|start", -6, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Empties the node and loads snapshot objects, keeping the keys of its slots.", admin::restore_start),
+            spec("tidecache|restore|status", 3, ADMIN | NOSCRIPT | LOADING | STALE, NONE, &["@admin", "@dangerous"], "server", "0.1.0", "Returns how the last restore stands, or nil.", admin::restore_status),
+        ]),
         spec("tidecache|help", 2, LOADING | STALE, NONE, &[], "server", "0.1.0", "Returns helpful text about the different subcommands.", server::container_help),
     ]),
 ];

@@ -7,8 +7,20 @@ use std::io::Read;
 
 use tidecache_topology::key_slot;
 
+use bytes::Bytes;
+
 use crate::db::Db;
 use crate::rdb::{Item, RdbError, Reader};
+
+/// Why a load stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Rdb(#[from] RdbError),
+    /// The stream's metadata was refused (a foreign object).
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// Keys handed to the keyspace per lock hold.
 pub const BATCH: usize = 1024;
@@ -30,18 +42,25 @@ pub struct Loaded {
 
 /// Reads the RDB stream `r` to its end, handing the keys whose slot
 /// `keep` accepts to `apply` in batches. Keys already expired at `now_ms`
-/// are dropped. Fails on any damage, after whatever batches were applied:
-/// the caller discards them (a partial load is never served).
+/// are dropped. `check` sees the stream's AUX metadata before any key is
+/// applied. Fails on any damage, after whatever batches were applied: the
+/// caller discards them (a partial load is never served).
 pub fn read_batches(
     r: impl Read,
     keep: impl Fn(u16) -> bool,
     now_ms: u64,
+    check: impl FnOnce(&[(Bytes, Bytes)]) -> Result<(), String>,
     mut apply: impl FnMut(Vec<Item>),
-) -> Result<Loaded, RdbError> {
+) -> Result<Loaded, LoadError> {
     let mut reader = Reader::new(r)?;
     let mut loaded = Loaded::default();
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(item) = reader.next_item()? {
+    // Every AUX field of a file comes before its first key.
+    let first = reader.next_item()?;
+    check(&reader.aux).map_err(LoadError::Refused)?;
+    let mut next = first;
+    while let Some(item) = next.take() {
+        next = reader.next_item()?;
         if !keep(key_slot(&item.key)) {
             loaded.other_slots += 1;
             continue;

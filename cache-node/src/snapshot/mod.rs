@@ -15,9 +15,17 @@
 //!   node's RDB file (`--dir`, `--dbfilename`).
 //! - [`load`]: reading an RDB stream into the keyspace, keeping the keys of
 //!   the slots asked for.
+//! - [`store`]: S3-compatible object storage or a local directory, written
+//!   by multipart upload as the stream is produced; [`codec`]: compression
+//!   and encryption at rest around the RDB stream.
+//! - [`jobs`]: snapshots to and restores from the store, as the operator
+//!   orders them (`TIDECACHE SNAPSHOT`/`RESTORE`).
 
+pub mod codec;
+pub mod jobs;
 pub mod load;
 pub mod save;
+pub mod store;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

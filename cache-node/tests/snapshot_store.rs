@@ -1,0 +1,299 @@
+//! Snapshots to the snapshot store and restores from it, as the operator
+//! orders them (`TIDECACHE SNAPSHOT`/`RESTORE`), on a local-directory store
+//! with compression and encryption: a one-shard snapshot restores into two
+//! shards, each keeping its own slots; damaged, missing and foreign
+//! objects fail the restore loudly and the node then serves no data.
+//! (The same against a real S3 server, Garage, is in the e2e tests.)
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cache_node::Node;
+use redis::aio::MultiplexedConnection;
+use tidecache_topology::protocol::Request;
+use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, key_slot, node_id_for};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tidecache-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Flags of a node on `store`, zstd and encryption on.
+fn store_flags(store: &str, key_file: &str) -> Vec<String> {
+    [
+        "--snapshot-store",
+        store,
+        "--snapshot-zstd-level",
+        "3",
+        "--snapshot-encryption-key-file",
+        key_file,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+async fn start(name: Option<&str>, extra: &[String]) -> Node {
+    let mut flags: Vec<&str> = match name {
+        Some(n) => common::cluster_flags(n),
+        None => vec!["--admin-password", "adm"],
+    };
+    flags.extend(extra.iter().map(String::as_str));
+    common::node(&flags).await
+}
+
+async fn admin(n: &Node) -> MultiplexedConnection {
+    common::redis_conn(n, Some("tidecache-admin"), Some("adm")).await
+}
+
+/// Polls a job's STATUS until it is no longer running; its fields.
+async fn wait_job(c: &mut MultiplexedConnection, status: Request<'_>) -> BTreeMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fields: BTreeMap<String, String> = status.cmd().query_async(c).await.unwrap();
+        if fields["phase"] != "running" {
+            return fields;
+        }
+        assert!(Instant::now() < deadline, "job still running: {fields:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn restore(
+    n: &Node,
+    id: &str,
+    snapshot: Option<&str>,
+    objects: &[&str],
+) -> BTreeMap<String, String> {
+    let mut c = admin(n).await;
+    let _: () = Request::RestoreStart {
+        id,
+        snapshot,
+        objects: objects.to_vec(),
+    }
+    .cmd()
+    .query_async(&mut c)
+    .await
+    .unwrap();
+    wait_job(&mut c, Request::RestoreStatus).await
+}
+
+/// Every type, with and without deadlines.
+async fn populate(c: &mut MultiplexedConnection, keys: usize) {
+    for i in 0..keys {
+        let k = format!("k{i}");
+        let mut p = redis::pipe();
+        match i % 5 {
+            0 => p.cmd("SET").arg(&k).arg(format!("value-{i}")),
+            1 => p.cmd("HSET").arg(&k).arg("f").arg(i).arg("g").arg("x"),
+            2 => p.cmd("RPUSH").arg(&k).arg("a").arg(i).arg("c"),
+            3 => p.cmd("SADD").arg(&k).arg("m").arg(i),
+            _ => p
+                .cmd("ZADD")
+                .arg(&k)
+                .arg(1.5)
+                .arg("m")
+                .arg(i)
+                .arg(format!("n{i}")),
+        };
+        if i % 3 == 0 {
+            p.cmd("PEXPIRE").arg(&k).arg(600_000);
+        }
+        let _: () = p.query_async(c).await.unwrap();
+    }
+}
+
+/// A key's type, contents (in a fixed order) and whether it has a deadline.
+async fn read(c: &mut MultiplexedConnection, k: &str) -> (String, Vec<String>, bool) {
+    let t: String = redis::cmd("TYPE").arg(k).query_async(c).await.unwrap();
+    let mut v: Vec<String> = match t.as_str() {
+        "string" => vec![redis::cmd("GET").arg(k).query_async(c).await.unwrap()],
+        "hash" => redis::cmd("HGETALL").arg(k).query_async(c).await.unwrap(),
+        "list" => redis::cmd("LRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(-1)
+            .query_async(c)
+            .await
+            .unwrap(),
+        "set" => redis::cmd("SMEMBERS").arg(k).query_async(c).await.unwrap(),
+        "zset" => redis::cmd("ZRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(c)
+            .await
+            .unwrap(),
+        _ => vec![],
+    };
+    if t == "set" || t == "hash" {
+        v.sort();
+    }
+    let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(c).await.unwrap();
+    (t, v, ttl > 0)
+}
+
+fn two_shards(a: &Node, b: &Node) -> Topology {
+    let addr = |name: &str, n: &Node| NodeAddr {
+        id: node_id_for(name),
+        host: "127.0.0.1".into(),
+        port: n.addr.port(),
+    };
+    Topology {
+        epoch: 1,
+        shards: vec![
+            Shard {
+                name: "a".into(),
+                slots: vec![SlotRange::new(0, 8191).unwrap()],
+                primary: addr("rs-a", a),
+                replicas: vec![],
+            },
+            Shard {
+                name: "b".into(),
+                slots: vec![SlotRange::new(8192, 16383).unwrap()],
+                primary: addr("rs-b", b),
+                replicas: vec![],
+            },
+        ],
+    }
+}
+
+const OBJECT: &str = "c1/s1/shard-0.rdb.zst.sealed";
+
+/// A standalone node with `keys` keys, snapshotted as `s1` into `OBJECT`.
+async fn snapshotted(store: &str, key_file: &str, keys: usize) -> (Node, BTreeMap<String, String>) {
+    let source = start(None, &store_flags(store, key_file)).await;
+    let mut c = common::redis_conn(&source, None, None).await;
+    populate(&mut c, keys).await;
+    let mut a = admin(&source).await;
+    let _: () = Request::SnapshotStart {
+        id: "s1",
+        object: OBJECT,
+    }
+    .cmd()
+    .query_async(&mut a)
+    .await
+    .unwrap();
+    let status = wait_job(&mut a, Request::SnapshotStatus).await;
+    (source, status)
+}
+
+#[tokio::test]
+async fn a_one_shard_snapshot_restores_into_two_shards() {
+    let dir = scratch("two");
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "11".repeat(32)).unwrap();
+    let (store, key_file) = (
+        dir.join("store").display().to_string(),
+        key_file.display().to_string(),
+    );
+    let keys = 2000;
+    let (source, status) = snapshotted(&store, &key_file, keys).await;
+    assert_eq!(status["phase"], "done", "{status:?}");
+    assert_eq!(status["keys"], keys.to_string());
+    let stored: u64 = status["stored_bytes"].parse().unwrap();
+    let rdb: u64 = status["rdb_bytes"].parse().unwrap();
+    assert!(stored > 0 && stored < rdb, "compressed: {stored} of {rdb}");
+    // Encrypted at rest: no key name appears in the object.
+    let bytes = std::fs::read(dir.join("store").join(OBJECT)).unwrap();
+    assert!(bytes.starts_with(b"TCSEAL01"));
+    assert!(!bytes.windows(5).any(|w| w == b"value"));
+
+    let flags = store_flags(&store, &key_file);
+    let (a, b) = (
+        start(Some("rs-a"), &flags).await,
+        start(Some("rs-b"), &flags).await,
+    );
+    let doc = two_shards(&a, &b);
+    common::install_topology(&a, &doc).await;
+    common::install_topology(&b, &doc).await;
+    for n in [&a, &b] {
+        let done = restore(n, "r1", Some("s1"), &[OBJECT]).await;
+        assert_eq!(done["phase"], "done", "{done:?}");
+    }
+    let mut src = common::redis_conn(&source, None, None).await;
+    let (mut ca, mut cb) = (
+        common::redis_conn(&a, None, Some("pw")).await,
+        common::redis_conn(&b, None, Some("pw")).await,
+    );
+    let (na, nb): (usize, usize) = (
+        redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap(),
+        redis::cmd("DBSIZE").query_async(&mut cb).await.unwrap(),
+    );
+    assert_eq!(na + nb, keys, "every key restored once");
+    assert!(na > 0 && nb > 0);
+    for i in 0..keys {
+        let k = format!("k{i}");
+        let owner = if key_slot(k.as_bytes()) < 8192 {
+            &mut ca
+        } else {
+            &mut cb
+        };
+        assert_eq!(read(owner, &k).await, read(&mut src, &k).await, "{k}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn damaged_missing_and_foreign_objects_fail_the_restore_loudly() {
+    let dir = scratch("bad");
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "22".repeat(32)).unwrap();
+    let (store, key_file) = (
+        dir.join("store").display().to_string(),
+        key_file.display().to_string(),
+    );
+    let (_source, status) = snapshotted(&store, &key_file, 300).await;
+    assert_eq!(status["phase"], "done", "{status:?}");
+    let good = dir.join("store").join(OBJECT);
+    let bad = dir.join("store").join("c1/s1/damaged.rdb.zst.sealed");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&bad, bytes).unwrap();
+
+    let n = start(None, &store_flags(&store, &key_file)).await;
+    let mut c = common::redis_conn(&n, None, None).await;
+    let _: () = redis::cmd("SET")
+        .arg("before")
+        .arg("1")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for (objects, snapshot, why) in [
+        (
+            vec!["c1/s1/damaged.rdb.zst.sealed"],
+            Some("s1"),
+            "does not decrypt",
+        ),
+        (vec![OBJECT, "c1/s1/missing.rdb"], Some("s1"), "not found"),
+        (vec![OBJECT], Some("s0"), "not an object of snapshot s0"),
+    ] {
+        let failed = restore(&n, "r", snapshot, &objects).await;
+        assert_eq!(failed["phase"], "failed", "{failed:?}");
+        assert!(failed["error"].contains(why), "{failed:?}");
+        // Nothing, partial or old, is served.
+        let err = redis::cmd("GET")
+            .arg("before")
+            .query_async::<Option<String>>(&mut c)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("restore failed"), "{err}");
+        let keys: usize = redis::cmd("DBSIZE")
+            .query_async(&mut admin(&n).await)
+            .await
+            .unwrap();
+        assert_eq!(keys, 0);
+    }
+    // A good restore serves again.
+    let done = restore(&n, "r", Some("s1"), &[OBJECT]).await;
+    assert_eq!(done["phase"], "done", "{done:?}");
+    let size: usize = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    assert_eq!(size, 300);
+    let _ = std::fs::remove_dir_all(&dir);
+}
