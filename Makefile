@@ -19,9 +19,9 @@ test: lint unit chart e2e ## Run every test (what CI runs)
 build: ## Build every binary
 	cargo build --locked --workspace
 
-unit: ## Unit and integration tests (no cluster; redis-server from Debian is the RDB tests' peer)
-	e2e/scripts/tools.sh packages
-	cargo test --locked --workspace --exclude tidecache-e2e
+unit: ## Unit and integration tests (no cluster; redis-server is the RDB tests' peer, Garage their S3 server)
+	garage="$$(e2e/scripts/tools.sh garage)" && \
+		TIDECACHE_GARAGE_BIN="$$garage" cargo test --locked --workspace --exclude tidecache-e2e
 
 lint: ## Formatting, clippy, CRD drift
 	cargo fmt --all -- --check

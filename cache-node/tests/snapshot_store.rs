@@ -3,165 +3,18 @@
 //! with compression and encryption: a one-shard snapshot restores into two
 //! shards, each keeping its own slots; damaged, missing and foreign
 //! objects fail the restore loudly and the node then serves no data.
-//! (The same against a real S3 server, Garage, is in the e2e tests.)
+//! (`snapshot_s3.rs` runs snapshots against a real S3 server, Garage.)
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use cache_node::Node;
-use redis::aio::MultiplexedConnection;
+use common::snapshots::{
+    admin, populate, read, restore, scratch, start, store_flags, two_shards, wait_job,
+};
+use tidecache_topology::key_slot;
 use tidecache_topology::protocol::Request;
-use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, key_slot, node_id_for};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tidecache-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Flags of a node on `store`, zstd and encryption on.
-fn store_flags(store: &str, key_file: &str) -> Vec<String> {
-    [
-        "--snapshot-store",
-        store,
-        "--snapshot-zstd-level",
-        "3",
-        "--snapshot-encryption-key-file",
-        key_file,
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-async fn start(name: Option<&str>, extra: &[String]) -> Node {
-    let mut flags: Vec<&str> = match name {
-        Some(n) => common::cluster_flags(n),
-        None => vec!["--admin-password", "adm"],
-    };
-    flags.extend(extra.iter().map(String::as_str));
-    common::node(&flags).await
-}
-
-async fn admin(n: &Node) -> MultiplexedConnection {
-    common::redis_conn(n, Some("tidecache-admin"), Some("adm")).await
-}
-
-/// Polls a job's STATUS until it is no longer running; its fields.
-async fn wait_job(c: &mut MultiplexedConnection, status: Request<'_>) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let fields: BTreeMap<String, String> = status.cmd().query_async(c).await.unwrap();
-        if fields["phase"] != "running" {
-            return fields;
-        }
-        assert!(Instant::now() < deadline, "job still running: {fields:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn restore(
-    n: &Node,
-    id: &str,
-    snapshot: Option<&str>,
-    objects: &[&str],
-) -> BTreeMap<String, String> {
-    let mut c = admin(n).await;
-    let _: () = Request::RestoreStart {
-        id,
-        snapshot,
-        objects: objects.to_vec(),
-    }
-    .cmd()
-    .query_async(&mut c)
-    .await
-    .unwrap();
-    wait_job(&mut c, Request::RestoreStatus).await
-}
-
-/// Every type, with and without deadlines.
-async fn populate(c: &mut MultiplexedConnection, keys: usize) {
-    for i in 0..keys {
-        let k = format!("k{i}");
-        let mut p = redis::pipe();
-        match i % 5 {
-            0 => p.cmd("SET").arg(&k).arg(format!("value-{i}")),
-            1 => p.cmd("HSET").arg(&k).arg("f").arg(i).arg("g").arg("x"),
-            2 => p.cmd("RPUSH").arg(&k).arg("a").arg(i).arg("c"),
-            3 => p.cmd("SADD").arg(&k).arg("m").arg(i),
-            _ => p
-                .cmd("ZADD")
-                .arg(&k)
-                .arg(1.5)
-                .arg("m")
-                .arg(i)
-                .arg(format!("n{i}")),
-        };
-        if i % 3 == 0 {
-            p.cmd("PEXPIRE").arg(&k).arg(600_000);
-        }
-        let _: () = p.query_async(c).await.unwrap();
-    }
-}
-
-/// A key's type, contents (in a fixed order) and whether it has a deadline.
-async fn read(c: &mut MultiplexedConnection, k: &str) -> (String, Vec<String>, bool) {
-    let t: String = redis::cmd("TYPE").arg(k).query_async(c).await.unwrap();
-    let mut v: Vec<String> = match t.as_str() {
-        "string" => vec![redis::cmd("GET").arg(k).query_async(c).await.unwrap()],
-        "hash" => redis::cmd("HGETALL").arg(k).query_async(c).await.unwrap(),
-        "list" => redis::cmd("LRANGE")
-            .arg(k)
-            .arg(0)
-            .arg(-1)
-            .query_async(c)
-            .await
-            .unwrap(),
-        "set" => redis::cmd("SMEMBERS").arg(k).query_async(c).await.unwrap(),
-        "zset" => redis::cmd("ZRANGE")
-            .arg(k)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query_async(c)
-            .await
-            .unwrap(),
-        _ => vec![],
-    };
-    if t == "set" || t == "hash" {
-        v.sort();
-    }
-    let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(c).await.unwrap();
-    (t, v, ttl > 0)
-}
-
-fn two_shards(a: &Node, b: &Node) -> Topology {
-    let addr = |name: &str, n: &Node| NodeAddr {
-        id: node_id_for(name),
-        host: "127.0.0.1".into(),
-        port: n.addr.port(),
-    };
-    Topology {
-        epoch: 1,
-        shards: vec![
-            Shard {
-                name: "a".into(),
-                slots: vec![SlotRange::new(0, 8191).unwrap()],
-                primary: addr("rs-a", a),
-                replicas: vec![],
-            },
-            Shard {
-                name: "b".into(),
-                slots: vec![SlotRange::new(8192, 16383).unwrap()],
-                primary: addr("rs-b", b),
-                replicas: vec![],
-            },
-        ],
-    }
-}
 
 const OBJECT: &str = "c1/s1/shard-0.rdb.zst.sealed";
 

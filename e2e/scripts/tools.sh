@@ -20,6 +20,7 @@
 #   e2e/scripts/tools.sh check     exit 0 iff every tool is already cached
 #   e2e/scripts/tools.sh print-env print the `export` lines, never build
 #   e2e/scripts/tools.sh packages  install the Debian packages only (redis-server, redis-tools, ...)
+#   e2e/scripts/tools.sh garage    the packages and Garage (S3); prints the garage binary's path
 #   source e2e/scripts/tools.sh    build what is missing, export PATH and
 #                                  TIDECACHE_TOOLS_* in the current shell
 #
@@ -55,6 +56,9 @@ _tc_init_vars() {
 	TIDECACHE_TOOLS_KUBERNETES="$TIDECACHE_TOOLS_DIR/kubernetes-$TIDECACHE_KUBERNETES_VERSION"
 	TIDECACHE_TOOLS_ETCD="$TIDECACHE_TOOLS_DIR/etcd-$TIDECACHE_ETCD_VERSION"
 	TIDECACHE_TOOLS_HELM="$TIDECACHE_TOOLS_DIR/helm-$TIDECACHE_HELM_VERSION"
+	# Garage, the S3-compatible server snapshots are tested against.
+	TIDECACHE_GARAGE_VERSION=2.5.0
+	TIDECACHE_TOOLS_GARAGE="$TIDECACHE_TOOLS_DIR/garage-$TIDECACHE_GARAGE_VERSION"
 	if [[ -z "$TIDECACHE_KUBERNETES_VERSION" || -z "$TIDECACHE_ETCD_VERSION" || -z "$TIDECACHE_HELM_VERSION" ]]; then
 		_tc_log "cannot read tool versions from $_tc_modules/*/go.mod"
 		return 1
@@ -151,6 +155,41 @@ _tc_build_helm() {
 		DIR/helm helm.sh/helm/v3/cmd/helm
 }
 
+# Garage from crates.io, with the Cargo.lock it ships (--locked): a debug
+# build without debug info (the tests move megabytes, and a release build
+# takes several times longer), LMDB only, libsodium from Debian (its
+# bundled build runs its own test suite first). Atomic like the Go tools.
+_tc_build_garage() {
+	_tc_complete "$TIDECACHE_TOOLS_GARAGE" garage && return 0
+	command -v cargo >/dev/null || {
+		_tc_log "cargo not found in PATH"
+		return 1
+	}
+	local final="$TIDECACHE_TOOLS_GARAGE" tmp start secs rc=0
+	mkdir -p "$(dirname "$final")" || return 1
+	tmp="$(mktemp -d "$final.tmp.XXXXXX")" || return 1
+	_tc_cur_tmp="$tmp"
+	_tc_log "building garage $TIDECACHE_GARAGE_VERSION from crates.io; this can take a while on a cold cache..."
+	start=$(date +%s)
+	SODIUM_USE_PKG_CONFIG=1 CARGO_PROFILE_DEV_DEBUG=0 CARGO_TARGET_DIR="$tmp/target" \
+		timeout --foreground "${TIDECACHE_BUILD_TIMEOUT:-5400}" \
+		cargo install garage --version "$TIDECACHE_GARAGE_VERSION" --locked --debug \
+		--no-default-features --features lmdb,bundled-libs --root "$tmp/install" --quiet || rc=$?
+	secs=$(($(date +%s) - start))
+	if ((rc != 0)); then
+		rm -rf "$tmp"
+		_tc_log "FAILED to build garage after ${secs}s (exit $rc)"
+		return "$rc"
+	fi
+	mv "$tmp/install/bin/garage" "$tmp/garage" && rm -rf "$tmp/target" "$tmp/install" || return 1
+	printf 'name=garage-%s\nbuilt=%s\nbuild_seconds=%s\n' "$TIDECACHE_GARAGE_VERSION" \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$secs" >"$tmp/BUILDINFO"
+	chmod 0755 "$tmp" || return 1
+	if [[ -e "$final" ]]; then rm -rf "$tmp"; else mv -T "$tmp" "$final" || return 1; fi
+	_tc_cur_tmp=""
+	_tc_log "built garage in ${secs}s"
+}
+
 # Debian packages the harness uses: redis-cli, ip/netns, nft, setsid/flock/nsenter,
 # openssl, curl, a TrueType font for the timeline charts. `apt-get update` runs only when something is missing.
 _tc_apt() {
@@ -165,6 +204,9 @@ _tc_apt() {
 	{ command -v setsid && command -v flock && command -v nsenter; } >/dev/null || missing+=(util-linux)
 	command -v openssl >/dev/null || missing+=(openssl)
 	command -v curl >/dev/null || missing+=(curl)
+	# Garage's build links Debian's libsodium (see _tc_build_garage).
+	command -v pkg-config >/dev/null || missing+=(pkg-config)
+	[[ -f /usr/include/sodium.h ]] || missing+=(libsodium-dev)
 	# The font the e2e timelines' PNG charts are labelled with.
 	[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 	((${#missing[@]} == 0)) && return 0
@@ -200,20 +242,34 @@ _tc_ensure() {
 		rm -rf "$TIDECACHE_TOOLS_DIR"/*.tmp.*
 		_tc_build_kubernetes && _tc_build_etcd && _tc_build_helm
 	) 9>"$TIDECACHE_TOOLS_DIR/.lock" || return 1
-	_tc_apt
+	_tc_apt && _tc_ensure_garage
+}
+
+# The Debian packages, then Garage (serialised like the other builds).
+_tc_ensure_garage() {
+	_tc_init_vars || return 1
+	_tc_apt || return 1
+	mkdir -p "$TIDECACHE_TOOLS_DIR" || return 1
+	(
+		flock -w "${TIDECACHE_BUILD_TIMEOUT:-5400}" 9 || exit 1
+		_tc_cur_tmp=""
+		trap '[[ -n "$_tc_cur_tmp" ]] && rm -rf "$_tc_cur_tmp"; exit 130' INT TERM
+		_tc_build_garage
+	) 9>"$TIDECACHE_TOOLS_DIR/.lock"
 }
 
 _tc_check() {
 	_tc_init_vars
 	_tc_complete "$TIDECACHE_TOOLS_KUBERNETES" kube-apiserver kube-controller-manager kube-scheduler kubectl &&
 		_tc_complete "$TIDECACHE_TOOLS_ETCD" etcd &&
-		_tc_complete "$TIDECACHE_TOOLS_HELM" helm
+		_tc_complete "$TIDECACHE_TOOLS_HELM" helm &&
+		_tc_complete "$TIDECACHE_TOOLS_GARAGE" garage
 }
 
 _tc_print_env() {
 	local v
 	for v in TIDECACHE_TOOLS_DIR TIDECACHE_TOOLS_KUBERNETES TIDECACHE_TOOLS_ETCD TIDECACHE_TOOLS_HELM \
-		TIDECACHE_KUBERNETES_VERSION TIDECACHE_ETCD_VERSION TIDECACHE_HELM_VERSION; do
+		TIDECACHE_TOOLS_GARAGE TIDECACHE_KUBERNETES_VERSION TIDECACHE_ETCD_VERSION TIDECACHE_HELM_VERSION; do
 		printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	# Tool dirs first; drop earlier copies of them so re-sourcing is harmless.
@@ -224,7 +280,7 @@ _tc_print_env() {
 		case "$d" in "$TIDECACHE_TOOLS_DIR"/*) continue ;; esac
 		p="${p:+$p:}$d"
 	done
-	printf 'export PATH=%q\n' "$TIDECACHE_TOOLS_KUBERNETES:$TIDECACHE_TOOLS_ETCD:$TIDECACHE_TOOLS_HELM${p:+:$p}"
+	printf 'export PATH=%q\n' "$TIDECACHE_TOOLS_KUBERNETES:$TIDECACHE_TOOLS_ETCD:$TIDECACHE_TOOLS_HELM:$TIDECACHE_TOOLS_GARAGE${p:+:$p}"
 }
 
 # --- entry points ------------------------------------------------------------
@@ -250,13 +306,18 @@ env)
 	;;
 check) _tc_check ;;
 packages) _tc_apt ;;
+garage)
+	# Debian packages and Garage; prints the garage binary's path.
+	_tc_ensure_garage >&2
+	echo "$TIDECACHE_TOOLS_GARAGE/garage"
+	;;
 print-env)
 	_tc_init_vars
 	_tc_print_env
 	;;
 -h | --help | help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0" ;;
 *)
-	echo "usage: $0 [build|env|check|packages]" >&2
+	echo "usage: $0 [build|env|check|packages|garage]" >&2
 	exit 2
 	;;
 esac

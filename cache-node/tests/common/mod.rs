@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod snapshots;
+
 use std::time::Duration;
 
 use cache_node::Node;
