@@ -34,7 +34,7 @@ e2e: ## End-to-end tests on the embedded control plane
 	e2e/run.sh
 
 crds: ## Regenerate crds/ from the Rust types
-	cargo run --locked -q -p tidecache-operator --bin crdgen > crds/cachecluster.yaml.new && mv crds/cachecluster.yaml.new crds/cachecluster.yaml
+	cargo run --locked -q -p tidecache-operator --bin crdgen > crds/tidecache.yaml.new && mv crds/tidecache.yaml.new crds/tidecache.yaml
 
 bench: ## cache-node vs redis-server: throughput, CPU, memory, latency (bench/compare.sh)
 	bench/compare.sh

@@ -28,6 +28,6 @@ if ! awk '/resources: \[/ {res = $0} /verbs: \[.*delete/ {
   exit 1
 fi
 # The chart ships exactly the generated CRDs.
-diff <(helm show crds charts/tidecache 2>/dev/null | sed -e "\${/^$/d}") crds/cachecluster.yaml >/dev/null ||
+diff <(helm show crds charts/tidecache 2>/dev/null | sed -e "\${/^$/d}") crds/tidecache.yaml >/dev/null ||
   { echo "chart-test: chart CRDs differ from crds/" >&2; exit 1; }
 echo "chart-test: 1 passed, 0 failed"

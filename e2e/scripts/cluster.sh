@@ -30,6 +30,7 @@
 #
 # Addresses inside the netns (all on its `lo`):
 #   10.200.0.1/32  apiserver advertise address (https://10.200.0.1:443)
+#   10.200.0.3/32  Garage (S3 :3900, admin :3903), where snapshots go
 #   10.96.0.1/32   ClusterIP of Service default/kubernetes (port 443)
 #   10.244.0.0/16  pod range; every address in it is local, pods bind their own
 #   127.0.0.1      etcd :2379/:2380, controller-manager :10257, scheduler :10259
@@ -44,6 +45,12 @@ UP_TIMEOUT="${TIDECACHE_UP_TIMEOUT:-120}"
 T0=$SECONDS
 
 APISERVER_IP=10.200.0.1
+# Garage, the S3-compatible server snapshots go to (e2e/src/lib.rs has the
+# same address, bucket and credentials).
+GARAGE_IP=10.200.0.3
+GARAGE_BUCKET=tidecache-e2e
+GARAGE_ACCESS_KEY=GK00000000000000000000e2e0
+GARAGE_SECRET_KEY=e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0
 SERVICE_IP=10.96.0.1
 SERVICE_CIDR=10.96.0.0/16
 POD_CIDR=10.244.0.0/16
@@ -58,7 +65,7 @@ UP_OK="$STATE/.up-complete"     # written when `up` finished successfully
 ADMIN_KUBECONFIG="$STATE/admin.kubeconfig"
 
 # Start order; `down` stops in reverse order.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler tidecache-kubelet)
+COMPONENTS=(etcd garage kube-apiserver kube-controller-manager kube-scheduler tidecache-kubelet)
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 warn() { printf '[cluster %s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -309,6 +316,7 @@ make_netns() {
 	ip -n "$NS" link set lo up
 	ip -n "$NS" addr add "$APISERVER_IP/32" dev lo
 	ip -n "$NS" addr add "$SERVICE_IP/32" dev lo
+	ip -n "$NS" addr add "$GARAGE_IP/32" dev lo
 	# On `lo` a prefix makes the whole range local: pods bind their own IPs.
 	ip -n "$NS" addr add "$POD_CIDR" dev lo
 }
@@ -463,6 +471,31 @@ cmd_up() {
 		--initial-cluster=e2e=http://127.0.0.1:2380 --initial-cluster-state=new \
 		--unsafe-no-fsync --log-level=warn
 	wait_for "etcd /health" "$UP_TIMEOUT" etcd in_ns curl -fsS --max-time 2 http://127.0.0.1:2379/health
+
+	# Garage: a single-node S3 endpoint with one bucket and one fixed key,
+	# which it sets up itself (--single-node --default-bucket).
+	mkdir -p "$STATE/garage"
+	cat >"$STATE/garage/garage.toml" <<GARAGE
+metadata_dir = "$STATE/garage/meta"
+data_dir = "$STATE/garage/data"
+db_engine = "lmdb"
+lmdb_map_size = "1G"
+replication_factor = 1
+rpc_bind_addr = "$GARAGE_IP:3901"
+rpc_public_addr = "$GARAGE_IP:3901"
+rpc_secret = "$GARAGE_SECRET_KEY"
+
+[s3_api]
+api_bind_addr = "$GARAGE_IP:3900"
+s3_region = "garage"
+
+[admin]
+api_bind_addr = "$GARAGE_IP:3903"
+GARAGE
+	start garage env GARAGE_DEFAULT_ACCESS_KEY="$GARAGE_ACCESS_KEY" \
+		GARAGE_DEFAULT_SECRET_KEY="$GARAGE_SECRET_KEY" GARAGE_DEFAULT_BUCKET="$GARAGE_BUCKET" \
+		RUST_LOG=warn garage -c "$STATE/garage/garage.toml" server --single-node --default-bucket
+	wait_for "garage /health" "$UP_TIMEOUT" garage in_ns curl -fsS --max-time 2 "http://$GARAGE_IP:3903/health"
 
 	# kube-apiserver. It reaches nodes (logs, exec) by their InternalIP, never
 	# by name: name lookups would go to the host's DNS server, which the

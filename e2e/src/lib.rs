@@ -154,6 +154,16 @@ pub async fn list_pods(ns: &str) -> anyhow::Result<Vec<Pod>> {
         .items)
 }
 
+/// Garage, the harness's S3-compatible server (`e2e/scripts/cluster.sh`
+/// starts it in the network namespace with this bucket and key).
+pub mod garage {
+    pub const ENDPOINT: &str = "http://10.200.0.3:3900";
+    pub const REGION: &str = "garage";
+    pub const BUCKET: &str = "tidecache-e2e";
+    pub const ACCESS_KEY: &str = "GK00000000000000000000e2e0";
+    pub const SECRET_KEY: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
+}
+
 /// A namespace of its own for one test, deleted when the test ends.
 pub struct TestNamespace {
     pub client: Client,
@@ -227,6 +237,26 @@ impl TestNamespace {
             .and_then(|d| d.get(key).cloned())
             .with_context(|| format!("secret {secret} has no {key}"))?;
         Ok(String::from_utf8(v.0)?)
+    }
+
+    /// Creates an Opaque Secret `name` holding `data`.
+    pub async fn create_secret(&self, name: &str, data: &[(&str, &str)]) -> anyhow::Result<()> {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Secret::default()
+        };
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await?;
+        Ok(())
     }
 
     pub async fn delete(self) {

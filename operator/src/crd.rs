@@ -107,6 +107,194 @@ pub struct CacheClusterSpec {
     /// Client authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
+
+    /// Snapshots: the S3-compatible storage they are written to. Needed by
+    /// `CacheSnapshot`s of this cluster and by `restoreFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotSpec>,
+
+    /// Seeds the cluster, when it is first created, from a snapshot in its
+    /// snapshot storage, whatever the shard count the snapshot was taken
+    /// at: each shard keeps the keys of its own slots. Until every shard has
+    /// loaded its data the cluster is `Restoring` and its nodes answer
+    /// `LOADING`; a damaged, missing or foreign object fails the restore
+    /// (phase `Failed`, the `Restored` condition says why) and no data is
+    /// served. Read once: changing it later does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// Where snapshots are stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSpec {
+    pub storage: SnapshotStorage,
+}
+
+/// An S3-compatible bucket. Credentials and the encryption key come from
+/// Secrets in the cluster's namespace; only the operator and the cluster's
+/// node pods read them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotStorage {
+    /// `s3://bucket` or `s3://bucket/prefix`. Objects go under
+    /// `<prefix>/<namespace>/<cluster>/<snapshot id>/`.
+    #[schemars(regex(pattern = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"))]
+    pub url: String,
+
+    /// An S3-compatible endpoint, e.g. `http://garage.storage:3900`; AWS
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+
+    /// The region requests are signed for (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
+    /// Path-style requests (`endpoint/bucket/key`), what S3-compatible
+    /// servers expect (default `true`); `false` for virtual-hosted style.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+
+    /// A Secret with the keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`. Without it, the node pods' environment (an
+    /// IAM role for service accounts, for instance) decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+
+    /// zstd level (1–19) objects are compressed at; 0 (the default) stores
+    /// plain RDB files, which redis-server reads as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 19))]
+    pub compression_level: Option<i32>,
+
+    /// A Secret key holding the AES-256-GCM key objects are encrypted with
+    /// (32 bytes, 64 hex digits or base64 of 32 bytes). Restores need the
+    /// same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_secret: Option<SecretKeyRef>,
+}
+
+impl SnapshotStorage {
+    /// The suffix of the objects nodes write with these settings.
+    pub fn object_suffix(&self) -> &'static str {
+        match (
+            self.compression_level.unwrap_or(0) > 0,
+            self.encryption_key_secret.is_some(),
+        ) {
+            (false, false) => ".rdb",
+            (true, false) => ".rdb.zst",
+            (false, true) => ".rdb.sealed",
+            (true, true) => ".rdb.zst.sealed",
+        }
+    }
+}
+
+/// What a new cluster is seeded from: exactly one of the three.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("(has(self.snapshot) ? 1 : 0) + (has(self.manifest) ? 1 : 0) + (has(self.objects) && size(self.objects) > 0 ? 1 : 0) == 1").message("restoreFrom needs exactly one of snapshot, manifest and objects").reason(kube::core::Reason::FieldValueInvalid))]
+pub struct RestoreFrom {
+    /// A completed `CacheSnapshot` in the cluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The path of a snapshot's `manifest.json` in the snapshot storage
+    /// (below its prefix), e.g. of a snapshot whose `CacheSnapshot` was
+    /// deleted, or of another cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// Plain RDB files in the snapshot storage (below its prefix), e.g.
+    /// redis-server's `dump.rdb` or an ElastiCache export; every key of
+    /// every file is loaded into the shard owning its slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+}
+
+/// An on-demand snapshot of a `CacheCluster`: every shard's primary
+/// writes its slots to the cluster's snapshot storage through a fork-less
+/// capture, while clients are served; a manifest, written last, lists the
+/// objects, so a snapshot without a manifest is incomplete by
+/// construction.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tidecache.io",
+    version = "v1alpha1",
+    kind = "CacheSnapshot",
+    namespaced,
+    status = "CacheSnapshotStatus",
+    shortname = "csnap",
+    category = "tidecache",
+    doc = "A snapshot of a Tidecache CacheCluster in its snapshot storage.",
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.cluster"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Keys", type_ = "integer", json_path = ".status.keys"),
+    printcolumn(name = "Size", type_ = "integer", json_path = ".status.size"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSnapshotSpec {
+    /// The `CacheCluster` (same namespace) to snapshot. It must have
+    /// `spec.snapshots.storage`.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("cluster is immutable").reason(kube::core::Reason::FieldValueInvalid))]
+    pub cluster: String,
+}
+
+/// How a snapshot stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSnapshotStatus {
+    /// `Pending` (waiting for the cluster to be Ready), `Running`,
+    /// `Completed` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The snapshot's id: the directory of its objects, and what each
+    /// object's metadata names (a restore refuses objects of another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// The manifest's path in the storage, once written (then `Completed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// One object per shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<SnapshotObject>,
+    /// Keys in the snapshot.
+    #[serde(default)]
+    pub keys: u64,
+    /// Bytes stored (after compression and encryption).
+    #[serde(default)]
+    pub size: u64,
+    /// The topology epoch the snapshot was taken at.
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One shard's object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotObject {
+    pub shard: String,
+    /// The object's path in the storage (below its prefix).
+    pub object: String,
+    /// The slot ranges it holds, e.g. `0-5460`.
+    pub slots: Vec<String>,
+    pub keys: u64,
+    /// Bytes of the RDB stream, and of the object as stored.
+    pub rdb_bytes: u64,
+    pub stored_bytes: u64,
+    /// The RDB stream's CRC-64 (its last 8 bytes), hex.
+    pub crc64: String,
 }
 
 /// CEL: in Serverless mode, the data storage maximum holds at least one
@@ -436,6 +624,30 @@ pub struct CacheClusterStatus {
     /// chose it on and its recent decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless: Option<ServerlessStatus>,
+
+    /// The seeding from `spec.restoreFrom`: its progress, then its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+}
+
+/// How the seeding from `spec.restoreFrom` stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// `Restoring`, `Completed` or `Failed`.
+    pub phase: String,
+    /// The objects every shard reads (keeping its own slots' keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<String>,
+    /// The snapshot id the objects must name (none for plain RDB files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Keys loaded, over all shards, once completed.
+    #[serde(default)]
+    pub keys: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What the autoscaler decided and why.

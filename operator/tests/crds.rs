@@ -4,11 +4,11 @@
 #[test]
 fn committed_crds_match_the_types() {
     let generated = tidecache_operator::crds_yaml().unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/cachecluster.yaml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/tidecache.yaml");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == generated,
-        "crds/cachecluster.yaml is out of date: run `make crds` (cargo run -p tidecache-operator --bin crdgen > crds/cachecluster.yaml)"
+        "crds/tidecache.yaml is out of date: run `make crds` (cargo run -p tidecache-operator --bin crdgen > crds/tidecache.yaml)"
     );
 }
 

@@ -386,6 +386,40 @@ impl AdminClient {
         self.send(&Request::ImportAbort { id }).await
     }
 
+    /// Starts snapshot `id` of the node's slots into `object`.
+    pub async fn snapshot_start(&mut self, id: &str, object: &str) -> Result<(), AdminError> {
+        self.send(&Request::SnapshotStart { id, object }).await
+    }
+
+    /// The node's last snapshot, `None` if it took none since it started.
+    pub async fn snapshot_status(&mut self) -> Result<Option<JobStatus>, AdminError> {
+        let fields: Option<std::collections::HashMap<String, String>> =
+            self.send(&Request::SnapshotStatus).await?;
+        Ok(fields.map(JobStatus::from_fields))
+    }
+
+    /// Empties the node and loads `objects`, keeping its slots' keys.
+    pub async fn restore_start(
+        &mut self,
+        id: &str,
+        snapshot: Option<&str>,
+        objects: &[String],
+    ) -> Result<(), AdminError> {
+        self.send(&Request::RestoreStart {
+            id,
+            snapshot,
+            objects: objects.iter().map(String::as_str).collect(),
+        })
+        .await
+    }
+
+    /// The node's last restore.
+    pub async fn restore_status(&mut self) -> Result<Option<JobStatus>, AdminError> {
+        let fields: Option<std::collections::HashMap<String, String>> =
+            self.send(&Request::RestoreStatus).await?;
+        Ok(fields.map(JobStatus::from_fields))
+    }
+
     /// Sends a request the typed methods do not cover (the migration
     /// stream a source node sends its target, a replica's pulls).
     pub async fn send<T: redis::FromRedisValue>(
@@ -465,5 +499,38 @@ mod tests {
         assert_eq!(u.cpu_limit_millicores, 500);
         // A node without the cpu section reports no CPU.
         assert_eq!(Usage::parse("used_memory:5\r\n").cpu_seconds, 0.0);
+    }
+}
+
+/// A node's snapshot or restore, as `TIDECACHE SNAPSHOT|RESTORE STATUS`
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobStatus {
+    pub id: String,
+    /// `running`, `done` or `failed`.
+    pub phase: String,
+    pub keys: u64,
+    pub rdb_bytes: u64,
+    pub stored_bytes: u64,
+    /// Hex.
+    pub crc64: String,
+    pub slots: String,
+    pub error: String,
+}
+
+impl JobStatus {
+    fn from_fields(f: std::collections::HashMap<String, String>) -> JobStatus {
+        let text = |k: &str| f.get(k).cloned().unwrap_or_default();
+        let number = |k: &str| f.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        JobStatus {
+            id: text("id"),
+            phase: text("phase"),
+            keys: number("keys"),
+            rdb_bytes: number("rdb_bytes"),
+            stored_bytes: number("stored_bytes"),
+            crc64: text("crc64"),
+            slots: text("slots"),
+            error: text("error"),
+        }
     }
 }

@@ -148,6 +148,26 @@ pub async fn apply_objects(
     Ok(())
 }
 
+/// The admin password of cluster `cluster`, from its auth Secret.
+pub async fn admin_password(ctx: &Context, ns: &str, cluster: &str) -> Result<String, Error> {
+    let name = desired::auth_secret_name(cluster);
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await?
+        .ok_or_else(|| Error::Secret(name.clone(), "does not exist".into()))?;
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(desired::ADMIN_PASSWORD_KEY))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .ok_or_else(|| {
+            Error::Secret(
+                name,
+                format!("has no key {:?}", desired::ADMIN_PASSWORD_KEY),
+            )
+        })
+}
+
 /// Creates the operator's auth Secret once; never regenerates an existing
 /// password (re-applying a manifest must not rotate credentials). Returns
 /// the admin password.

@@ -26,6 +26,7 @@ pub const ADMIN_PASSWORD_KEY: &str = "admin-password";
 
 const AUTH_DIR: &str = "/etc/tidecache/auth";
 const ADMIN_DIR: &str = "/etc/tidecache/admin";
+const SNAPSHOT_KEY_DIR: &str = "/etc/tidecache/snapshot-key";
 
 /// Label keys. The `app.kubernetes.io` ones follow Kubernetes' recommended labels.
 pub mod labels {
@@ -365,13 +366,94 @@ fn node_env(cc: &CacheCluster) -> Vec<EnvVar> {
     ];
     let millicores = node_millicores(&cc.spec);
     if millicores > 0 {
-        env.push(EnvVar {
-            name: "TIDECACHE_CPU_LIMIT_MILLICORES".into(),
-            value: Some(millicores.to_string()),
-            ..EnvVar::default()
-        });
+        env.push(value_env(
+            "TIDECACHE_CPU_LIMIT_MILLICORES",
+            millicores.to_string(),
+        ));
+    }
+    env.extend(snapshot_env(cc));
+    env
+}
+
+fn value_env(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..EnvVar::default()
+    }
+}
+
+/// The snapshot store's settings (the node's `--snapshot-*` flags), the
+/// credentials from the user's Secret, the encryption key's mounted file.
+fn snapshot_env(cc: &CacheCluster) -> Vec<EnvVar> {
+    let Some(storage) = cc.spec.snapshots.as_ref().map(|s| &s.storage) else {
+        return Vec::new();
+    };
+    let mut env = vec![
+        value_env("TIDECACHE_SNAPSHOT_STORE", storage.url.clone()),
+        value_env(
+            "TIDECACHE_SNAPSHOT_PATH_STYLE",
+            if storage.path_style.unwrap_or(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ),
+        value_env(
+            "TIDECACHE_SNAPSHOT_ZSTD_LEVEL",
+            storage.compression_level.unwrap_or(0).to_string(),
+        ),
+    ];
+    if let Some(endpoint) = &storage.endpoint {
+        env.push(value_env("TIDECACHE_SNAPSHOT_ENDPOINT", endpoint.clone()));
+    }
+    if let Some(region) = &storage.region {
+        env.push(value_env("TIDECACHE_SNAPSHOT_REGION", region.clone()));
+    }
+    if let Some(secret) = &storage.credentials_secret {
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            env.push(EnvVar {
+                name: key.into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                        name: secret.clone(),
+                        key: key.into(),
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            });
+        }
+    }
+    if storage.encryption_key_secret.is_some() {
+        env.push(value_env(
+            "TIDECACHE_SNAPSHOT_ENCRYPTION_KEY_FILE",
+            format!("{SNAPSHOT_KEY_DIR}/key"),
+        ));
     }
     env
+}
+
+/// The encryption key's Secret, as a volume, when snapshots are encrypted.
+fn snapshot_key_volume(cc: &CacheCluster) -> Option<(Volume, VolumeMount)> {
+    let key = cc
+        .spec
+        .snapshots
+        .as_ref()?
+        .storage
+        .encryption_key_secret
+        .as_ref()?;
+    Some((
+        secret_volume("snapshot-key", key.name.clone(), key.key.clone(), "key"),
+        VolumeMount {
+            name: "snapshot-key".into(),
+            mount_path: SNAPSHOT_KEY_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+    ))
 }
 
 /// Shard `i`'s StatefulSet of `pods` pods: a primary and
@@ -450,20 +532,25 @@ pub fn shard_statefulset(
             ..http_probe("/livez", 1, 60)
         }),
         resources: cc.spec.node_resources(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "auth".into(),
-                mount_path: AUTH_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "admin".into(),
-                mount_path: ADMIN_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "auth".into(),
+                    mount_path: AUTH_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "admin".into(),
+                    mount_path: ADMIN_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(snapshot_key_volume(cc).map(|(_, m)| m))
+            .collect(),
+        ),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -471,15 +558,20 @@ pub fn shard_statefulset(
         // Nodes never call the Kubernetes API.
         automount_service_account_token: Some(false),
         termination_grace_period_seconds: Some(30),
-        volumes: Some(vec![
-            secret_volume("auth", pw_secret, pw_key, "password"),
-            secret_volume(
-                "admin",
-                auth_secret_name(&cc.name_any()),
-                ADMIN_PASSWORD_KEY.into(),
-                "password",
-            ),
-        ]),
+        volumes: Some(
+            [
+                secret_volume("auth", pw_secret, pw_key, "password"),
+                secret_volume(
+                    "admin",
+                    auth_secret_name(&cc.name_any()),
+                    ADMIN_PASSWORD_KEY.into(),
+                    "password",
+                ),
+            ]
+            .into_iter()
+            .chain(snapshot_key_volume(cc).map(|(v, _)| v))
+            .collect(),
+        ),
         ..PodSpec::default()
     };
     let mut pod_labels = shard_labels(cc, i);

@@ -8,7 +8,10 @@
 //! [`epoch`] (which epoch a document takes), and the rules they call —
 //! [`validate`], [`desired`] (the objects to apply), [`topology`] (slots and
 //! the document), [`failover`], [`rolling`], [`rebalance`] (the move
-//! planner), [`status`] (phase and conditions).
+//! planner), [`status`] (phase and conditions), [`restore`] (seeding a new
+//! cluster from `spec.restoreFrom`). [`snapshot`] is the `CacheSnapshot`
+//! controller; [`manifest`] names a snapshot's objects and checks its
+//! manifest, [`storage`] reads and writes manifests.
 
 pub mod act;
 pub mod autoscale;
@@ -18,12 +21,16 @@ pub mod desired;
 pub mod epoch;
 pub mod evacuate;
 pub mod failover;
+pub mod manifest;
 pub mod observe;
 pub mod rebalance;
 pub mod reconcile;
 pub mod resharding;
+pub mod restore;
 pub mod rolling;
+pub mod snapshot;
 pub mod status;
+pub mod storage;
 pub mod topology;
 pub mod validate;
 

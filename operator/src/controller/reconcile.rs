@@ -53,6 +53,7 @@ pub async fn run(ctx: Arc<Context>, nodes: reflector::store::Writer<Node>) {
     .touched_objects()
     .for_each(|_| futures::future::ready(()));
     tokio::spawn(nodes);
+    tokio::spawn(super::snapshot::run(ctx.clone()));
     let clusters = Api::<CacheCluster>::all(client.clone());
     let pod_selector = format!("{}=tidecache", labels::NAME);
     Controller::new(clusters, watcher::Config::default())
@@ -207,6 +208,22 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         serving,
         rebalance_after,
     );
+    // Seeding from `spec.restoreFrom`: started once every primary serves,
+    // then polled; it decides the phase until it completes.
+    if outcome.status.restore.is_none() {
+        outcome.status.restore = prev.restore.clone();
+    }
+    let all_serving = decide::all_serving(document, serving, shape);
+    if let Some((restore, notes)) =
+        super::restore::step(&ctx, &cc, &password, &outcome.status, all_serving).await
+    {
+        if restore.phase == "Restoring" {
+            outcome.requeue = outcome.requeue.min(super::restore::POLL);
+        }
+        outcome.status.restore = Some(restore);
+        outcome.notes.extend(notes);
+    }
+    super::restore::apply(&mut outcome.status, cc.metadata.generation);
     let recorded = outcome.status.serverless.clone();
     if let Some(scaled) = autoscale(&ctx, &cc, &prev, recorded.as_ref(), &obs, shape) {
         let limits = decide::limit_conditions(

@@ -1,0 +1,265 @@
+//! `CacheSnapshot`s: a snapshot of every shard of a `CacheCluster` into its
+//! snapshot storage.
+//!
+//! `Pending` waits for the cluster to be `Ready`; then each shard's primary
+//! is told to snapshot its slots into the shard's object (`TIDECACHE
+//! SNAPSHOT START`), and the snapshot is `Running`. Each pass polls the
+//! primaries; once every object is complete, the operator writes the
+//! manifest, last, and the snapshot is `Completed`. A shard whose snapshot
+//! failed, or whose primary no longer knows it (restarted, or failed
+//! over), fails the whole snapshot, with the reason in `status.error`.
+//! Every step is recorded in the status before the next, so a restarted
+//! operator carries on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource as _, ResourceExt as _};
+use tracing::{debug, info, warn};
+
+use super::context::Context;
+use super::manifest::{self, Manifest};
+use super::storage::Storage;
+use super::{Error, act};
+use crate::crd::{CacheCluster, CacheSnapshot, CacheSnapshotStatus, SnapshotObject};
+
+/// How often a pass looks at a running snapshot.
+const POLL: Duration = Duration::from_secs(1);
+
+pub async fn run(ctx: Arc<Context>) {
+    Controller::new(
+        Api::<CacheSnapshot>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            debug!(error = %e, "snapshot reconcile failed");
+        }
+    })
+    .await;
+}
+
+fn error_policy(snap: Arc<CacheSnapshot>, err: &Error, _: Arc<Context>) -> Action {
+    warn!(snapshot = %snap.name_any(), error = %err, "snapshot reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn publish(ctx: &Context, snap: &CacheSnapshot, warning: bool, reason: &str, note: String) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: "Snapshot".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &snap.object_ref(&())).await {
+        debug!(error = %e, "could not publish event");
+    }
+}
+
+async fn save(
+    ctx: &Context,
+    snap: &CacheSnapshot,
+    status: &CacheSnapshotStatus,
+) -> Result<(), Error> {
+    let ns = snap.namespace().ok_or(Error::NoNamespace)?;
+    ctx.api::<CacheSnapshot>(&ns)
+        .patch_status(
+            &snap.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await?;
+    Ok(())
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Ends the snapshot as `Failed`.
+async fn fail(
+    ctx: &Context,
+    snap: &CacheSnapshot,
+    mut status: CacheSnapshotStatus,
+    why: String,
+) -> Result<Action, Error> {
+    warn!(snapshot = %snap.name_any(), %why, "snapshot failed");
+    status.phase = Some("Failed".into());
+    status.error = Some(why.clone());
+    status.end_time = Some(now());
+    save(ctx, snap, &status).await?;
+    publish(ctx, snap, true, "SnapshotFailed", why).await;
+    Ok(Action::await_change())
+}
+
+async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = snap.namespace().ok_or(Error::NoNamespace)?;
+    let name = snap.name_any();
+    let mut status = snap.status.clone().unwrap_or_default();
+    if matches!(status.phase.as_deref(), Some("Completed" | "Failed")) {
+        return Ok(Action::await_change());
+    }
+    let id = status
+        .snapshot_id
+        .clone()
+        .unwrap_or_else(|| manifest::snapshot_id(&name, &snap.uid().unwrap_or_default()));
+    status.snapshot_id = Some(id.clone());
+    let cluster = &snap.spec.cluster;
+    let Some(cc) = ctx.api::<CacheCluster>(&ns).get_opt(cluster).await? else {
+        return fail(
+            &ctx,
+            &snap,
+            status,
+            format!("CacheCluster {cluster} does not exist"),
+        )
+        .await;
+    };
+    let Some(storage) = cc.spec.snapshots.as_ref().map(|s| s.storage.clone()) else {
+        let why = format!("CacheCluster {cluster} has no spec.snapshots.storage");
+        return fail(&ctx, &snap, status, why).await;
+    };
+    let cstatus = cc.status.clone().unwrap_or_default();
+    let password = act::admin_password(&ctx, &ns, cluster).await?;
+    let dir = manifest::directory(&ns, cluster, &id);
+
+    if status.phase.as_deref() != Some("Running") {
+        if cstatus.phase.as_deref() != Some("Ready") {
+            if status.phase.is_none() {
+                status.phase = Some("Pending".into());
+                save(&ctx, &snap, &status).await?;
+            }
+            debug!(snapshot = %name, "waiting for the cluster to be Ready");
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
+        let mut objects = Vec::new();
+        for shard in cstatus.shards.iter().filter(|s| !s.slots.is_empty()) {
+            let Some(addr) = shard.primary.as_ref().map(|p| p.address.clone()) else {
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            };
+            let object = manifest::object_path(&dir, &shard.name, storage.object_suffix());
+            let Some(mut admin) = ctx.admin(&password, &addr).await else {
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            };
+            // A node refuses a second snapshot while one runs; the next
+            // pass tries again.
+            if let Err(e) = admin.snapshot_start(&id, &object).await {
+                debug!(snapshot = %name, shard = %shard.name, error = %e, "snapshot not started");
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            }
+            objects.push(SnapshotObject {
+                shard: shard.name.clone(),
+                object,
+                slots: shard.slots.clone(),
+                keys: 0,
+                rdb_bytes: 0,
+                stored_bytes: 0,
+                crc64: String::new(),
+            });
+        }
+        info!(snapshot = %name, cluster = %cluster, shards = objects.len(), "snapshot started");
+        status.phase = Some("Running".into());
+        status.objects = objects;
+        status.epoch = cstatus.epoch;
+        status.start_time = Some(now());
+        save(&ctx, &snap, &status).await?;
+        let note = format!("snapshot {id} of {} shards started", status.objects.len());
+        publish(&ctx, &snap, false, "SnapshotStarted", note).await;
+        return Ok(Action::requeue(POLL));
+    }
+
+    let mut running = false;
+    for object in &mut status.objects {
+        let primary = cstatus
+            .shards
+            .iter()
+            .find(|s| s.name == object.shard)
+            .and_then(|s| s.primary.as_ref());
+        let Some(addr) = primary.map(|p| p.address.clone()) else {
+            return Ok(Action::requeue(POLL));
+        };
+        let Some(mut admin) = ctx.admin(&password, &addr).await else {
+            return Ok(Action::requeue(POLL));
+        };
+        let job = match admin.snapshot_status().await {
+            Ok(job) => job,
+            Err(e) => {
+                debug!(snapshot = %name, error = %e, "snapshot status not read");
+                return Ok(Action::requeue(POLL));
+            }
+        };
+        match job {
+            Some(j) if j.id == id && j.phase == "done" => {
+                object.keys = j.keys;
+                object.rdb_bytes = j.rdb_bytes;
+                object.stored_bytes = j.stored_bytes;
+                object.crc64 = j.crc64;
+            }
+            Some(j) if j.id == id && j.phase == "failed" => {
+                let why = format!("shard {}: {}", object.shard, j.error);
+                return fail(&ctx, &snap, status.clone(), why).await;
+            }
+            Some(j) if j.id == id => running = true,
+            _ => {
+                let why = format!(
+                    "the primary of shard {} no longer knows the snapshot (it restarted or failed over)",
+                    object.shard
+                );
+                return fail(&ctx, &snap, status.clone(), why).await;
+            }
+        }
+    }
+    if running {
+        return Ok(Action::requeue(POLL));
+    }
+    let keys = status.objects.iter().map(|o| o.keys).sum();
+    let size = status.objects.iter().map(|o| o.stored_bytes).sum();
+    let m = Manifest {
+        format: manifest::FORMAT,
+        snapshot_id: id.clone(),
+        namespace: ns.clone(),
+        cluster: cluster.clone(),
+        epoch: status.epoch,
+        created_at: Timestamp::now().to_string(),
+        keys,
+        size,
+        objects: status.objects.clone(),
+    };
+    let path = manifest::manifest_path(&dir);
+    let written = match Storage::open(&ctx, &ns, &storage).await {
+        Ok(s) => s.put(&path, m.to_json()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        return fail(
+            &ctx,
+            &snap,
+            status,
+            format!("the manifest was not written: {e}"),
+        )
+        .await;
+    }
+    info!(snapshot = %name, keys, size, "snapshot completed");
+    status.phase = Some("Completed".into());
+    status.manifest = Some(path);
+    status.keys = keys;
+    status.size = size;
+    status.end_time = Some(now());
+    save(&ctx, &snap, &status).await?;
+    let note = format!("snapshot {id} completed: {keys} keys, {size} bytes stored");
+    publish(&ctx, &snap, false, "SnapshotCompleted", note).await;
+    Ok(Action::await_change())
+}
