@@ -14,17 +14,18 @@ for want in "kind: CustomResourceDefinition" "kind: Deployment" "kind: ClusterRo
 done
 # Least privilege: no wildcard verbs or resources, no deletecollection, and
 # delete only of what a scale-in removes (a drained shard's StatefulSet,
-# Service and PodDisruptionBudget) and of the node pods a rolling change
-# replaces — never Secrets or CRDs.
+# Service and PodDisruptionBudget), of the node pods a rolling change
+# replaces and of the scheduled CacheSnapshots retention prunes — never
+# Secrets or CRDs.
 if grep -nE "verbs: \[.*(\*|deletecollection)|resources: \[.*\*" <<<"$out"; then
   echo "chart-test: RBAC grants more than the operator needs" >&2
   exit 1
 fi
 if ! awk '/resources: \[/ {res = $0} /verbs: \[.*delete/ {
     gsub(/.*resources: \[|\].*/, "", res); n = split(res, r, /, */)
-    for (i = 1; i <= n; i++) if (r[i] !~ /^(statefulsets|services|poddisruptionbudgets|pods)$/) { print "delete on " r[i]; bad = 1 }
+    for (i = 1; i <= n; i++) if (r[i] !~ /^(statefulsets|services|poddisruptionbudgets|pods|cachesnapshots)$/) { print "delete on " r[i]; bad = 1 }
   } END { exit bad }' <<<"$out"; then
-  echo "chart-test: RBAC may delete more than drained shards' objects and node pods" >&2
+  echo "chart-test: RBAC may delete more than drained shards' objects, node pods and pruned snapshots" >&2
   exit 1
 fi
 # The chart ships exactly the generated CRDs.

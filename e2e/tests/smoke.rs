@@ -168,7 +168,15 @@ async fn a_three_shard_cluster_serves_all_slots_survives_a_crash_and_ignores_rea
     .await?;
     let cc = ns.wait_ready("sessions").await?;
     let epoch = cc.status.as_ref().unwrap().epoch;
-    let admin_pw = ns.secret_value("sessions-auth", "admin-password").await?;
+    // The admin password has a Secret of its own: applications read
+    // `sessions-auth` for the cache password and find no admin password.
+    let admin_pw = ns.secret_value("sessions-admin", "password").await?;
+    assert!(
+        ns.secret_value("sessions-auth", "admin-password")
+            .await
+            .is_err(),
+        "no admin password beside the cache password"
+    );
     let addr = pod_addr(&api.get("sessions-1-0").await?).unwrap();
     let node_epoch = wait_for(
         "the restarted node to hold the topology",
@@ -188,6 +196,38 @@ async fn a_three_shard_cluster_serves_all_slots_survives_a_crash_and_ignores_rea
         let v: i64 = conn.get(format!("after:{i}")).await?;
         assert_eq!(v, i);
     }
+
+    // A cluster of an operator before the split (the admin password in
+    // `sessions-auth` only) migrates: the admin Secret is made from it,
+    // unchanged, and the old key leaves once no pod mounts it.
+    let secrets = ns.api::<Secret>();
+    secrets
+        .delete("sessions-admin", &DeleteParams::default())
+        .await?;
+    let legacy = serde_json::json!({ "stringData": { "admin-password": admin_pw } });
+    secrets
+        .patch(
+            "sessions-auth",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(legacy),
+        )
+        .await?;
+    wait_for("the admin password migrated", timeout(), || async {
+        let moved = ns.secret_value("sessions-admin", "password").await.ok();
+        let left = ns
+            .secret_value("sessions-auth", "admin-password")
+            .await
+            .is_ok();
+        Ok((moved.as_deref() == Some(admin_pw.as_str()) && !left).then_some(()))
+    })
+    .await?;
+    let mut admin =
+        AdminClient::connect(&addr.0, addr.1, &admin_pw, Duration::from_secs(2)).await?;
+    assert_eq!(
+        admin.epoch().await?,
+        epoch,
+        "the nodes keep the admin password"
+    );
 
     ns.delete().await;
     Ok(())

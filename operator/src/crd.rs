@@ -122,6 +122,14 @@ pub struct CacheClusterSpec {
     /// served. Read once: changing it later does nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_from: Option<RestoreFrom>,
+
+    /// Hibernation: `true` takes a snapshot (it needs
+    /// `snapshots.storage`), then removes the pods and keeps the resource
+    /// (phase `Paused`: no compute is used, the data is in the storage);
+    /// `false` again brings the pods back and restores the snapshot into
+    /// them (phase `Restoring`, then `Ready`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// Where snapshots are stored.
@@ -129,6 +137,47 @@ pub struct CacheClusterSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotSpec {
     pub storage: SnapshotStorage,
+
+    /// When snapshots are taken: a cron expression in UTC, five fields
+    /// (`0 3 * * *`: daily at 03:00) or six with seconds first. Each takes a
+    /// `CacheSnapshot` named `<cluster>-<UTC time>`, owned by the cluster.
+    /// Instants missed while the operator was down make one snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+
+    /// How long scheduled snapshots are kept. Pruning deletes their
+    /// `CacheSnapshot`s, and with them their objects; the newest completed
+    /// one is always kept. On-demand and final snapshots are never pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<SnapshotRetention>,
+
+    /// Whether deleting the cluster first takes a final snapshot
+    /// (`<cluster>-final-<id>`, not owned by the cluster, so it outlives
+    /// it): the deletion waits for it through a finalizer. Default `true`;
+    /// `false` deletes at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_snapshot: Option<bool>,
+}
+
+impl SnapshotSpec {
+    pub fn takes_final_snapshot(&self) -> bool {
+        self.final_snapshot.unwrap_or(true)
+    }
+}
+
+/// Retention of scheduled snapshots: by age, by count, or both (a snapshot
+/// goes when either says so).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRetention {
+    /// Days a scheduled snapshot is kept (1–35, as ElastiCache allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 35))]
+    pub days: Option<u32>,
+    /// Scheduled snapshots kept, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub count: Option<u32>,
 }
 
 /// An S3-compatible bucket. Credentials and the encryption key come from
@@ -278,6 +327,10 @@ pub struct CacheSnapshotStatus {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The storage its objects are in, as the cluster had it: deleting the
+    /// `CacheSnapshot` deletes them there, even once the cluster is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<SnapshotStorage>,
 }
 
 /// One shard's object.
@@ -625,9 +678,44 @@ pub struct CacheClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless: Option<ServerlessStatus>,
 
-    /// The seeding from `spec.restoreFrom`: its progress, then its outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The seeding from `spec.restoreFrom`, or the restore that ends a
+    /// hibernation: its progress, then its outcome. Written as `null` when
+    /// cleared (status is merge-patched).
+    #[serde(default)]
     pub restore: Option<RestoreStatus>,
+
+    /// Hibernation (`spec.paused`): `Snapshotting`, `Paused`, `Resuming`
+    /// or `Failed`, and the snapshot it keeps the data in. `null` when the
+    /// cluster runs.
+    #[serde(default)]
+    pub hibernation: Option<HibernationStatus>,
+
+    /// The schedule's last snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotsStatus>,
+}
+
+/// Scheduled snapshots.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotsStatus {
+    /// The scheduled instant the last snapshot was taken for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled: Option<Time>,
+    /// Its `CacheSnapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<String>,
+}
+
+/// Where a hibernation stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HibernationStatus {
+    pub phase: String,
+    /// The `CacheSnapshot` holding the data while paused.
+    pub snapshot: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// How the seeding from `spec.restoreFrom` stands.
@@ -636,6 +724,9 @@ pub struct CacheClusterStatus {
 pub struct RestoreStatus {
     /// `Restoring`, `Completed` or `Failed`.
     pub phase: String,
+    /// The id the nodes know this restore by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The objects every shard reads (keeping its own slots' keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<String>,

@@ -10,7 +10,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _, ResourceExt as _};
 use tidecache_topology::admin::{AdminClient, AdminError, LeaseOrder};
@@ -90,7 +90,7 @@ impl<'a> StatusWriter<'a> {
 }
 
 /// Server-side applies `obj`; whether it changed.
-async fn apply<K: Namespaced + serde::Serialize>(
+pub async fn apply<K: Namespaced + serde::Serialize>(
     ctx: &Context,
     ns: &str,
     obj: &K,
@@ -148,83 +148,74 @@ pub async fn apply_objects(
     Ok(())
 }
 
-/// The admin password of cluster `cluster`, from its auth Secret.
-pub async fn admin_password(ctx: &Context, ns: &str, cluster: &str) -> Result<String, Error> {
-    let name = desired::auth_secret_name(cluster);
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&name)
-        .await?
-        .ok_or_else(|| Error::Secret(name.clone(), "does not exist".into()))?;
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(desired::ADMIN_PASSWORD_KEY))
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        .ok_or_else(|| {
-            Error::Secret(
-                name,
-                format!("has no key {:?}", desired::ADMIN_PASSWORD_KEY),
-            )
-        })
+/// Adds (`present`) or removes finalizer `finalizer` on `obj`, guarded by
+/// its resource version.
+pub async fn set_finalizer<K: super::context::Namespaced>(
+    ctx: &Context,
+    obj: &K,
+    finalizer: &str,
+    present: bool,
+) -> Result<(), Error> {
+    let mut list = obj.finalizers().to_vec();
+    if list.iter().any(|f| f == finalizer) == present {
+        return Ok(());
+    }
+    if present {
+        list.push(finalizer.to_owned());
+    } else {
+        list.retain(|f| f != finalizer);
+    }
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": list, "resourceVersion": obj.resource_version()}
+    });
+    ctx.api::<K>(&ns)
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    Ok(())
 }
 
-/// Creates the operator's auth Secret once; never regenerates an existing
-/// password (re-applying a manifest must not rotate credentials). Returns
-/// the admin password.
-pub async fn ensure_auth_secret(
+/// A Secret's key as text.
+fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// The admin password of cluster `cluster`, from its admin Secret (or,
+/// for a cluster not migrated yet, its auth Secret's `admin-password`).
+pub async fn admin_password(ctx: &Context, ns: &str, cluster: &str) -> Result<String, Error> {
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    let name = desired::admin_secret_name(cluster);
+    if let Some(s) = api.get_opt(&name).await? {
+        return secret_text(&s, desired::ADMIN_KEY)
+            .ok_or_else(|| Error::Secret(name, format!("has no key {:?}", desired::ADMIN_KEY)));
+    }
+    let auth = desired::auth_secret_name(cluster);
+    api.get_opt(&auth)
+        .await?
+        .and_then(|s| secret_text(&s, desired::LEGACY_ADMIN_KEY))
+        .ok_or_else(|| Error::Secret(name, "does not exist".into()))
+}
+
+/// Creates Secret `name` of `cc` holding `data` (owned by the cluster);
+/// whether it was created (false: it existed already).
+async fn create_secret(
     ctx: &Context,
     cc: &CacheCluster,
     ns: &str,
-) -> Result<String, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = desired::auth_secret_name(&cc.name_any());
-    let user_secret = cc
-        .spec
-        .auth
-        .as_ref()
-        .and_then(|a| a.password_secret.as_ref());
-    if let Some(existing) = api.get_opt(&name).await? {
-        let key = |k: &str| -> Option<String> {
-            existing
-                .data
-                .as_ref()?
-                .get(k)
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        };
-        return key(desired::ADMIN_PASSWORD_KEY).ok_or_else(|| {
-            Error::Secret(
-                name.clone(),
-                format!("has no key {:?}", desired::ADMIN_PASSWORD_KEY),
-            )
-        });
-    }
-    if let Some(r) = user_secret {
-        // Fail early with a clear message rather than leave pods pending on a missing volume.
-        let s = api
-            .get_opt(&r.name)
-            .await?
-            .ok_or_else(|| Error::Secret(r.name.clone(), "does not exist".into()))?;
-        if !s.data.as_ref().is_some_and(|d| d.contains_key(&r.key)) {
-            return Err(Error::Secret(
-                r.name.clone(),
-                format!("has no key {:?}", r.key),
-            ));
-        }
-    }
-    let admin = random_password();
-    let mut data = BTreeMap::from([(
-        desired::ADMIN_PASSWORD_KEY.to_owned(),
-        ByteString(admin.clone().into_bytes()),
-    )]);
-    if user_secret.is_none() {
-        data.insert(
-            "password".into(),
-            ByteString(random_password().into_bytes()),
-        );
-    }
+    name: &str,
+    data: BTreeMap<String, ByteString>,
+) -> Result<bool, Error> {
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             namespace: Some(ns.to_owned()),
             labels: Some(desired::cluster_labels(cc)),
             owner_references: Some(vec![cc.controller_owner_ref(&()).expect("uid")]),
@@ -234,35 +225,140 @@ pub async fn ensure_auth_secret(
         type_: Some("Opaque".into()),
         ..Secret::default()
     };
-    match api
-        .create(
-            &PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..PostParams::default()
-            },
-            &secret,
-        )
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    };
+    match Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .create(&params, &secret)
         .await
     {
         Ok(_) => {
-            publish(
-                ctx,
-                cc,
-                Note::normal(
-                    "SecretCreated",
-                    "Create",
-                    format!("generated credentials in Secret {name}"),
-                ),
-            )
-            .await;
-            Ok(admin)
+            let note = format!("generated credentials in Secret {name}");
+            publish(ctx, cc, Note::normal("SecretCreated", "Create", note)).await;
+            Ok(true)
         }
-        // Another pass created it first: use what is stored.
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            Box::pin(ensure_auth_secret(ctx, cc, ns)).await
-        }
+        // Another pass created it first.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The operator's Secrets, created once and never regenerated (re-applying
+/// a manifest must not rotate credentials): `<cluster>-auth` with the
+/// `default` user's password, which applications read (unless the spec
+/// names a Secret of the user's), and `<cluster>-admin` with the admin
+/// user's, which only the operator and the node pods read: a pod allowed
+/// the cache password cannot take over the admin interface. Returns the
+/// admin password.
+///
+/// Clusters made before kept the admin password in `<cluster>-auth` as
+/// `admin-password`. It moves to `<cluster>-admin` unchanged, so running
+/// nodes keep accepting it; the new pod template then mounts it from
+/// there, which rolls the pods one at a time; and the old key leaves
+/// `<cluster>-auth` once no pod mounts it from there any more.
+pub async fn ensure_auth_secret(
+    ctx: &Context,
+    cc: &CacheCluster,
+    ns: &str,
+) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let cluster = cc.name_any();
+    let auth_name = desired::auth_secret_name(&cluster);
+    let admin_name = desired::admin_secret_name(&cluster);
+    let user_secret = cc
+        .spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.password_secret.as_ref());
+    let auth = api.get_opt(&auth_name).await?;
+    let legacy = auth
+        .as_ref()
+        .and_then(|s| secret_text(s, desired::LEGACY_ADMIN_KEY));
+    let admin = match api.get_opt(&admin_name).await? {
+        Some(s) => secret_text(&s, desired::ADMIN_KEY).ok_or_else(|| {
+            Error::Secret(
+                admin_name.clone(),
+                format!("has no key {:?}", desired::ADMIN_KEY),
+            )
+        })?,
+        None => {
+            let password = legacy.clone().unwrap_or_else(random_password);
+            let data = BTreeMap::from([(
+                desired::ADMIN_KEY.to_owned(),
+                ByteString(password.into_bytes()),
+            )]);
+            create_secret(ctx, cc, ns, &admin_name, data).await?;
+            // What is stored wins a race with another pass.
+            return Box::pin(ensure_auth_secret(ctx, cc, ns)).await;
+        }
+    };
+    match user_secret {
+        // Fail early with a clear message rather than leave pods pending on a missing volume.
+        Some(r) => {
+            let s = api
+                .get_opt(&r.name)
+                .await?
+                .ok_or_else(|| Error::Secret(r.name.clone(), "does not exist".into()))?;
+            if !s.data.as_ref().is_some_and(|d| d.contains_key(&r.key)) {
+                return Err(Error::Secret(
+                    r.name.clone(),
+                    format!("has no key {:?}", r.key),
+                ));
+            }
+        }
+        None if auth
+            .as_ref()
+            .and_then(|s| secret_text(s, "password"))
+            .is_none() =>
+        {
+            let data = BTreeMap::from([(
+                "password".to_owned(),
+                ByteString(random_password().into_bytes()),
+            )]);
+            if auth.is_none() {
+                create_secret(ctx, cc, ns, &auth_name, data).await?;
+            }
+        }
+        None => {}
+    }
+    if legacy.is_some() && !mounts_legacy_key(ctx, ns, &cluster, &auth_name).await? {
+        let patch = serde_json::json!({ "data": { desired::LEGACY_ADMIN_KEY: null } });
+        api.patch(&auth_name, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        info!(cluster = %cluster, secret = %auth_name, "the admin password left the auth Secret (it is in {admin_name})");
+        let note = format!("moved the admin password from Secret {auth_name} to {admin_name}");
+        publish(ctx, cc, Note::normal("AdminSecretMigrated", "Update", note)).await;
+    }
+    Ok(admin)
+}
+
+/// Whether a pod of `cluster` still mounts the admin password from the
+/// auth Secret (a pod of the template before the split).
+async fn mounts_legacy_key(
+    ctx: &Context,
+    ns: &str,
+    cluster: &str,
+    auth: &str,
+) -> Result<bool, Error> {
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{}={cluster}", desired::labels::CLUSTER)))
+        .await?;
+    Ok(pods.items.iter().any(|p| {
+        p.spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .any(|v| {
+                v.secret.as_ref().is_some_and(|sv| {
+                    sv.secret_name.as_deref() == Some(auth)
+                        && sv
+                            .items
+                            .iter()
+                            .flatten()
+                            .any(|i| i.key == desired::LEGACY_ADMIN_KEY)
+                })
+            })
+    }))
 }
 
 fn random_password() -> String {

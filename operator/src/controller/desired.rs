@@ -22,7 +22,11 @@ pub const CLIENT_PORT: u16 = 6379;
 /// Port of the node's health and metrics endpoints.
 pub const HTTP_PORT: u16 = 9121;
 /// Key of the admin password in the operator-managed Secret.
-pub const ADMIN_PASSWORD_KEY: &str = "admin-password";
+/// The admin password's key in `<cluster>-admin`.
+pub const ADMIN_KEY: &str = "password";
+/// Where clusters made before `<cluster>-admin` kept the admin password,
+/// in `<cluster>-auth` (see `act::ensure_auth_secret`'s migration).
+pub const LEGACY_ADMIN_KEY: &str = "admin-password";
 
 const AUTH_DIR: &str = "/etc/tidecache/auth";
 const ADMIN_DIR: &str = "/etc/tidecache/admin";
@@ -57,6 +61,11 @@ pub fn shard_name(cluster: &str, i: usize) -> String {
 
 /// The Secret the operator generates: the admin password always, and the
 /// client password when the user brings none.
+/// The Secret holding the admin password, which applications never read.
+pub fn admin_secret_name(cluster: &str) -> String {
+    format!("{cluster}-admin")
+}
+
 pub fn auth_secret_name(cluster: &str) -> String {
     format!("{cluster}-auth")
 }
@@ -563,8 +572,8 @@ pub fn shard_statefulset(
                 secret_volume("auth", pw_secret, pw_key, "password"),
                 secret_volume(
                     "admin",
-                    auth_secret_name(&cc.name_any()),
-                    ADMIN_PASSWORD_KEY.into(),
+                    admin_secret_name(&cc.name_any()),
+                    ADMIN_KEY.into(),
                     "password",
                 ),
             ]

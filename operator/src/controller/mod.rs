@@ -11,7 +11,10 @@
 //! planner), [`status`] (phase and conditions), [`restore`] (seeding a new
 //! cluster from `spec.restoreFrom`). [`snapshot`] is the `CacheSnapshot`
 //! controller; [`manifest`] names a snapshot's objects and checks its
-//! manifest, [`storage`] reads and writes manifests.
+//! manifest, [`storage`] reads and writes manifests; [`policy`] takes scheduled
+//! snapshots, prunes them ([`schedule`] holds the rules) and the final
+//! snapshot a deletion waits for; [`hibernate`] pauses a cluster into a
+//! snapshot and back.
 
 pub mod act;
 pub mod autoscale;
@@ -21,13 +24,16 @@ pub mod desired;
 pub mod epoch;
 pub mod evacuate;
 pub mod failover;
+pub mod hibernate;
 pub mod manifest;
 pub mod observe;
+pub mod policy;
 pub mod rebalance;
 pub mod reconcile;
 pub mod resharding;
 pub mod restore;
 pub mod rolling;
+pub mod schedule;
 pub mod snapshot;
 pub mod status;
 pub mod storage;

@@ -97,11 +97,12 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     let _timer = ctx.metrics.reconcile_started();
     let ns = cc.namespace().ok_or(Error::NoNamespace)?;
     if cc.meta().deletion_timestamp.is_some() {
-        // Owner references let the garbage collector remove everything.
-        return Ok(Action::await_change());
+        // A final snapshot first, if asked for; then owner references let
+        // the garbage collector remove everything.
+        return super::policy::on_delete(&ctx, &cc).await;
     }
     let name = cc.name_any();
-    let prev = cc.status.clone().unwrap_or_default();
+    let mut prev = cc.status.clone().unwrap_or_default();
     if decide::stale_cache(
         ctx.memory.written_epoch(&format!("{ns}/{name}")),
         prev.epoch,
@@ -117,8 +118,15 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         writer.save(&status).await?;
         return Err(e);
     }
+    super::policy::ensure_finalizer(&ctx, &cc).await?;
     let shape = Shape::of(&cc, &prev);
     let password = act::ensure_auth_secret(&ctx, &cc, &ns).await?;
+    if let Some(paused) =
+        super::hibernate::step(&ctx, &cc, &ns, shape, &mut prev, &mut writer).await?
+    {
+        return Ok(paused);
+    }
+    let prev = prev;
     act::apply_objects(&ctx, &cc, &ns, shape, &prev).await?;
 
     let serverless = cc.spec.mode == Mode::Serverless;
@@ -213,6 +221,9 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
     if outcome.status.restore.is_none() {
         outcome.status.restore = prev.restore.clone();
     }
+    if outcome.status.hibernation.is_none() {
+        outcome.status.hibernation = prev.hibernation.clone();
+    }
     let all_serving = decide::all_serving(document, serving, shape);
     if let Some((restore, notes)) =
         super::restore::step(&ctx, &cc, &password, &outcome.status, all_serving).await
@@ -224,6 +235,15 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         outcome.notes.extend(notes);
     }
     super::restore::apply(&mut outcome.status, cc.metadata.generation);
+    if let Some(note) = super::hibernate::resumed(&mut outcome.status, cc.metadata.generation) {
+        info!(cluster = %name, "resumed");
+        outcome.notes.push(note);
+    }
+    if outcome.status.hibernation.as_ref().is_some_and(|h| {
+        h.phase == super::hibernate::SNAPSHOTTING || h.phase == super::hibernate::RESUMING
+    }) {
+        outcome.requeue = outcome.requeue.min(super::hibernate::POLL);
+    }
     let recorded = outcome.status.serverless.clone();
     if let Some(scaled) = autoscale(&ctx, &cc, &prev, recorded.as_ref(), &obs, shape) {
         let limits = decide::limit_conditions(
@@ -235,6 +255,9 @@ async fn reconcile(cc: Arc<CacheCluster>, ctx: Arc<Context>) -> Result<Action, E
         outcome.status.serverless = Some(scaled.status);
         outcome.notes.extend(scaled.notes);
         outcome.requeue = outcome.requeue.min(autoscale::SAMPLE_EVERY);
+    }
+    if let Some(after) = super::policy::schedule(&ctx, &cc, &mut outcome.status, &prev).await? {
+        outcome.requeue = outcome.requeue.min(after);
     }
     act::publish_all(&ctx, &cc, outcome.notes).await;
     ctx.metrics.moves(&cc, outcome.status.rebalance.as_ref());

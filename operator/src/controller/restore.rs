@@ -20,7 +20,7 @@ use super::decide::Note;
 use super::manifest::{self, Manifest};
 use super::status::set_condition;
 use super::storage::Storage;
-use crate::crd::{CacheCluster, CacheClusterStatus, CacheSnapshot, RestoreStatus};
+use crate::crd::{CacheCluster, CacheClusterStatus, CacheSnapshot, RestoreFrom, RestoreStatus};
 
 /// How often a pass looks at a running restore.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -35,12 +35,8 @@ async fn resolve(
     ctx: &Context,
     ns: &str,
     cc: &CacheCluster,
+    from: &RestoreFrom,
 ) -> Result<(Vec<String>, Option<String>), String> {
-    let from = cc
-        .spec
-        .restore_from
-        .as_ref()
-        .expect("called with restoreFrom");
     if let Some(name) = &from.snapshot {
         let snap = ctx
             .api::<CacheSnapshot>(ns)
@@ -76,8 +72,30 @@ async fn resolve(
     Ok((from.objects.clone(), None))
 }
 
-/// The id every node knows this cluster's restore by.
-fn restore_id(cc: &CacheCluster) -> String {
+/// What to restore: the hibernation's snapshot when resuming, else
+/// `spec.restoreFrom`.
+pub fn source(cc: &CacheCluster, status: &CacheClusterStatus) -> Option<RestoreFrom> {
+    match &status.hibernation {
+        Some(h) if h.phase == super::hibernate::RESUMING => Some(RestoreFrom {
+            snapshot: Some(h.snapshot.clone()),
+            manifest: None,
+            objects: Vec::new(),
+        }),
+        _ => cc.spec.restore_from.clone(),
+    }
+}
+
+/// The id every node knows a restore of this cluster by: one per
+/// restore (the seeding, then each resume).
+fn restore_id(cc: &CacheCluster, status: &CacheClusterStatus) -> String {
+    let round = match &status.hibernation {
+        Some(h) => format!("-{}", h.snapshot.rsplit('-').next().unwrap_or_default()),
+        None => String::new(),
+    };
+    format!("{}{round}", cluster_restore_id(cc))
+}
+
+fn cluster_restore_id(cc: &CacheCluster) -> String {
     let uid: String = cc
         .uid()
         .unwrap_or_default()
@@ -99,13 +117,16 @@ pub async fn step(
     status: &CacheClusterStatus,
     serving: bool,
 ) -> Option<(RestoreStatus, Vec<Note>)> {
-    cc.spec.restore_from.as_ref()?;
+    let from = source(cc, status)?;
     let ns = cc.namespace()?;
     let current = status.restore.clone();
     if current.as_ref().is_some_and(|r| r.phase != RESTORING) {
         return None;
     }
-    let rid = restore_id(cc);
+    let rid = current
+        .as_ref()
+        .and_then(|r| r.id.clone())
+        .unwrap_or_else(|| restore_id(cc, status));
     let primaries: Vec<(String, String)> = status
         .shards
         .iter()
@@ -116,12 +137,13 @@ pub async fn step(
         if !serving {
             return None;
         }
-        let (objects, snapshot_id) = match resolve(ctx, &ns, cc).await {
+        let (objects, snapshot_id) = match resolve(ctx, &ns, cc, &from).await {
             Ok(r) => r,
             Err(e) => return Some(failed(RestoreStatus::default(), e)),
         };
         let restore = RestoreStatus {
             phase: RESTORING.into(),
+            id: Some(rid.clone()),
             objects,
             snapshot_id,
             keys: 0,

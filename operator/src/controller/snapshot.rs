@@ -33,6 +33,76 @@ use crate::crd::{CacheCluster, CacheSnapshot, CacheSnapshotStatus, SnapshotObjec
 /// How often a pass looks at a running snapshot.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Deleting a `CacheSnapshot` deletes its objects first.
+pub const OBJECTS_FINALIZER: &str = "tidecache.io/snapshot-objects";
+
+/// The label saying why a snapshot was taken: `scheduled` (pruned by
+/// retention), `final` (on the cluster's deletion); none for on-demand.
+pub const KIND_LABEL: &str = "tidecache.io/snapshot-kind";
+
+/// Creates `CacheSnapshot` `name` of `cluster`; `owner` makes the cluster
+/// its owner (scheduled snapshots go with their cluster). An existing one
+/// of that name is left as it is.
+pub async fn create(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    cluster: &str,
+    kind: &str,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Result<(), Error> {
+    let mut snap = CacheSnapshot::new(
+        name,
+        crate::crd::CacheSnapshotSpec {
+            cluster: cluster.to_owned(),
+        },
+    );
+    snap.metadata.labels = Some(
+        [
+            (
+                super::desired::labels::CLUSTER.to_owned(),
+                cluster.to_owned(),
+            ),
+            (KIND_LABEL.to_owned(), kind.to_owned()),
+        ]
+        .into(),
+    );
+    snap.metadata.owner_references = owner.map(|o| vec![o]);
+    match ctx
+        .api::<CacheSnapshot>(ns)
+        .create(&kube::api::PostParams::default(), &snap)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A deleted `CacheSnapshot`: its objects go, then the finalizer.
+async fn delete_objects(ctx: &Context, snap: &CacheSnapshot) -> Result<Action, Error> {
+    let ns = snap.namespace().ok_or(Error::NoNamespace)?;
+    let status = snap.status.clone().unwrap_or_default();
+    if let (Some(storage), Some(id)) = (&status.storage, &status.snapshot_id) {
+        let dir = manifest::directory(&ns, &snap.spec.cluster, id);
+        let deleted = match Storage::open(ctx, &ns, storage).await {
+            Ok(s) => s.delete_dir(&dir).await,
+            Err(e) => Err(e),
+        };
+        match deleted {
+            Ok(n) => info!(snapshot = %snap.name_any(), objects = n, "snapshot objects deleted"),
+            Err(e) => {
+                // Retried: the objects would otherwise stay, unlisted.
+                warn!(snapshot = %snap.name_any(), error = %e, "snapshot objects not deleted yet");
+                publish(ctx, snap, true, "DeleteFailed", e).await;
+                return Ok(Action::requeue(Duration::from_secs(10)));
+            }
+        }
+    }
+    act::set_finalizer(ctx, snap, OBJECTS_FINALIZER, false).await?;
+    Ok(Action::await_change())
+}
+
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(
         Api::<CacheSnapshot>::all(ctx.client.clone()),
@@ -107,6 +177,10 @@ async fn fail(
 }
 
 async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if snap.meta().deletion_timestamp.is_some() {
+        return delete_objects(&ctx, &snap).await;
+    }
+    act::set_finalizer(&ctx, snap.as_ref(), OBJECTS_FINALIZER, true).await?;
     let ns = snap.namespace().ok_or(Error::NoNamespace)?;
     let name = snap.name_any();
     let mut status = snap.status.clone().unwrap_or_default();
@@ -172,6 +246,7 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
         }
         info!(snapshot = %name, cluster = %cluster, shards = objects.len(), "snapshot started");
         status.phase = Some("Running".into());
+        status.storage = Some(storage.clone());
         status.objects = objects;
         status.epoch = cstatus.epoch;
         status.start_time = Some(now());

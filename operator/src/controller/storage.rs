@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use futures::TryStreamExt as _;
+
 use k8s_openapi::api::core::v1::Secret;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
@@ -75,6 +77,24 @@ impl Storage {
             .await
             .map(drop)
             .map_err(|e| format!("writing {name}: {e}"))
+    }
+
+    /// Deletes every object below directory `dir`; how many went.
+    pub async fn delete_dir(&self, dir: &str) -> Result<usize, String> {
+        let prefix = self.path(dir)?;
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| format!("listing {dir}: {e}"))?;
+        for o in &objects {
+            self.store
+                .delete(&o.location)
+                .await
+                .map_err(|e| format!("deleting {}: {e}", o.location))?;
+        }
+        Ok(objects.len())
     }
 
     pub async fn get(&self, name: &str) -> Result<Vec<u8>, String> {

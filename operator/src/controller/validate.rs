@@ -21,6 +21,19 @@ pub fn validate(spec: &CacheClusterSpec) -> Result<(), Error> {
     if spec.mode == Mode::Serverless {
         super::autoscale::Limits::of(spec).map_err(Error::InvalidSpec)?;
     }
+    if let Some(expr) = spec.snapshots.as_ref().and_then(|s| s.schedule.as_deref()) {
+        super::schedule::Schedule::parse(expr).map_err(Error::InvalidSpec)?;
+    }
+    if spec
+        .restore_from
+        .as_ref()
+        .is_some_and(|r| r.manifest.is_some() || !r.objects.is_empty())
+        && spec.snapshots.is_none()
+    {
+        return Err(Error::InvalidSpec(
+            "restoreFrom.manifest and restoreFrom.objects need spec.snapshots.storage".into(),
+        ));
+    }
     if let Some(max) = &spec.node.max_memory {
         super::desired::quantity_bytes(&max.0).ok_or_else(|| {
             Error::InvalidSpec(format!(
