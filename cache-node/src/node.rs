@@ -63,8 +63,14 @@ impl Node {
         if !config.cluster_enabled {
             load_rdb_file(&config, &mut db)?;
         }
-        let store = snapshot_store(&config)?;
-        let jobs = crate::snapshot::jobs::Jobs::new(Some(store), snapshot_key(&config)?);
+        // Under the operator a node has a store only when told which: a
+        // snapshot must never land on a pod's own disk and pass for one.
+        let store = if config.cluster_enabled && config.snapshot_store.is_none() {
+            None
+        } else {
+            Some(snapshot_store(&config)?)
+        };
+        let jobs = crate::snapshot::jobs::Jobs::new(store, snapshot_key(&config)?);
         let shared = state::Shared::new(config, db, cluster, cmd::calls(), jobs);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();

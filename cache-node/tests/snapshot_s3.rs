@@ -11,8 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::snapshots::{admin, read, restore, scratch, start, two_shards, wait_job};
-use tidecache_topology::key_slot;
+use common::snapshots::{admin, restore, restore_into_two_shards, scratch, start, wait_job};
 use tidecache_topology::protocol::Request;
 
 const ACCESS_KEY: &str = "GK0123456789abcdef01234567";
@@ -160,37 +159,15 @@ async fn snapshots_go_to_garage_and_restore_into_two_shards() {
     );
     assert!(status["rdb_bytes"].parse::<u64>().unwrap() > 20 << 20);
 
-    let flags = garage.flags();
-    let (na, nb) = (
-        start(Some("rs-a"), &flags).await,
-        start(Some("rs-b"), &flags).await,
-    );
-    let doc = two_shards(&na, &nb);
-    common::install_topology(&na, &doc).await;
-    common::install_topology(&nb, &doc).await;
-    for n in [&na, &nb] {
-        let done = restore(n, "r1", Some("s1"), &["c1/s1/shard-0.rdb"]).await;
-        assert_eq!(done["phase"], "done", "{done:?}");
-    }
-    let mut src = common::redis_conn(&source, None, None).await;
-    let (mut ca, mut cb) = (
-        common::redis_conn(&na, None, Some("pw")).await,
-        common::redis_conn(&nb, None, Some("pw")).await,
-    );
-    let sizes: (usize, usize) = (
-        redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap(),
-        redis::cmd("DBSIZE").query_async(&mut cb).await.unwrap(),
-    );
-    assert_eq!(sizes.0 + sizes.1, keys);
-    for i in (0..keys).step_by(97) {
-        let k = format!("k{i}");
-        let owner = if key_slot(k.as_bytes()) < 8192 {
-            &mut ca
-        } else {
-            &mut cb
-        };
-        assert_eq!(read(owner, &k).await, read(&mut src, &k).await, "{k}");
-    }
+    let (na, _nb) = restore_into_two_shards(
+        &garage.flags(),
+        "s1",
+        "c1/s1/shard-0.rdb",
+        &source,
+        keys,
+        97,
+    )
+    .await;
 
     // A missing object fails the restore by name.
     let failed = restore(&na, "r2", Some("s1"), &["c1/s1/shard-9.rdb"]).await;

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 
 use cache_node::Node;
 use common::snapshots::{
-    admin, populate, read, restore, scratch, start, store_flags, two_shards, wait_job,
+    admin, populate, restore, restore_into_two_shards, scratch, start, store_flags, wait_job,
 };
-use tidecache_topology::key_slot;
 use tidecache_topology::protocol::Request;
 
 const OBJECT: &str = "c1/s1/shard-0.rdb.zst.sealed";
@@ -58,37 +57,7 @@ async fn a_one_shard_snapshot_restores_into_two_shards() {
     assert!(!bytes.windows(5).any(|w| w == b"value"));
 
     let flags = store_flags(&store, &key_file);
-    let (a, b) = (
-        start(Some("rs-a"), &flags).await,
-        start(Some("rs-b"), &flags).await,
-    );
-    let doc = two_shards(&a, &b);
-    common::install_topology(&a, &doc).await;
-    common::install_topology(&b, &doc).await;
-    for n in [&a, &b] {
-        let done = restore(n, "r1", Some("s1"), &[OBJECT]).await;
-        assert_eq!(done["phase"], "done", "{done:?}");
-    }
-    let mut src = common::redis_conn(&source, None, None).await;
-    let (mut ca, mut cb) = (
-        common::redis_conn(&a, None, Some("pw")).await,
-        common::redis_conn(&b, None, Some("pw")).await,
-    );
-    let (na, nb): (usize, usize) = (
-        redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap(),
-        redis::cmd("DBSIZE").query_async(&mut cb).await.unwrap(),
-    );
-    assert_eq!(na + nb, keys, "every key restored once");
-    assert!(na > 0 && nb > 0);
-    for i in 0..keys {
-        let k = format!("k{i}");
-        let owner = if key_slot(k.as_bytes()) < 8192 {
-            &mut ca
-        } else {
-            &mut cb
-        };
-        assert_eq!(read(owner, &k).await, read(&mut src, &k).await, "{k}");
-    }
+    restore_into_two_shards(&flags, "s1", OBJECT, &source, keys, 1).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

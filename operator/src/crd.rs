@@ -53,6 +53,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(SERVERLESS_STORAGE_RULE).message("serverless.limits.dataStorage.maximum is below one node's data (node.maxMemory, else 75% of the node's memory limit, 768Mi by default)").reason(kube::core::Reason::FieldValueInvalid))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.restoreFrom) || (has(oldSelf.restoreFrom) && self.restoreFrom == oldSelf.restoreFrom)").message("restoreFrom is set when the cluster is created, never added or changed later (it would replace the cluster's data)").reason(kube::core::Reason::FieldValueForbidden))]
 #[x_kube(validation = kube::core::Rule::new(SERVERLESS_COMPUTE_RULE).message("serverless.limits.compute.maximum is below one shard's CPU ((1 + replicasPerShard) times the node's CPU limit, 1 by default)").reason(kube::core::Reason::FieldValueInvalid))]
 pub struct CacheClusterSpec {
     /// How the cluster is sized. `Provisioned`: a fixed number of shards

@@ -221,6 +221,8 @@ impl Tables {
     }
 
     fn remove_at(&mut self, at: At, key: &[u8]) -> Option<Record> {
+        // Removing an absent key changes nothing a capture must see.
+        self.slots[at.slot].find(at.hash, |r| r.key() == key)?;
         self.before_key_write(at, key);
         let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
         let record = found.ok()?.remove().0;

@@ -39,7 +39,7 @@ impl Value {
     }
 
     /// Collections vanish when their last element goes, as in Redis.
-    pub(super) fn is_empty_collection(&self) -> bool {
+    pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::Str(_) => false,
             Value::Hash(h) => h.is_empty(),

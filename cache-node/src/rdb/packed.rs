@@ -251,7 +251,10 @@ pub fn zipmap<'a>(
 /// Decompresses an LZF block (liblzf's format, which RDB strings use) that
 /// must come to exactly `len` bytes.
 pub fn lzf_decompress(input: &[u8], len: usize) -> Result<Vec<u8>, &'static str> {
-    let mut out = Vec::with_capacity(len);
+    // `len` is the input's claim: reserve no more than LZF can expand the
+    // bytes actually there to (a back reference of 3 bytes makes at most
+    // 264), and grow if it is true.
+    let mut out = Vec::with_capacity(len.min(input.len().saturating_mul(88)).min(1 << 20));
     let mut i = 0;
     while i < input.len() {
         let ctrl = usize::from(input[i]);

@@ -517,6 +517,14 @@ impl<R: Read> Reader<R> {
                 t => {
                     let key = self.src.bulk()?;
                     let value = self.src.value(t)?;
+                    // redis-server skips empty collections in a file (and
+                    // this node never stores one): so do we.
+                    if value.is_empty_collection() {
+                        expires_at = None;
+                        idle_secs = None;
+                        freq = None;
+                        continue;
+                    }
                     return Ok(Some(Item {
                         key,
                         value,
@@ -565,6 +573,9 @@ pub fn load_payload(payload: &[u8]) -> Result<Value, RdbError> {
     let mut src = Src::new(&payload[..body_len]);
     let t = src.u8()?;
     let value = src.value(t)?;
+    if value.is_empty_collection() {
+        return Err(src.corrupt("empty collection"));
+    }
     if !src.at_end()? {
         return Err(src.corrupt("bytes after the value"));
     }

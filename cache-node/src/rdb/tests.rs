@@ -256,3 +256,43 @@ proptest! {
         let _ = load_payload(&file[9..]);
     }
 }
+
+#[test]
+fn empty_collections_are_skipped_in_files_and_refused_in_payloads() {
+    let mut file = b"REDIS0010".to_vec();
+    file.push(ty::SET);
+    write::put_str(&mut file, b"empty");
+    write::put_len(&mut file, 0);
+    file.push(ty::STRING);
+    write::put_str(&mut file, b"k");
+    write::put_str(&mut file, b"v");
+    file.push(op::EOF);
+    let crc = CRC64.checksum(&file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(
+        read_all(&file).unwrap(),
+        vec![(b("k"), Value::Str(b("v")), None)]
+    );
+
+    let mut payload = vec![ty::LIST, 0];
+    payload.extend_from_slice(&VERSION.to_le_bytes());
+    let crc = CRC64.checksum(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        load_payload(&payload),
+        Err(RdbError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn an_lzf_length_is_not_taken_on_trust() {
+    // A string claiming 2^60 bytes once decompressed, from 1 byte: an
+    // error, not an allocation of that size.
+    let mut payload = vec![ty::STRING, 0xC3, 1, 0x81];
+    payload.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    payload.push(0);
+    payload.extend_from_slice(&VERSION.to_le_bytes());
+    let crc = CRC64.checksum(&payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    assert!(load_payload(&payload).is_err());
+}

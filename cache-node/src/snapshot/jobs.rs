@@ -143,13 +143,20 @@ impl Jobs {
         }
     }
 
-    fn begin(slot: &Mutex<Option<Job>>, what: &'static str, job: Job) -> Result<(), StartError> {
+    /// Records `job` as started; `Ok(false)` when a job of the same id
+    /// runs or ran already (a repeated request, which changes nothing).
+    fn begin(slot: &Mutex<Option<Job>>, what: &'static str, job: Job) -> Result<bool, StartError> {
         let mut current = slot.lock().expect("job lock");
-        if current.as_ref().is_some_and(|j| j.phase == Phase::Running) {
-            return Err(StartError::Busy(what));
+        if let Some(j) = current.as_ref() {
+            if j.id == job.id && j.phase != Phase::Failed {
+                return Ok(false);
+            }
+            if j.phase == Phase::Running {
+                return Err(StartError::Busy(what));
+            }
         }
         *current = Some(job);
-        Ok(())
+        Ok(true)
     }
 
     fn end(slot: &Mutex<Option<Job>>, result: Result<Job, String>) -> bool {
@@ -186,7 +193,9 @@ impl Jobs {
         let store = self.store.clone().ok_or(StartError::NoStore)?;
         let slot_list: Vec<u16> = slots.iter().collect();
         let job = Job::new(id, vec![object.to_owned()], ranges_text(slots));
-        Self::begin(&self.snapshot, "snapshot", job.clone())?;
+        if !Self::begin(&self.snapshot, "snapshot", job.clone())? {
+            return Ok(());
+        }
         let jobs = self.clone();
         let object = object.to_owned();
         let id = id.to_owned();
@@ -235,9 +244,12 @@ impl Jobs {
     ) -> Result<(), StartError> {
         let store = self.store.clone().ok_or(StartError::NoStore)?;
         let job = Job::new(id, objects.clone(), ranges_text(&slots));
-        Self::begin(&self.restore, "restore", job.clone())?;
+        if !Self::begin(&self.restore, "restore", job.clone())? {
+            return Ok(());
+        }
         *gate.lock().expect("gate lock") =
             Some("LOADING Tidecache is restoring a snapshot".to_owned());
+        let gate_on_error = gate.clone();
         let jobs = self.clone();
         let key = self.key.clone();
         let expect = expect.map(str::to_owned);
@@ -275,6 +287,7 @@ impl Jobs {
             .map(drop)
             .map_err(|e| {
                 self.restore.lock().expect("job lock").take();
+                *gate_on_error.lock().expect("gate lock") = None;
                 StartError::Thread(e)
             })
     }

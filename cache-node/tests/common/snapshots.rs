@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cache_node::Node;
 use redis::aio::MultiplexedConnection;
 use tidecache_topology::protocol::Request;
-use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, node_id_for};
+use tidecache_topology::{NodeAddr, Shard, SlotRange, Topology, key_slot, node_id_for};
 
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tidecache-store-{name}-{}", std::process::id()));
@@ -158,4 +158,50 @@ pub fn two_shards(a: &Node, b: &Node) -> Topology {
             },
         ],
     }
+}
+
+/// Two cluster-mode nodes on `flags`, splitting the slots in half, each
+/// restored from `object` of snapshot `snapshot`; then checks that they
+/// hold the `keys` keys `k0`, `k1`... between them, each once, every
+/// `step`th as `source` has it. Returns the nodes.
+pub async fn restore_into_two_shards(
+    flags: &[String],
+    snapshot: &str,
+    object: &str,
+    source: &Node,
+    keys: usize,
+    step: usize,
+) -> (Node, Node) {
+    let (a, b) = (
+        start(Some("rs-a"), flags).await,
+        start(Some("rs-b"), flags).await,
+    );
+    let doc = two_shards(&a, &b);
+    super::install_topology(&a, &doc).await;
+    super::install_topology(&b, &doc).await;
+    for n in [&a, &b] {
+        let done = restore(n, "r1", Some(snapshot), &[object]).await;
+        assert_eq!(done["phase"], "done", "{done:?}");
+    }
+    let mut src = super::redis_conn(source, None, None).await;
+    let (mut ca, mut cb) = (
+        super::redis_conn(&a, None, Some("pw")).await,
+        super::redis_conn(&b, None, Some("pw")).await,
+    );
+    let (na, nb): (usize, usize) = (
+        redis::cmd("DBSIZE").query_async(&mut ca).await.unwrap(),
+        redis::cmd("DBSIZE").query_async(&mut cb).await.unwrap(),
+    );
+    assert_eq!(na + nb, keys, "every key restored once");
+    assert!(na > 0 && nb > 0, "both shards hold keys");
+    for i in (0..keys).step_by(step) {
+        let k = format!("k{i}");
+        let owner = if key_slot(k.as_bytes()) < 8192 {
+            &mut ca
+        } else {
+            &mut cb
+        };
+        assert_eq!(read(owner, &k).await, read(&mut src, &k).await, "{k}");
+    }
+    (a, b)
 }

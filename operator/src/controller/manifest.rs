@@ -53,6 +53,9 @@ pub fn manifest_path(dir: &str) -> String {
 /// its objects with the old ones'.
 pub fn snapshot_id(name: &str, uid: &str) -> String {
     let short: String = uid.chars().filter(|c| *c != '-').take(8).collect();
+    // Nodes take ids of up to 64 characters; the uid part keeps a
+    // shortened name unique.
+    let name: String = name.chars().take(48).collect();
     format!("{name}-{short}")
 }
 

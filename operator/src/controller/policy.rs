@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::context::Context;
 use super::decide::Note;
-use super::schedule::{Keep, Schedule, Taken, prune};
+use super::schedule::{Keep, Schedule, State, Taken, prune};
 use super::snapshot::{self, KIND_LABEL};
 use super::{Error, act, desired, manifest};
 use crate::crd::{CacheCluster, CacheClusterStatus, CacheSnapshot, SnapshotsStatus};
@@ -43,6 +43,32 @@ pub async fn on_delete(ctx: &Context, cc: &CacheCluster) -> Result<Action, Error
     }
     let ns = cc.namespace().ok_or(Error::NoNamespace)?;
     let name = cc.name_any();
+    // A hibernating cluster's data is in its pause snapshot: it is kept
+    // (no longer owned by the cluster) as the final one.
+    if let Some(h) = cc.status.as_ref().and_then(|s| s.hibernation.as_ref()) {
+        let patch = serde_json::json!({ "metadata": { "ownerReferences": null } });
+        match ctx
+            .api::<CacheSnapshot>(&ns)
+            .patch(
+                &h.snapshot,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let note = format!(
+            "kept the pause snapshot {} as the final snapshot",
+            h.snapshot
+        );
+        act::publish(ctx, cc, Note::normal("FinalSnapshot", "Delete", note)).await;
+        return act::set_finalizer(ctx, cc, FINAL_FINALIZER, false)
+            .await
+            .map(|()| Action::await_change());
+    }
     let phase = cc.status.as_ref().and_then(|s| s.phase.clone());
     let existing_name = |snap: &str| format!("{name}-final-{snap}");
     let snap_name = existing_name(
@@ -163,10 +189,11 @@ pub async fn schedule(
                     .as_ref()
                     .map(time)
                     .unwrap_or(now),
-                running: !matches!(
-                    s.status.as_ref().and_then(|st| st.phase.as_deref()),
-                    Some("Completed" | "Failed")
-                ),
+                state: match s.status.as_ref().and_then(|st| st.phase.as_deref()) {
+                    Some("Completed") => State::Completed,
+                    Some("Failed") => State::Failed,
+                    _ => State::Running,
+                },
             })
             .collect();
         for gone in prune(&taken, keep, now) {

@@ -53,34 +53,55 @@ pub struct Keep {
     pub count: Option<u32>,
 }
 
+/// Where a scheduled snapshot stands, as retention sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Never pruned: its objects are being written.
+    Running,
+    Completed,
+    Failed,
+}
+
 /// A scheduled snapshot, as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
     pub name: String,
     pub created: DateTime<Utc>,
-    /// Still running: never pruned (its objects are being written).
-    pub running: bool,
+    pub state: State,
 }
 
-/// The snapshots retention removes: beyond the newest `count`, and older
-/// than `days`. The newest finished snapshot is always kept, whatever the
-/// rules say, so a cluster with snapshots configured never has none.
+/// The snapshots retention removes. Completed ones beyond the newest
+/// `count`, and older than `days`; the newest completed one always stays,
+/// whatever the rules say, so a cluster with snapshots never has none
+/// (failed ones count for nothing, so days of failures cannot push good
+/// snapshots out). Failed ones go once a newer snapshot completed, or when
+/// older than `days`.
 pub fn prune(taken: &[Taken], keep: Keep, now: DateTime<Utc>) -> Vec<String> {
-    let mut finished: Vec<&Taken> = taken.iter().filter(|t| !t.running).collect();
-    finished.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
-    finished
+    let too_old = |t: &Taken| {
+        keep.days
+            .is_some_and(|d| now - t.created > chrono::Duration::days(i64::from(d)))
+    };
+    let mut completed: Vec<&Taken> = taken
+        .iter()
+        .filter(|t| t.state == State::Completed)
+        .collect();
+    completed.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
+    let newest = completed.first().map(|t| t.created);
+    let mut gone: Vec<String> = completed
         .iter()
         .enumerate()
         .skip(1)
-        .filter(|(i, t)| {
-            let over_count = keep.count.is_some_and(|c| *i >= c as usize);
-            let too_old = keep
-                .days
-                .is_some_and(|d| now - t.created > chrono::Duration::days(i64::from(d)));
-            over_count || too_old
-        })
+        .filter(|(i, t)| keep.count.is_some_and(|c| *i >= c as usize) || too_old(t))
         .map(|(_, t)| t.name.clone())
-        .collect()
+        .collect();
+    gone.extend(
+        taken
+            .iter()
+            .filter(|t| t.state == State::Failed)
+            .filter(|t| newest.is_some_and(|n| n > t.created) || too_old(t))
+            .map(|t| t.name.clone()),
+    );
+    gone
 }
 
 #[cfg(test)]
@@ -132,21 +153,21 @@ mod tests {
         assert!(Schedule::parse("0 25 * * *").is_err());
     }
 
-    fn taken(name: &str, created: &str, running: bool) -> Taken {
+    fn taken(name: &str, created: &str, state: State) -> Taken {
         Taken {
             name: name.into(),
             created: at(created),
-            running,
+            state,
         }
     }
 
     #[test]
     fn retention_by_count_and_by_age() {
         let all = vec![
-            taken("a", "2026-12-01T03:00:00Z", false),
-            taken("b", "2026-12-02T03:00:00Z", false),
-            taken("c", "2026-12-03T03:00:00Z", false),
-            taken("d", "2026-12-04T03:00:00Z", true),
+            taken("a", "2026-12-01T03:00:00Z", State::Completed),
+            taken("b", "2026-12-02T03:00:00Z", State::Completed),
+            taken("c", "2026-12-03T03:00:00Z", State::Completed),
+            taken("d", "2026-12-04T03:00:00Z", State::Running),
         ];
         let now = at("2026-12-04T02:00:00Z");
         let count = Keep {
@@ -170,10 +191,34 @@ mod tests {
         assert!(prune(&all, Keep::default(), now).is_empty());
     }
 
+    #[test]
+    fn failures_never_push_completed_snapshots_out() {
+        let all = vec![
+            taken("good", "2026-12-01T03:00:00Z", State::Completed),
+            taken("bad1", "2026-12-02T03:00:00Z", State::Failed),
+            taken("bad2", "2026-12-03T03:00:00Z", State::Failed),
+        ];
+        let now = at("2026-12-03T04:00:00Z");
+        let keep = Keep {
+            count: Some(2),
+            days: None,
+        };
+        assert!(
+            prune(&all, keep, now).is_empty(),
+            "the only completed one stays"
+        );
+        // Once a newer one completed, the failures before it go.
+        let mut later = all.clone();
+        later.push(taken("good2", "2026-12-04T03:00:00Z", State::Completed));
+        let mut gone = prune(&later, keep, now);
+        gone.sort();
+        assert_eq!(gone, vec!["bad1", "bad2"]);
+    }
+
     proptest! {
         #[test]
         fn retention_never_removes_the_newest_or_a_running_one(
-            ages in prop::collection::vec((0i64..100, any::<bool>()), 0..20),
+            ages in prop::collection::vec((0i64..100, 0u8..3), 0..20),
             days in prop::option::of(1u32..35),
             count in prop::option::of(1u32..10),
         ) {
@@ -181,21 +226,22 @@ mod tests {
             let all: Vec<Taken> = ages
                 .iter()
                 .enumerate()
-                .map(|(i, (h, running))| Taken {
+                .map(|(i, (h, state))| Taken {
                     name: format!("s{i}"),
                     created: now - chrono::Duration::hours(*h * 24),
-                    running: *running,
+                    state: [State::Running, State::Completed, State::Failed][usize::from(*state)],
                 })
                 .collect();
             let gone = prune(&all, Keep { days, count }, now);
-            let newest = all.iter().filter(|t| !t.running).max_by(|a, b| a.created.cmp(&b.created).then_with(|| b.name.cmp(&a.name)));
+            let done = |t: &&Taken| t.state == State::Completed;
+            let newest = all.iter().filter(done).max_by(|a, b| a.created.cmp(&b.created).then_with(|| b.name.cmp(&a.name)));
             if let Some(n) = newest {
                 prop_assert!(!gone.contains(&n.name));
             }
-            for t in all.iter().filter(|t| t.running) {
+            for t in all.iter().filter(|t| t.state == State::Running) {
                 prop_assert!(!gone.contains(&t.name));
             }
-            let kept = all.iter().filter(|t| !t.running).count() - gone.len();
+            let kept = all.iter().filter(done).filter(|t| !gone.contains(&t.name)).count();
             if let Some(c) = count {
                 prop_assert!(kept <= (c as usize).max(1));
             }

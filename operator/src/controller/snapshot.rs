@@ -33,6 +33,18 @@ use crate::crd::{CacheCluster, CacheSnapshot, CacheSnapshotStatus, SnapshotObjec
 /// How often a pass looks at a running snapshot.
 const POLL: Duration = Duration::from_secs(1);
 
+/// A snapshot waits this long for its cluster to be Ready (and no other
+/// snapshot or slot move to run), then fails: a deletion waiting for a
+/// final snapshot must not wait forever.
+const PENDING_LIMIT: Duration = Duration::from_secs(300);
+
+/// A running snapshot fails after this long (an unreachable primary).
+const RUNNING_LIMIT: Duration = Duration::from_secs(1800);
+
+fn older_than(t: Option<&Time>, limit: Duration) -> bool {
+    t.is_some_and(|t| Timestamp::now().duration_since(t.0).as_secs() > limit.as_secs() as i64)
+}
+
 /// Deleting a `CacheSnapshot` deletes its objects first.
 pub const OBJECTS_FINALIZER: &str = "tidecache.io/snapshot-objects";
 
@@ -211,12 +223,42 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
     let dir = manifest::directory(&ns, cluster, &id);
 
     if status.phase.as_deref() != Some("Running") {
-        if cstatus.phase.as_deref() != Some("Ready") {
+        // One snapshot of a cluster at a time (a node keeps its last
+        // one), and none while slots move (a node snapshots the slots it
+        // owns when it starts).
+        let others_running = ctx
+            .api::<CacheSnapshot>(&ns)
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|s| {
+                s.spec.cluster == *cluster
+                    && s.name_any() != name
+                    && s.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Running")
+            });
+        let wait = if cstatus.phase.as_deref() != Some("Ready") {
+            Some(format!(
+                "the cluster is {}",
+                cstatus.phase.as_deref().unwrap_or("new")
+            ))
+        } else if cstatus.rebalance.is_some() {
+            Some("slots are moving".to_owned())
+        } else if others_running {
+            Some("another snapshot of the cluster runs".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = wait {
+            if older_than(snap.metadata.creation_timestamp.as_ref(), PENDING_LIMIT) {
+                let why = format!("not started within {} s: {why}", PENDING_LIMIT.as_secs());
+                return fail(&ctx, &snap, status, why).await;
+            }
             if status.phase.is_none() {
                 status.phase = Some("Pending".into());
                 save(&ctx, &snap, &status).await?;
             }
-            debug!(snapshot = %name, "waiting for the cluster to be Ready");
+            debug!(snapshot = %name, "waiting: {why}");
             return Ok(Action::requeue(Duration::from_secs(2)));
         }
         let mut objects = Vec::new();
@@ -228,9 +270,15 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
             let Some(mut admin) = ctx.admin(&password, &addr).await else {
                 return Ok(Action::requeue(Duration::from_secs(2)));
             };
-            // A node refuses a second snapshot while one runs; the next
-            // pass tries again.
+            // A repeated start of the same snapshot changes nothing on a
+            // node; one it refuses for good (no store, a bad id) fails
+            // the snapshot; anything else is tried again.
             if let Err(e) = admin.snapshot_start(&id, &object).await {
+                let text = e.to_string();
+                if text.contains("no snapshot store") || text.contains("invalid") {
+                    let why = format!("shard {}: {text}", shard.name);
+                    return fail(&ctx, &snap, status, why).await;
+                }
                 debug!(snapshot = %name, shard = %shard.name, error = %e, "snapshot not started");
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
@@ -256,6 +304,10 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::requeue(POLL));
     }
 
+    if older_than(status.start_time.as_ref(), RUNNING_LIMIT) {
+        let why = format!("still running after {} s", RUNNING_LIMIT.as_secs());
+        return fail(&ctx, &snap, status, why).await;
+    }
     let mut running = false;
     for object in &mut status.objects {
         let primary = cstatus
@@ -282,6 +334,13 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
                 object.rdb_bytes = j.rdb_bytes;
                 object.stored_bytes = j.stored_bytes;
                 object.crc64 = j.crc64;
+                // The slots the node actually captured.
+                object.slots = j
+                    .slots
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
             Some(j) if j.id == id && j.phase == "failed" => {
                 let why = format!("shard {}: {}", object.shard, j.error);
@@ -299,6 +358,11 @@ async fn reconcile(snap: Arc<CacheSnapshot>, ctx: Arc<Context>) -> Result<Action
     }
     if running {
         return Ok(Action::requeue(POLL));
+    }
+    if let Err(e) = manifest::covers_every_slot(&status.objects) {
+        let why =
+            format!("the shards' objects do not hold every slot once ({e}): slots moved meanwhile");
+        return fail(&ctx, &snap, status, why).await;
     }
     let keys = status.objects.iter().map(|o| o.keys).sum();
     let size = status.objects.iter().map(|o| o.stored_bytes).sum();
