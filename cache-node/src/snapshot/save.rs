@@ -160,10 +160,13 @@ fn write_file(
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<Summary>,
 ) -> std::io::Result<Summary> {
     let result = (|| {
-        let file = File::create(temp)?;
+        let file = IncrementalSync {
+            file: File::create(temp)?,
+            unsynced: 0,
+        };
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let summary = write(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let file = out.into_inner().map_err(|e| e.into_error())?.file;
         file.sync_all()?;
         std::fs::rename(temp, path)?;
         Ok(summary)
@@ -172,4 +175,31 @@ fn write_file(
         let _ = std::fs::remove_file(temp);
     }
     result
+}
+
+/// Syncs the file every [`SYNC_EVERY`] bytes as it is written (Redis's
+/// `rdb-save-incremental-fsync`): the disk writes while the next chunks
+/// are serialized, instead of all of it in one sync at the end, and the
+/// page cache holds little unsynced data at a time.
+struct IncrementalSync {
+    file: File,
+    unsynced: usize,
+}
+
+const SYNC_EVERY: usize = 32 << 20;
+
+impl Write for IncrementalSync {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(b)?;
+        self.unsynced += n;
+        if self.unsynced >= SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
