@@ -221,11 +221,16 @@ impl Tables {
     }
 
     fn remove_at(&mut self, at: At, key: &[u8]) -> Option<Record> {
-        // Removing an absent key changes nothing a capture must see.
-        self.slots[at.slot].find(at.hash, |r| r.key() == key)?;
-        self.before_key_write(at, key);
-        let found = self.slots[at.slot].find_entry(at.hash, |r| r.key() == key);
-        let record = found.ok()?.remove().0;
+        // Removing an absent key changes nothing a capture must see: the
+        // hook runs only on a found entry, with the one lookup.
+        let found = self.slots[at.slot]
+            .find_entry(at.hash, |r| r.key() == key)
+            .ok()?;
+        if !self.captures.is_empty() {
+            self.captures
+                .before_key_write(at.slot, key, Some(found.get()));
+        }
+        let record = found.remove().0;
         self.counts.add(at.slot, -1);
         Some(record)
     }

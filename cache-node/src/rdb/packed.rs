@@ -50,6 +50,16 @@ struct Cur<'a> {
 }
 
 impl<'a> Cur<'a> {
+    /// A cursor past the blob's first field, its whole size (u32 LE),
+    /// which must be the blob's: else `mismatch`.
+    fn sized(b: &'a [u8], mismatch: &'static str) -> Result<Self, &'static str> {
+        let mut c = Cur { b, at: 0 };
+        if u32::from_le_bytes(c.le()?) as usize != b.len() {
+            return Err(mismatch);
+        }
+        Ok(c)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         let end = self.at.checked_add(n).ok_or("length overflows")?;
         let s = self
@@ -96,11 +106,7 @@ pub fn listpack<'a>(
     blob: &'a [u8],
     mut each: impl FnMut(Elem<'a>) -> Result<(), &'static str>,
 ) -> Result<usize, &'static str> {
-    let mut c = Cur { b: blob, at: 0 };
-    let total = u32::from_le_bytes(c.le()?) as usize;
-    if total != blob.len() {
-        return Err("listpack size does not match its header");
-    }
+    let mut c = Cur::sized(blob, "listpack size does not match its header")?;
     let _count = c.le::<2>()?; // 65535 means "count it", so walk to the end.
     let mut n = 0;
     loop {
@@ -149,11 +155,7 @@ pub fn ziplist<'a>(
     blob: &'a [u8],
     mut each: impl FnMut(Elem<'a>) -> Result<(), &'static str>,
 ) -> Result<usize, &'static str> {
-    let mut c = Cur { b: blob, at: 0 };
-    let total = u32::from_le_bytes(c.le()?) as usize;
-    if total != blob.len() {
-        return Err("ziplist size does not match its header");
-    }
+    let mut c = Cur::sized(blob, "ziplist size does not match its header")?;
     c.take(4 + 2)?;
     let mut n = 0;
     loop {

@@ -52,11 +52,16 @@ pub fn manifest_path(dir: &str) -> String {
 /// snapshot deleted and created again under the same name never mixes
 /// its objects with the old ones'.
 pub fn snapshot_id(name: &str, uid: &str) -> String {
-    let short: String = uid.chars().filter(|c| *c != '-').take(8).collect();
     // Nodes take ids of up to 64 characters; the uid part keeps a
     // shortened name unique.
     let name: String = name.chars().take(48).collect();
-    format!("{name}-{short}")
+    format!("{name}-{}", short_uid(uid))
+}
+
+/// The first 8 hex digits of a uid: what tells apart objects of the same
+/// name deleted and created again.
+pub fn short_uid(uid: &str) -> String {
+    uid.chars().filter(|c| *c != '-').take(8).collect()
 }
 
 impl Manifest {

@@ -70,9 +70,9 @@ pub async fn on_delete(ctx: &Context, cc: &CacheCluster) -> Result<Action, Error
             .map(|()| Action::await_change());
     }
     let phase = cc.status.as_ref().and_then(|s| s.phase.clone());
-    let existing_name = |snap: &str| format!("{name}-final-{snap}");
-    let snap_name = existing_name(
-        manifest::snapshot_id("", &cc.uid().unwrap_or_default()).trim_start_matches('-'),
+    let snap_name = format!(
+        "{name}-final-{}",
+        manifest::short_uid(&cc.uid().unwrap_or_default())
     );
     let existing = ctx.api::<CacheSnapshot>(&ns).get_opt(&snap_name).await?;
     // A snapshot needs every shard serving: a cluster deleted while not

@@ -96,14 +96,10 @@ fn restore_id(cc: &CacheCluster, status: &CacheClusterStatus) -> String {
 }
 
 fn cluster_restore_id(cc: &CacheCluster) -> String {
-    let uid: String = cc
-        .uid()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| *c != '-')
-        .take(8)
-        .collect();
-    format!("restore-{uid}")
+    format!(
+        "restore-{}",
+        manifest::short_uid(&cc.uid().unwrap_or_default())
+    )
 }
 
 /// One pass of the restore, when `spec.restoreFrom` asks for one and it
